@@ -1,0 +1,64 @@
+package berth
+
+import "time"
+
+// Pool is a named cluster template and its scaling policy. The provider's
+// own spec (for EMR the release, applications, instance groups) stays with
+// the provider; the scheduler needs only what is here.
+type Pool struct {
+	Name         string        `json:"name"`
+	Provider     string        `json:"provider"`
+	Slots        int           `json:"slots"`
+	MinClusters  int           `json:"min_clusters"`
+	MaxClusters  int           `json:"max_clusters"`
+	IdleTimeout  time.Duration `json:"-"`
+	BootTimeout  time.Duration `json:"-"`
+	MaxLifetime  time.Duration `json:"-"`
+	PricePerHour float64       `json:"price_per_hour"`
+	// Fallback is nil when the pool has no fallback spec.
+	Fallback *Fallback `json:"fallback,omitempty"`
+}
+
+// Fallback says when a pool switches to its fallback spec and for how long.
+type Fallback struct {
+	// AfterFailures capacity losses within For switch the pool over.
+	AfterFailures int           `json:"after_failures"`
+	For           time.Duration `json:"-"`
+}
+
+// PoolState is what Berth remembers about a pool between passes of its
+// loop: recent capacity failures and whether the fallback spec is in force.
+type PoolState struct {
+	Pool string `json:"pool"`
+	// CapacityFailures counts capacity losses since FirstFailureAt.
+	CapacityFailures int       `json:"capacity_failures"`
+	FirstFailureAt   time.Time `json:"first_failure_at,omitzero"`
+	// FallbackUntil is when the pool goes back to its primary spec; zero or
+	// past when the primary spec is in force.
+	FallbackUntil time.Time `json:"fallback_until,omitzero"`
+}
+
+// FallbackActive reports whether new clusters of the pool use its fallback
+// spec at now.
+func (p PoolState) FallbackActive(now time.Time) bool {
+	return now.Before(p.FallbackUntil)
+}
+
+// RecordCapacityFailure counts one capacity loss at now and switches the
+// pool to its fallback spec when enough of them came within the window. It
+// reports whether it switched.
+func (p *PoolState) RecordCapacityFailure(fb *Fallback, now time.Time) bool {
+	if fb == nil || fb.AfterFailures <= 0 {
+		return false
+	}
+	if p.CapacityFailures == 0 || now.Sub(p.FirstFailureAt) > fb.For {
+		p.CapacityFailures, p.FirstFailureAt = 0, now
+	}
+	p.CapacityFailures++
+	if p.CapacityFailures < fb.AfterFailures {
+		return false
+	}
+	p.CapacityFailures, p.FirstFailureAt = 0, time.Time{}
+	p.FallbackUntil = now.Add(fb.For)
+	return true
+}

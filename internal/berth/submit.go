@@ -1,0 +1,155 @@
+package berth
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Limits on a submission, so that no single request can swamp the store.
+const (
+	MaxSteps          = 256
+	MaxArgs           = 1024
+	MaxArgBytes       = 64 << 10
+	MaxNameBytes      = 256
+	MaxLabels         = 64
+	MaxRetries        = 100
+	MaxPriority       = 1_000_000
+	DefaultInfraRetry = 5
+	MaxTimeout        = 30 * 24 * time.Hour
+)
+
+// JobSpec is what a workflow task submits.
+type JobSpec struct {
+	Pool             string            `json:"pool"`
+	Name             string            `json:"name,omitempty"`
+	Steps            []Step            `json:"steps"`
+	Priority         int               `json:"priority,omitempty"`
+	Affinity         string            `json:"affinity,omitempty"`
+	AffinityRequired bool              `json:"affinity_required,omitempty"`
+	Retries          int               `json:"retries,omitempty"`
+	MaxInfraRetries  *int              `json:"max_infra_retries,omitempty"`
+	Timeout          Duration          `json:"timeout,omitzero"`
+	Resume           Resume            `json:"resume,omitempty"`
+	IdempotencyKey   string            `json:"idempotency_key,omitempty"`
+	Labels           map[string]string `json:"labels,omitempty"`
+}
+
+// Validate checks a spec on its own (the pool's existence is the caller's to
+// check) and names the field at fault. The error wraps ErrInvalid.
+func (s *JobSpec) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
+	}
+	if s.Pool == "" {
+		return bad("pool", "is required")
+	}
+	if len(s.Name) > MaxNameBytes {
+		return bad("name", "longer than %d bytes", MaxNameBytes)
+	}
+	if len(s.Steps) == 0 {
+		return bad("steps", "at least one step is required")
+	}
+	if len(s.Steps) > MaxSteps {
+		return bad("steps", "more than %d steps", MaxSteps)
+	}
+	for i, st := range s.Steps {
+		f := fmt.Sprintf("steps[%d]", i)
+		if len(st.Name) > MaxNameBytes {
+			return bad(f+".name", "longer than %d bytes", MaxNameBytes)
+		}
+		if len(st.Args) == 0 && st.Jar == "" {
+			return bad(f+".args", "a step needs args (or a jar)")
+		}
+		if len(st.Args) > MaxArgs {
+			return bad(f+".args", "more than %d args", MaxArgs)
+		}
+		if st.MainClass != "" && st.Jar == "" {
+			return bad(f+".main_class", "needs a jar")
+		}
+		n := 0
+		for _, a := range st.Args {
+			n += len(a)
+			if strings.ContainsRune(a, 0) {
+				return bad(f+".args", "contains a NUL byte")
+			}
+		}
+		if n > MaxArgBytes {
+			return bad(f+".args", "longer than %d bytes in all", MaxArgBytes)
+		}
+		for k := range st.Env {
+			if k == "" || strings.ContainsAny(k, "=\x00") {
+				return bad(f+".env", "bad variable name %q", k)
+			}
+		}
+	}
+	if s.Priority < -MaxPriority || s.Priority > MaxPriority {
+		return bad("priority", "must be within ±%d", MaxPriority)
+	}
+	if len(s.Affinity) > MaxNameBytes {
+		return bad("affinity", "longer than %d bytes", MaxNameBytes)
+	}
+	if s.AffinityRequired && s.Affinity == "" {
+		return bad("affinity_required", "needs an affinity")
+	}
+	if s.Retries < 0 || s.Retries > MaxRetries {
+		return bad("retries", "must be 0..%d", MaxRetries)
+	}
+	if s.MaxInfraRetries != nil && (*s.MaxInfraRetries < 0 || *s.MaxInfraRetries > MaxRetries) {
+		return bad("max_infra_retries", "must be 0..%d", MaxRetries)
+	}
+	if s.Timeout < 0 || s.Timeout.Std() > MaxTimeout {
+		return bad("timeout", "must be between 0 and %s", MaxTimeout)
+	}
+	switch s.Resume {
+	case "", ResumeFromStart, ResumeUnfinished:
+	default:
+		return bad("resume", "must be %q or %q", ResumeFromStart, ResumeUnfinished)
+	}
+	if len(s.IdempotencyKey) > 512 {
+		return bad("idempotency_key", "longer than 512 bytes")
+	}
+	if len(s.Labels) > MaxLabels {
+		return bad("labels", "more than %d labels", MaxLabels)
+	}
+	for k, v := range s.Labels {
+		if k == "" || len(k) > MaxNameBytes || strings.ContainsRune(k, '=') {
+			return bad("labels", "bad key %q", k)
+		}
+		if len(v) > MaxNameBytes {
+			return bad("labels", "value of %q longer than %d bytes", k, MaxNameBytes)
+		}
+	}
+	return nil
+}
+
+// NewJob makes the queued job a valid spec describes.
+func (s *JobSpec) NewJob(id string, now time.Time) Job {
+	j := Job{
+		ID:               id,
+		Pool:             s.Pool,
+		Name:             s.Name,
+		Priority:         s.Priority,
+		Affinity:         s.Affinity,
+		AffinityRequired: s.AffinityRequired,
+		Retries:          s.Retries,
+		MaxInfraRetries:  DefaultInfraRetry,
+		Timeout:          s.Timeout,
+		Resume:           s.Resume,
+		IdempotencyKey:   s.IdempotencyKey,
+		Labels:           s.Labels,
+		State:            JobQueued,
+		CreatedAt:        now,
+		Attempts:         []Attempt{},
+	}
+	if s.MaxInfraRetries != nil {
+		j.MaxInfraRetries = *s.MaxInfraRetries
+	}
+	if j.Resume == "" {
+		j.Resume = ResumeFromStart
+	}
+	for _, st := range s.Steps {
+		j.Steps = append(j.Steps, JobStep{Step: st, State: StepPending})
+	}
+	return j
+}

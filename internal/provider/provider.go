@@ -1,0 +1,119 @@
+// Package provider is the seam between Berth and the things that run
+// clusters: local processes, AWS EMR, the simulator. Each provider
+// implements Provider, may implement the optional capabilities below, and
+// passes the conformance suite in providertest.
+//
+// One Provider value serves one pool: it knows the pool's primary and
+// fallback specs, so the service only says which of the two to use.
+//
+// Two methods are idempotent by design, because they are what the service
+// calls again after a crash between "ask the provider" and "record the
+// answer": CreateCluster per ClusterID and SubmitStep per step Name. A
+// provider finds what it had started (EMR: the cluster tag and the step
+// name; local: the directory named for them) and returns it instead of
+// starting it twice.
+package provider
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/berthhq/berth/internal/berth"
+)
+
+// Provider creates, watches and destroys clusters and runs steps on them.
+// All methods are required and must be safe for concurrent use.
+type Provider interface {
+	// CreateCluster starts a cluster for req and returns the provider's id
+	// for it. If a cluster for req.ClusterID was already started and is not
+	// gone, it returns that one's id and starts nothing.
+	CreateCluster(ctx context.Context, req CreateRequest) (string, error)
+	// DescribeCluster reports a cluster's state. A cluster the provider no
+	// longer knows is reported lost, not as an error.
+	DescribeCluster(ctx context.Context, id string) (Cluster, error)
+	// TerminateCluster ends a cluster and every step on it. Terminating a
+	// cluster that is already gone is not an error.
+	TerminateCluster(ctx context.Context, id string) error
+	// SubmitStep starts a step on a ready cluster and returns the provider's
+	// id for it. If a step named req.Name exists on the cluster it returns
+	// that one's id and starts nothing.
+	SubmitStep(ctx context.Context, clusterID string, req StepRequest) (string, error)
+	// ListSteps reports every step of a cluster in one call, so that the
+	// service polls once per cluster, not once per step.
+	ListSteps(ctx context.Context, clusterID string) ([]Step, error)
+	// CancelStep stops a step. Cancelling a step that has ended is not an
+	// error.
+	CancelStep(ctx context.Context, clusterID, stepID string) error
+}
+
+// Killer is the optional fault-injection capability: the cluster dies as if
+// its spot capacity were reclaimed, and DescribeCluster then reports it lost
+// with Capacity set.
+type Killer interface {
+	KillCluster(ctx context.Context, id string) error
+}
+
+// LogReader is the optional capability to serve a step's output.
+type LogReader interface {
+	StepLogs(ctx context.Context, clusterID, stepID string) (berth.Logs, error)
+}
+
+// Poller is the optional capability to say how often the service should
+// poll a cluster of this provider. Providers without it are polled every
+// DefaultPollInterval.
+type Poller interface {
+	PollInterval() time.Duration
+}
+
+// DefaultPollInterval is used for providers that do not implement Poller.
+const DefaultPollInterval = 10 * time.Second
+
+// CreateRequest asks for one cluster.
+type CreateRequest struct {
+	// ClusterID is Berth's id for the cluster; the provider tags the
+	// cluster with it.
+	ClusterID string
+	Pool      string
+	Slots     int
+	// Fallback asks for the pool's fallback spec instead of its primary.
+	Fallback bool
+}
+
+// Cluster is what the provider says about one cluster.
+type Cluster struct {
+	ID string
+	// State is one of starting, ready, terminating, terminated or lost.
+	State berth.ClusterState
+	// Reason explains terminated and lost.
+	Reason string
+	// Capacity is true when a loss was due to capacity (spot reclaim,
+	// insufficient capacity).
+	Capacity bool
+}
+
+// StepRequest asks for one step.
+type StepRequest struct {
+	// Name identifies the attempt's step (berth.StepName).
+	Name string
+	Step berth.Step
+}
+
+// Step is what the provider says about one step.
+type Step struct {
+	ID    string
+	Name  string
+	State berth.StepState
+	// ExitCode is set when the provider knows it.
+	ExitCode  *int
+	Message   string
+	StartedAt time.Time
+	EndedAt   time.Time
+}
+
+// ErrNotReady is returned by SubmitStep on a cluster that is not ready.
+var ErrNotReady = errors.New("cluster not ready")
+
+// ErrUnknownCluster is returned for an id the provider never issued, where
+// the method cannot answer "lost" instead.
+var ErrUnknownCluster = errors.New("unknown cluster")

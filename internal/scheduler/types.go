@@ -1,0 +1,99 @@
+package scheduler
+
+import (
+	"time"
+
+	"github.com/berthhq/berth/internal/berth"
+)
+
+// Snapshot is everything the scheduler may look at. The loop builds it from
+// its own state; the simulator builds it in virtual time.
+type Snapshot struct {
+	Now      time.Time
+	Pools    []PoolView
+	Clusters []ClusterView
+	// Queued holds the jobs waiting for a cluster, in no particular order.
+	Queued []JobView
+	// Affinity maps an affinity key to the cluster that last ran it.
+	Affinity map[string]string
+}
+
+// PoolView is one pool and whether its fallback spec is in force.
+type PoolView struct {
+	Pool     berth.Pool
+	Fallback bool
+}
+
+// ClusterView is one cluster that is not terminated or lost.
+type ClusterView struct {
+	ID        string
+	Pool      string
+	State     berth.ClusterState
+	Slots     int
+	Running   int
+	CreatedAt time.Time
+	// IdleSince is zero while the cluster runs jobs.
+	IdleSince time.Time
+}
+
+// JobView is one queued job.
+type JobView struct {
+	ID               string
+	Pool             string
+	Priority         int
+	CreatedAt        time.Time
+	NotBefore        time.Time
+	Affinity         string
+	AffinityRequired bool
+}
+
+// Plan is what the scheduler decided. The loop writes it to the store and
+// then carries it out.
+type Plan struct {
+	Place []Placement
+	Start []Start
+	Drain []Drain
+	// Terminate lists draining clusters with no jobs left.
+	Terminate []string
+	// Lose lists starting clusters past their pool's boot_timeout.
+	Lose []Lose
+	// Fail lists queued jobs that can never be placed.
+	Fail []Fail
+	// WakeAt is the earliest time a later pass could decide something
+	// different with no new event (a not_before, an idle_timeout, a
+	// boot_timeout or a max_lifetime coming due); zero when none.
+	WakeAt time.Time
+}
+
+// Placement puts a job on a cluster.
+type Placement struct {
+	JobID     string
+	ClusterID string
+}
+
+// Start starts one cluster of a pool.
+type Start struct {
+	Pool     string
+	Fallback bool
+	Reason   string
+}
+
+// Drain stops a cluster from taking new jobs.
+type Drain struct {
+	ClusterID string
+	Reason    string
+}
+
+// Lose gives up on a cluster.
+type Lose struct {
+	ClusterID string
+	Reason    string
+}
+
+// Fail ends a queued job.
+type Fail struct {
+	JobID  string
+	Reason berth.Reason
+	// Message says what happened, for the job's events.
+	Message string
+}

@@ -1,0 +1,121 @@
+// Package store is the seam between Berth and its database. The Store
+// interface is written against the domain types only; each driver (sqlite
+// now, postgres next) translates its own errors into berth's sentinels, and
+// every driver passes the one conformance suite in storetest.
+//
+// Writes come from two places. The API creates jobs and records cancel
+// requests; everything else is written by the service's loop, which is the
+// only writer of job and cluster state and commits the changes of one pass
+// in one transaction (Commit).
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/berthhq/berth/internal/berth"
+)
+
+// Store keeps jobs, attempts, clusters, pool state and events.
+type Store interface {
+	// CreateJob stores a new queued job and returns it with its Seq set and
+	// created true. When job.IdempotencyKey is set and a job with that key
+	// exists, it stores nothing and returns the existing job and false. The
+	// job is durable when CreateJob returns.
+	CreateJob(ctx context.Context, job berth.Job) (stored berth.Job, created bool, err error)
+	// GetJob returns one job with its attempts, or berth.ErrNotFound.
+	GetJob(ctx context.Context, id string) (berth.Job, error)
+	// ListJobs returns jobs newest first, with a cursor for the next page
+	// ("" when there is none).
+	ListJobs(ctx context.Context, f JobFilter) (jobs []berth.Job, next string, err error)
+	// RequestCancel marks a job that has not ended as to be cancelled and
+	// returns it. berth.ErrNotFound for an unknown job; berth.ErrConflict
+	// (with the job) when it has already ended.
+	RequestCancel(ctx context.Context, id string, at time.Time) (berth.Job, error)
+
+	// GetCluster returns one cluster, or berth.ErrNotFound.
+	GetCluster(ctx context.Context, id string) (berth.Cluster, error)
+	// ListClusters returns clusters oldest first.
+	ListClusters(ctx context.Context, f ClusterFilter) ([]berth.Cluster, error)
+	// ClusterAttempts returns the attempts that ran on a cluster, with
+	// JobID set, oldest first.
+	ClusterAttempts(ctx context.Context, clusterID string) ([]berth.Attempt, error)
+	// ListEvents returns events oldest first.
+	ListEvents(ctx context.Context, f EventFilter) ([]berth.Event, error)
+
+	// Load returns what the loop needs to start: every job that has not
+	// ended, every cluster that is not terminated or lost, pool state and
+	// the affinity map.
+	Load(ctx context.Context) (State, error)
+	// JobsAfter returns jobs with Seq > seq, in Seq order, at most limit
+	// (the loop picks up new submissions with it).
+	JobsAfter(ctx context.Context, seq int64, limit int) ([]berth.Job, error)
+	// CancelRequests returns the ids of jobs that have not ended and have a
+	// cancel request.
+	CancelRequests(ctx context.Context) ([]string, error)
+	// Commit writes a batch of the loop's changes in one transaction: all of
+	// it or none. Jobs and clusters are written whole (attempts included),
+	// except a job's CancelRequested, Seq and CreatedAt, which only the store
+	// sets. Events are appended.
+	Commit(ctx context.Context, b Batch) error
+
+	// Ping reports whether the store answers.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// JobFilter narrows ListJobs. Zero fields do not filter.
+type JobFilter struct {
+	State  berth.JobState
+	Pool   string
+	Labels map[string]string
+	// Limit is at most MaxLimit; 0 means DefaultLimit.
+	Limit  int
+	Cursor string
+}
+
+// Page sizes for ListJobs.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+// ClusterFilter narrows ListClusters. Zero fields do not filter.
+type ClusterFilter struct {
+	Pool  string
+	State berth.ClusterState
+}
+
+// EventFilter narrows ListEvents. Zero fields do not filter; Limit 0 means
+// no limit.
+type EventFilter struct {
+	JobID     string
+	ClusterID string
+	Limit     int
+}
+
+// State is what Load returns.
+type State struct {
+	Jobs     []berth.Job
+	Clusters []berth.Cluster
+	Pools    []berth.PoolState
+	// Affinity maps an affinity key to the cluster that last ran it.
+	Affinity map[string]string
+	// MaxSeq is the highest job Seq stored.
+	MaxSeq int64
+}
+
+// Batch is one pass of the loop's changes.
+type Batch struct {
+	Jobs     []berth.Job
+	Clusters []berth.Cluster
+	Pools    []berth.PoolState
+	// Affinity entries are upserted.
+	Affinity map[string]string
+	Events   []berth.Event
+}
+
+// Empty reports whether the batch changes nothing.
+func (b *Batch) Empty() bool {
+	return len(b.Jobs) == 0 && len(b.Clusters) == 0 && len(b.Pools) == 0 && len(b.Affinity) == 0 && len(b.Events) == 0
+}

@@ -1,0 +1,85 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+func TestDurationUnmarshal(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		err  string // a substring of the error; empty when in is good
+	}{
+		{`"30s"`, 30 * time.Second, ""},
+		{`10m`, 10 * time.Minute, ""},
+		{`1h`, time.Hour, ""},
+		{`1h30m`, 90 * time.Minute, ""},
+		{`250ms`, 250 * time.Millisecond, ""},
+		{`0`, 0, ""},
+		{`-1s`, -time.Second, ""}, // parses; Validate refuses it where it matters
+		{`30`, 0, `invalid duration "30"`},
+		{`soon`, 0, `invalid duration "soon"`},
+		{`""`, 0, `invalid duration ""`},
+		{`1.5`, 0, `invalid duration "1.5"`},
+		{`[1s]`, 0, "a duration must be a string"},
+		{`{h: 1}`, 0, "a duration must be a string"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			var v struct {
+				D Duration `yaml:"d"`
+			}
+			err := yaml.Unmarshal([]byte("\nd: "+tt.in+"\n"), &v)
+			if tt.err == "" {
+				if err != nil {
+					t.Fatalf("Unmarshal: %v", err)
+				}
+				if v.D.Std() != tt.want {
+					t.Errorf("got %v, want %v", v.D.Std(), tt.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Unmarshal accepted %s as %v", tt.in, v.D)
+			}
+			if !strings.Contains(err.Error(), tt.err) || !strings.Contains(err.Error(), "line 2") {
+				t.Errorf("error %q does not contain %q and its line", err, tt.err)
+			}
+		})
+	}
+}
+
+func TestDurationMarshal(t *testing.T) {
+	out, err := yaml.Marshal(struct {
+		D Duration `yaml:"d"`
+	}{Duration(90 * time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(out); got != "d: 1m30s\n" {
+		t.Errorf("Marshal = %q, want %q", got, "d: 1m30s\n")
+	}
+}
+
+// TestDurationErrorsInConfig checks that every bad duration of a file is
+// reported, each with its line, in one error.
+func TestDurationErrorsInConfig(t *testing.T) {
+	_, err := Parse([]byte(`pools:
+  - name: a
+    provider: local
+    idle_timeout: 30
+    boot_timeout: 1 minute
+`))
+	if err == nil {
+		t.Fatal("Parse accepted bad durations")
+	}
+	for _, w := range []string{`line 4: invalid duration "30"`, `line 5: invalid duration "1 minute"`} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error does not contain %q:\n%v", w, err)
+		}
+	}
+}

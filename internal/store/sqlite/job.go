@@ -1,0 +1,501 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/store"
+)
+
+// EventCancelRequested is the kind of the event RequestCancel appends.
+const EventCancelRequested = "cancel_requested"
+
+// querier is what reads need from a transaction or a pool.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// CreateJob stores a new job. The insert absorbs a repeated idempotency key
+// through the unique index rather than a read before it, so racing
+// submissions of one key cannot both insert; the labels are one more
+// statement. Submissions that arrive together share one transaction and
+// one fsync (see createGroup). A job with an id that exists already is
+// berth.ErrConflict. The returned job is what GetJob would return.
+func (s *Store) CreateJob(ctx context.Context, job berth.Job) (berth.Job, bool, error) {
+	req, steps, err := newCreateReq(ctx, job)
+	if err != nil {
+		return berth.Job{}, false, err
+	}
+	res, err := s.submit(ctx, req)
+	if err != nil {
+		return berth.Job{}, false, err
+	}
+	if !res.created {
+		return res.job, false, nil
+	}
+	out := req.job
+	out.Seq = res.job.Seq
+	if err := normalizeNew(&out, steps); err != nil {
+		return berth.Job{}, false, fmt.Errorf("sqlite: create job %s: %w", job.ID, err)
+	}
+	return out, true, nil
+}
+
+// newCreateReq checks and encodes a submission before it joins a group, so
+// that what can be wrong with one job alone fails it alone. It also returns
+// the steps as stored.
+func newCreateReq(ctx context.Context, job berth.Job) (*createReq, string, error) {
+	if job.ID == "" {
+		return nil, "", fmt.Errorf("sqlite: create job: %w: empty id", berth.ErrInvalid)
+	}
+	if job.State == "" {
+		job.State = berth.JobQueued
+	}
+	var (
+		enc    encoder
+		labels = enc.labels(job.Labels)
+		steps  = enc.json(job.Steps)
+		req    = &createReq{
+			ctx:    ctx,
+			job:    job,
+			args:   append([]any{job.ID, enc.time(job.CreatedAt)}, jobWriteArgs(&enc, &job, steps, labels)...),
+			labels: labels,
+			done:   make(chan createResult, 1),
+		}
+	)
+	for i := range job.Attempts {
+		req.attempts = append(req.attempts, attemptArgs(&enc, job.ID, &job.Attempts[i]))
+	}
+	if enc.err != nil {
+		return nil, "", fmt.Errorf("sqlite: create job %s: %w", job.ID, enc.err)
+	}
+	return req, steps, nil
+}
+
+// insertJob writes one submission inside a group's transaction. On an
+// idempotency hit it writes nothing and returns the job that holds the key.
+func (s *Store) insertJob(ctx context.Context, tx *sql.Tx, r *createReq) createResult {
+	op := "create job " + r.job.ID
+	var seq int64
+	err := tx.StmtContext(ctx, s.stmt.insertJob).QueryRowContext(ctx, r.args...).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		j, err := getJobBy(ctx, tx, "idempotency_key = ?", r.job.IdempotencyKey)
+		if err != nil {
+			return createResult{err: s.fail(ctx, op+": read job with idempotency key", err)}
+		}
+		return createResult{job: j}
+	}
+	if err != nil {
+		return createResult{err: s.fail(ctx, op, err)}
+	}
+	if r.labels != nil {
+		if _, err := tx.StmtContext(ctx, s.stmt.insertLabels).ExecContext(ctx, r.job.ID, r.labels); err != nil {
+			return createResult{err: s.fail(ctx, op+": labels", err)}
+		}
+	}
+	for _, args := range r.attempts {
+		if _, err := tx.StmtContext(ctx, s.stmt.upsertAttempt).ExecContext(ctx, args...); err != nil {
+			return createResult{err: s.fail(ctx, op+": attempts", err)}
+		}
+	}
+	return createResult{job: berth.Job{Seq: seq}, created: true}
+}
+
+// normalizeNew makes a job just inserted look as GetJob would return it:
+// fields read back from JSON and times in UTC, with nothing shared with the
+// caller's copy.
+func normalizeNew(j *berth.Job, steps string) error {
+	j.Steps = nil
+	if err := json.Unmarshal([]byte(steps), &j.Steps); err != nil {
+		return err
+	}
+	if len(j.Labels) == 0 {
+		j.Labels = nil
+	} else {
+		j.Labels = maps.Clone(j.Labels)
+	}
+	j.CancelRequested = false
+	j.CreatedAt, j.StartedAt, j.EndedAt, j.NotBefore = utc(j.CreatedAt), utc(j.StartedAt), utc(j.EndedAt), utc(j.NotBefore)
+	attempts := make([]berth.Attempt, len(j.Attempts))
+	for i, a := range j.Attempts {
+		a.JobID = ""
+		a.StartedAt, a.EndedAt = utc(a.StartedAt), utc(a.EndedAt)
+		b, err := json.Marshal(utcSteps(a.Steps))
+		if err != nil {
+			return err
+		}
+		a.Steps = nil
+		if err := json.Unmarshal(b, &a.Steps); err != nil {
+			return err
+		}
+		attempts[i] = a
+	}
+	sort.Slice(attempts, func(x, y int) bool { return attempts[x].N < attempts[y].N })
+	j.Attempts = attempts
+	return nil
+}
+
+// GetJob returns one job with its attempts.
+func (s *Store) GetJob(ctx context.Context, id string) (berth.Job, error) {
+	var j berth.Job
+	err := s.readTx(ctx, "get job "+id, func(tx *sql.Tx) error {
+		var err error
+		j, err = getJobBy(ctx, tx, "id = ?", id)
+		if err != nil {
+			return s.fail(ctx, "get job "+id, err)
+		}
+		return nil
+	})
+	return j, err
+}
+
+// getJobBy reads the one job matching where, with its attempts. A missing
+// job is sql.ErrNoRows, for the caller to translate.
+func getJobBy(ctx context.Context, q querier, where string, args ...any) (berth.Job, error) {
+	j, err := scanJob(q.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE `+where, args...))
+	if err != nil {
+		return berth.Job{}, err
+	}
+	as, err := readAttempts(ctx, q, `job_id = ?`, j.ID)
+	if err != nil {
+		return berth.Job{}, err
+	}
+	if a := as[j.ID]; a != nil {
+		j.Attempts = a
+	}
+	return j, nil
+}
+
+// readAttempts reads the attempts matching where, grouped by job and
+// ordered by n. Their JobID is cleared: inside a job it says nothing.
+func readAttempts(ctx context.Context, q querier, where string, args ...any) (map[string][]berth.Attempt, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+attemptCols+` FROM attempts WHERE `+where+` ORDER BY job_id, n`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string][]berth.Attempt{}
+	for rows.Next() {
+		a, err := scanAttempt(rows)
+		if err != nil {
+			return nil, err
+		}
+		id := a.JobID
+		a.JobID = ""
+		out[id] = append(out[id], a)
+	}
+	return out, rows.Err()
+}
+
+// readJobs reads the jobs a query selects (its columns must be jobCols)
+// and attaches their attempts, read in one more query.
+func readJobs(ctx context.Context, q querier, query string, args ...any) ([]berth.Job, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	jobs := []berth.Job{}
+	ids := []string{}
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		jobs = append(jobs, j)
+		ids = append(ids, j.ID)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(jobs) == 0 {
+		return jobs, nil
+	}
+	idJSON, err := json.Marshal(ids)
+	if err != nil {
+		return nil, err
+	}
+	as, err := readAttempts(ctx, q, `job_id IN (SELECT value FROM json_each(?))`, string(idJSON))
+	if err != nil {
+		return nil, err
+	}
+	attach(jobs, as)
+	return jobs, nil
+}
+
+func attach(jobs []berth.Job, as map[string][]berth.Attempt) {
+	for i := range jobs {
+		if a := as[jobs[i].ID]; a != nil {
+			jobs[i].Attempts = a
+		}
+	}
+}
+
+// ListJobs pages through jobs newest first. The cursor is the Seq of the
+// last job of the previous page; callers treat it as opaque.
+func (s *Store) ListJobs(ctx context.Context, f store.JobFilter) ([]berth.Job, string, error) {
+	limit := f.Limit
+	switch {
+	case limit < 0:
+		return nil, "", fmt.Errorf("sqlite: list jobs: %w: limit %d is negative", berth.ErrInvalid, limit)
+	case limit == 0:
+		limit = store.DefaultLimit
+	case limit > store.MaxLimit:
+		limit = store.MaxLimit
+	}
+	var (
+		where []string
+		args  []any
+	)
+	if f.Cursor != "" {
+		before, err := strconv.ParseInt(f.Cursor, 10, 64)
+		if err != nil || before <= 0 {
+			return nil, "", fmt.Errorf("sqlite: list jobs: %w: bad cursor %q", berth.ErrInvalid, f.Cursor)
+		}
+		where, args = append(where, "seq < ?"), append(args, before)
+	}
+	if f.State != "" {
+		where, args = append(where, "state = ?"), append(args, string(f.State))
+	}
+	if f.Pool != "" {
+		where, args = append(where, "pool = ?"), append(args, f.Pool)
+	}
+	for _, k := range sortedKeys(f.Labels) {
+		where = append(where, "id IN (SELECT job_id FROM job_labels WHERE key = ? AND value = ?)")
+		args = append(args, k, f.Labels[k])
+	}
+	query := `SELECT ` + jobCols + ` FROM jobs`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	// One row more than the page tells whether there is a next page, so
+	// the last page never hands out a cursor to an empty one.
+	query += ` ORDER BY seq DESC LIMIT ?`
+	args = append(args, limit+1)
+
+	var jobs []berth.Job
+	err := s.readTx(ctx, "list jobs", func(tx *sql.Tx) error {
+		var err error
+		jobs, err = readJobs(ctx, tx, query, args...)
+		if err != nil {
+			return s.fail(ctx, "list jobs", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(jobs) > limit {
+		jobs = jobs[:limit]
+		next = strconv.FormatInt(jobs[limit-1].Seq, 10)
+	}
+	return jobs, next, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// RequestCancel marks a job that has not ended as to be cancelled, and
+// records that in the job's events the first time it is asked. Asking again
+// returns the job unchanged.
+func (s *Store) RequestCancel(ctx context.Context, id string, at time.Time) (berth.Job, error) {
+	op := "request cancel of job " + id
+	var (
+		enc   encoder
+		atArg = enc.time(at)
+	)
+	if enc.err != nil {
+		return berth.Job{}, fmt.Errorf("sqlite: %s: %w", op, enc.err)
+	}
+	var (
+		j     berth.Job
+		ended bool
+	)
+	err := s.writeTx(ctx, op, func(tx *sql.Tx) error {
+		var err error
+		j, err = getJobBy(ctx, tx, "id = ?", id)
+		if err != nil {
+			return s.fail(ctx, op, err)
+		}
+		if j.State.Terminal() {
+			ended = true
+			return errSkip
+		}
+		if j.CancelRequested {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET cancel_requested = 1 WHERE id = ?`, id); err != nil {
+			return s.fail(ctx, op, err)
+		}
+		if _, err := tx.StmtContext(ctx, s.stmt.insertEvent).ExecContext(ctx, atArg, id, "", EventCancelRequested, "cancel requested"); err != nil {
+			return s.fail(ctx, op+": event", err)
+		}
+		j.CancelRequested = true
+		return nil
+	})
+	if ended {
+		return j, fmt.Errorf("sqlite: %s: %w: job is %s", op, berth.ErrConflict, j.State)
+	}
+	if err != nil {
+		return berth.Job{}, err
+	}
+	return j, nil
+}
+
+// JobsAfter returns jobs with Seq > seq in Seq order. A limit of 0 means
+// store.DefaultLimit; larger limits are not clamped to store.MaxLimit, as
+// the loop sizes its own batches.
+func (s *Store) JobsAfter(ctx context.Context, seq int64, limit int) ([]berth.Job, error) {
+	if limit < 0 {
+		return nil, fmt.Errorf("sqlite: jobs after %d: %w: limit %d is negative", seq, berth.ErrInvalid, limit)
+	}
+	if limit == 0 {
+		limit = store.DefaultLimit
+	}
+	var jobs []berth.Job
+	err := s.readTx(ctx, "jobs after", func(tx *sql.Tx) error {
+		var err error
+		jobs, err = readJobs(ctx, tx, `SELECT `+jobCols+` FROM jobs WHERE seq > ? ORDER BY seq LIMIT ?`, seq, limit)
+		if err != nil {
+			return s.fail(ctx, fmt.Sprintf("jobs after %d", seq), err)
+		}
+		return nil
+	})
+	return jobs, err
+}
+
+// CancelRequests returns, in Seq order, the ids of live jobs with a cancel
+// request.
+func (s *Store) CancelRequests(ctx context.Context) ([]string, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT id FROM jobs WHERE cancel_requested = 1 AND state IN `+liveJobStates+` ORDER BY seq`)
+	if err != nil {
+		return nil, s.fail(ctx, "list cancel requests", err)
+	}
+	defer rows.Close()
+	ids := []string{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, s.fail(ctx, "list cancel requests", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.fail(ctx, "list cancel requests", err)
+	}
+	return ids, nil
+}
+
+// Load reads, in one snapshot, what the loop starts from: live jobs in Seq
+// order, live clusters oldest first, pool state by pool name, the affinity
+// map and the highest Seq.
+func (s *Store) Load(ctx context.Context) (store.State, error) {
+	st := store.State{Affinity: map[string]string{}}
+	err := s.readTx(ctx, "load", func(tx *sql.Tx) error {
+		var err error
+		st.Jobs, err = readLiveJobs(ctx, tx)
+		if err != nil {
+			return s.fail(ctx, "load jobs", err)
+		}
+		st.Clusters, err = readClusters(ctx, tx, `SELECT `+clusterCols+` FROM clusters WHERE state IN `+liveClusterStates+` ORDER BY created_at, id`)
+		if err != nil {
+			return s.fail(ctx, "load clusters", err)
+		}
+		st.Pools, err = readPools(ctx, tx)
+		if err != nil {
+			return s.fail(ctx, "load pool state", err)
+		}
+		if err := readAffinity(ctx, tx, st.Affinity); err != nil {
+			return s.fail(ctx, "load affinity", err)
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM jobs`).Scan(&st.MaxSeq); err != nil {
+			return s.fail(ctx, "load max seq", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.State{}, err
+	}
+	return st, nil
+}
+
+func readLiveJobs(ctx context.Context, q querier) ([]berth.Job, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE state IN `+liveJobStates+` ORDER BY seq`)
+	if err != nil {
+		return nil, err
+	}
+	jobs := []berth.Job{}
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		jobs = append(jobs, j)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	as, err := readAttempts(ctx, q, `job_id IN (SELECT id FROM jobs WHERE state IN `+liveJobStates+`)`)
+	if err != nil {
+		return nil, err
+	}
+	attach(jobs, as)
+	return jobs, nil
+}
+
+func readPools(ctx context.Context, q querier) ([]berth.PoolState, error) {
+	rows, err := q.QueryContext(ctx, `SELECT pool, capacity_failures, first_failure_at, fallback_until FROM pool_state ORDER BY pool`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	pools := []berth.PoolState{}
+	for rows.Next() {
+		var (
+			p            berth.PoolState
+			first, until sql.NullInt64
+		)
+		if err := rows.Scan(&p.Pool, &p.CapacityFailures, &first, &until); err != nil {
+			return nil, err
+		}
+		p.FirstFailureAt, p.FallbackUntil = decodeTime(first), decodeTime(until)
+		pools = append(pools, p)
+	}
+	return pools, rows.Err()
+}
+
+func readAffinity(ctx context.Context, q querier, into map[string]string) error {
+	rows, err := q.QueryContext(ctx, `SELECT key, cluster_id FROM affinity`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k, c string
+		if err := rows.Scan(&k, &c); err != nil {
+			return err
+		}
+		into[k] = c
+	}
+	return rows.Err()
+}

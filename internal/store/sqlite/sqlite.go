@@ -1,0 +1,224 @@
+// Package sqlite is the embedded Store: one SQLite file in WAL mode, through
+// the pure-Go driver modernc.org/sqlite, so Berth needs no database server
+// and no cgo.
+//
+// Writes go through a single connection. SQLite admits one writer at a time
+// anyway; owning that connection means writers queue in database/sql, where
+// the context is honoured, instead of spinning on SQLITE_BUSY, and prepared
+// statements stay prepared. Transactions on it begin IMMEDIATE, so a read
+// inside a write transaction can never fail to upgrade its lock when another
+// process writes to the same file. Reads use a separate pool of read-only
+// connections: in WAL mode they see the last committed state and never wait
+// for the writer.
+//
+// synchronous=FULL makes every commit reach the disk before it returns: a
+// submitted job survives an OS crash once the API has answered. That wait
+// is most of what a submission costs, so submissions that arrive together
+// share one commit (group.go).
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/store"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// busyTimeoutMS is how long a connection waits for another process's lock
+// before giving up with berth.ErrUnavailable.
+const busyTimeoutMS = 10_000
+
+// readConns bounds the read pool. Readers never block each other in WAL
+// mode; the bound only caps memory and file descriptors.
+const readConns = 8
+
+// Store is the SQLite Store. It is safe for concurrent use.
+type Store struct {
+	log   *slog.Logger
+	write *sql.DB
+	read  *sql.DB
+	stmt  statements
+
+	// creates feeds the group-commit loop; quit stops it and loopDone
+	// says it has stopped.
+	creates  chan *createReq
+	quit     chan struct{}
+	loopDone chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ store.Store = (*Store)(nil)
+
+// ParseDSN turns a store URL from the configuration ("sqlite://berth.db",
+// "sqlite:///var/lib/berth/berth.db") into a file path. The error wraps
+// berth.ErrInvalid.
+func ParseDSN(dsn string) (path string, err error) {
+	rest, ok := strings.CutPrefix(dsn, "sqlite://")
+	if !ok {
+		return "", fmt.Errorf("%w: store %q: want sqlite://PATH", berth.ErrInvalid, dsn)
+	}
+	if err := checkPath(rest); err != nil {
+		return "", fmt.Errorf("store %q: %w", dsn, err)
+	}
+	return rest, nil
+}
+
+// checkPath rejects what the driver would read as something other than a
+// file name: a query string, a URI, or a private in-memory database (each
+// connection of the pools would get its own).
+func checkPath(path string) error {
+	switch {
+	case path == "":
+		return fmt.Errorf("%w: empty database path", berth.ErrInvalid)
+	case strings.ContainsAny(path, "?#"):
+		return fmt.Errorf("%w: database path %q: '?' and '#' are not allowed", berth.ErrInvalid, path)
+	case strings.HasPrefix(path, ":memory:") || strings.HasPrefix(path, "file:"):
+		return fmt.Errorf("%w: database path %q: must name a file", berth.ErrInvalid, path)
+	}
+	return nil
+}
+
+// Open opens (creating if need be) the database file at path and brings its
+// schema up to date.
+func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
+	if err := checkPath(path); err != nil {
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{log: log}
+
+	// The writer is opened and migrated first: it switches the file to WAL
+	// and creates the schema the readers will see.
+	writeDSN := dsn(path, url.Values{
+		"_txlock": {"immediate"},
+		"_pragma": {
+			fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS),
+			"journal_mode(WAL)",
+			"synchronous(FULL)",
+			"foreign_keys(1)",
+		},
+	})
+	w, err := sql.Open("sqlite", writeDSN)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %v", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	s.write = w
+	if err := w.PingContext(ctx); err != nil {
+		_ = w.Close()
+		return nil, s.fail(ctx, "open "+path, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		_ = w.Close()
+		return nil, err
+	}
+
+	readDSN := dsn(path, url.Values{
+		"_pragma":     {fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS), "foreign_keys(1)"},
+		"_query_only": {"1"},
+	})
+	r, err := sql.Open("sqlite", readDSN)
+	if err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %v", path, err)
+	}
+	r.SetMaxOpenConns(readConns)
+	r.SetMaxIdleConns(readConns)
+	s.read = r
+	if err := r.PingContext(ctx); err != nil {
+		_ = r.Close()
+		_ = w.Close()
+		return nil, s.fail(ctx, "open "+path+" for reading", err)
+	}
+
+	if err := s.stmt.prepare(ctx, w); err != nil {
+		s.stmt.close()
+		_ = r.Close()
+		_ = w.Close()
+		return nil, s.fail(ctx, "prepare statements", err)
+	}
+	s.creates = make(chan *createReq)
+	s.quit = make(chan struct{})
+	s.loopDone = make(chan struct{})
+	go s.createLoop()
+	log.Debug("sqlite store open", "path", path)
+	return s, nil
+}
+
+// dsn builds the driver's connection string: a plain file name, so the
+// driver strips its own parameters before SQLite sees the name.
+func dsn(path string, params url.Values) string {
+	return path + "?" + params.Encode()
+}
+
+// Ping reports whether the database answers, on both pools.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.write.PingContext(ctx); err != nil {
+		return s.fail(ctx, "ping writer", err)
+	}
+	if err := s.read.PingContext(ctx); err != nil {
+		return s.fail(ctx, "ping reader", err)
+	}
+	return nil
+}
+
+// Close closes the database. It may be called more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		// The group in flight is committed and answered first.
+		close(s.quit)
+		<-s.loopDone
+		s.stmt.close()
+		// Readers first: the writer's close is the last one, which
+		// checkpoints the WAL into the main file.
+		err := errors.Join(s.read.Close(), s.write.Close())
+		if err != nil {
+			s.closeErr = fmt.Errorf("sqlite: close: %v", err)
+		}
+	})
+	return s.closeErr
+}
+
+// readTx runs fn in a read transaction on the read pool, so that what fn
+// reads in several queries (a job and its attempts) is one snapshot.
+func (s *Store) readTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	tx, err := s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return s.fail(ctx, op, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	return fn(tx)
+}
+
+// writeTx runs fn in a write transaction and commits it when fn returns
+// nil; any error rolls everything back.
+func (s *Store) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return s.fail(ctx, op, err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return s.fail(ctx, op+": commit", err)
+	}
+	return nil
+}

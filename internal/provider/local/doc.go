@@ -1,0 +1,61 @@
+// Package local is the provider that runs clusters as groups of processes on
+// this machine; it is Berth's embedded default.
+//
+// A local cluster behaves like an EMR cluster in the way that matters most
+// to recovery: it outlives the `berth serve` process that created it. Its
+// steps run detached from the server (their own session and process group,
+// stdin from /dev/null, output to files), their exit status is written to
+// disk by a small shell wrapper, and everything the provider knows is read
+// back from disk. A restarted server — a new Provider value over the same
+// directory — therefore sees the steps that are still running and the ones
+// that ended while it was down, and adopts them instead of starting them
+// again.
+//
+// # On-disk layout
+//
+//	<Dir>/tmp/                         directories being built, renamed into place
+//	<Dir>/clusters/<clusterID>/
+//	    cluster.json                   id, pool, slots, fallback, created_at,
+//	                                   boot_time, state (running|terminated|lost),
+//	                                   reason, capacity, ended_at
+//	    lock                           flock: writers exclusive, ListSteps shared
+//	    steps/<stepID>/
+//	        spec.json                  name, argv, env, dir, submitted_at
+//	        proc.json                  pid, pgid, start_ticks, started_at
+//	        stdout, stderr             the process's output
+//	        exit                       exit code, written by the wrapper (exit.tmp + rename)
+//	        cancelled                  marker: when CancelStep was asked
+//	        start_error                why the process could not be started
+//
+// Several pools may share one Dir: a cluster's directory is named by Berth's
+// cluster id, which is globally unique, and the provider's id for a cluster
+// is that same id.
+//
+// # Why it is built this way
+//
+// Cluster and step directories are assembled under tmp/ and renamed into
+// place, so a directory that is visible is complete: a step's spec is on
+// disk before its process starts, and two submissions of the same step name
+// race on one rename that only one of them can win. The step directory is
+// named from the step name (a sanitized prefix for people, a hash for
+// uniqueness), which is what makes SubmitStep idempotent across restarts.
+//
+// A cluster has no process of its own. It is starting until created_at +
+// boot_time and ready after, a state derived from durable facts and the
+// clock, so it too survives a restart.
+//
+// A step is running while the wrapper shell that leads its process group is
+// alive. Liveness is a signal 0 to the group plus /proc/<pid>/stat: a zombie
+// counts as dead (after a restart the orphaned wrapper belongs to init, which
+// may be slow to reap it), and the process start time recorded at launch
+// guards against the pid having been reused. Signals go to the whole group,
+// so a step's children stop with it, but never to a group whose leader
+// number now belongs to a different process.
+//
+// The flock on a cluster's lock file orders submissions against
+// termination and against ListSteps, within one server and across servers
+// sharing a directory; it is released by the kernel if the holder dies.
+//
+// The package needs a Unix system; the /proc checks are skipped where /proc
+// is missing, leaving the signal-0 test alone.
+package local

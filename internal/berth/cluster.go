@@ -33,7 +33,7 @@ func (s ClusterState) Valid() bool {
 func (s ClusterState) Terminal() bool { return s == ClusterTerminated || s == ClusterLost }
 
 var clusterMoves = map[ClusterState][]ClusterState{
-	ClusterStarting:    {ClusterReady, ClusterTerminating, ClusterLost},
+	ClusterStarting:    {ClusterReady, ClusterDraining, ClusterTerminating, ClusterLost},
 	ClusterReady:       {ClusterDraining, ClusterTerminating, ClusterLost},
 	ClusterDraining:    {ClusterTerminating, ClusterLost},
 	ClusterTerminating: {ClusterTerminated, ClusterLost},

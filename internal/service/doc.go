@@ -1,0 +1,48 @@
+// Package service is Berth's control loop and the operations the API
+// exposes.
+//
+// # The loop
+//
+// One goroutine owns all job and cluster state. Each pass (runOnce):
+//
+//  1. picks up new submissions and cancel requests from the store;
+//  2. applies what the providers reported (one watcher goroutine per
+//     cluster polls DescribeCluster and ListSteps and sends a report only
+//     when something changed) and what finished provider calls returned;
+//  3. ends attempts that were cancelled or timed out;
+//  4. asks the pure scheduler for a plan over a snapshot of its state;
+//  5. commits every change of the pass to the store in ONE transaction;
+//  6. only then acts: creates clusters, submits and cancels steps,
+//     terminates clusters, each call in its own goroutine whose result comes
+//     back to the loop as an input of a later pass.
+//
+// The loop wakes on events (a submission, a report, a finished call, an API
+// command) and on the earliest time the scheduler said something would come
+// due, with a slow ticker as a safety net; an idle system dispatches at once
+// and costs nothing.
+//
+// # Durable before acted on
+//
+// Step 5 comes before step 6, so nothing is ever started that the store does
+// not know about. If a commit fails, the pass's changes are thrown away,
+// state is reloaded from the store, and nothing is acted on.
+//
+// # At most one submission per attempt
+//
+// The gap is between "ask the provider" and "record its answer": a crash
+// there leaves a cluster or step running that the store has no provider id
+// for. The cluster carries Berth's cluster id and the step carries the
+// attempt's identity in its name (berth.StepName); CreateCluster and
+// SubmitStep are idempotent on them, and a restarted service first waits for
+// a cluster's first report and adopts any step it finds by name before it
+// submits anything on that cluster.
+//
+// # Loss
+//
+// A cluster reported lost (or terminated under running work) ends its
+// running attempts with reason cluster_lost. Their jobs go back to the queue
+// with their original creation time, so they run ahead of newer work of the
+// same priority, and the loss is charged to the job's infrastructure budget
+// (max_infra_retries), never to its retries. Losses the provider blames on
+// capacity count towards the pool's switch to its fallback spec.
+package service

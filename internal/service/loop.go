@@ -1,0 +1,796 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/provider"
+	"github.com/berthhq/berth/internal/scheduler"
+	"github.com/berthhq/berth/internal/store"
+)
+
+// pickupBatch is how many new submissions one store read picks up.
+const pickupBatch = 1000
+
+// poolRT is a pool at run time.
+type poolRT struct {
+	pool  berth.Pool
+	prov  provider.Provider
+	state berth.PoolState
+	// ended counts the pool's clusters that ended since the service
+	// started, by terminal state.
+	ended map[berth.ClusterState]int
+}
+
+// clusterRT is a live cluster at run time.
+type clusterRT struct {
+	c    berth.Cluster
+	pool *poolRT
+	// observed is set once the cluster's watcher has reported since this
+	// service started. Nothing is submitted to a cluster before that, so a
+	// step submitted before a crash is adopted by name, not started again.
+	observed bool
+	// steps is the latest report's steps by name.
+	steps map[string]provider.Step
+	stop  context.CancelFunc
+	poke  chan struct{}
+}
+
+func (c *clusterRT) pokeWatcher() {
+	if c.poke == nil {
+		return
+	}
+	select {
+	case c.poke <- struct{}{}:
+	default:
+	}
+}
+
+// command is a request from the API that must run on the loop's goroutine.
+type command struct {
+	fn    func(l *loop) error
+	reply chan error
+}
+
+// loop is the state owned by the loop goroutine. Nothing else touches it.
+type loop struct {
+	s        *Service
+	ctx      context.Context
+	jobs     map[string]*berth.Job // jobs that have not ended
+	clusters map[string]*clusterRT // clusters that are not terminated or lost
+	affinity map[string]string
+	lastSeq  int64
+	// stopping holds running jobs whose attempt is being stopped, and why.
+	stopping map[string]berth.Reason
+	inflight map[string]bool
+	retryAt  map[string]time.Time
+	tries    map[string]int
+	wakeAt   time.Time
+	wg       sync.WaitGroup
+	// calls bounds the provider calls in flight.
+	calls chan struct{}
+
+	// The pass's changes, committed together.
+	dirtyJobs     map[string]bool
+	dirtyClusters map[string]bool
+	dirtyPools    map[string]bool
+	dirtyAffinity map[string]string
+	events        []berth.Event
+	// ended are jobs and clusters that ended this pass; they leave the
+	// maps after the commit.
+	endedJobs     []*berth.Job
+	endedClusters []*clusterRT
+	actions       []action
+	// started records placements for the submit-to-start metric.
+	started []*berth.Job
+}
+
+func (s *Service) newLoop(ctx context.Context) (*loop, error) {
+	l := &loop{s: s, ctx: ctx, calls: make(chan struct{}, maxCalls)}
+	if err := l.load(ctx); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// load (re)builds the loop's state from the store.
+func (l *loop) load(ctx context.Context) error {
+	l.shutdown()
+	st, err := l.s.store.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("load state: %w", err)
+	}
+	l.jobs = map[string]*berth.Job{}
+	l.clusters = map[string]*clusterRT{}
+	l.affinity = st.Affinity
+	if l.affinity == nil {
+		l.affinity = map[string]string{}
+	}
+	l.lastSeq = st.MaxSeq
+	l.stopping = map[string]berth.Reason{}
+	l.inflight = map[string]bool{}
+	l.retryAt = map[string]time.Time{}
+	l.tries = map[string]int{}
+	l.reset()
+	for i := range st.Jobs {
+		j := st.Jobs[i]
+		l.jobs[j.ID] = &j
+	}
+	for _, ps := range st.Pools {
+		if p, ok := l.s.pools[ps.Pool]; ok {
+			p.state = ps
+		}
+	}
+	for _, c := range st.Clusters {
+		p, ok := l.s.pools[c.Pool]
+		if !ok {
+			l.s.log.Warn("cluster of a pool no longer configured is left alone", "cluster_id", c.ID, "pool", c.Pool)
+			continue
+		}
+		rt := &clusterRT{c: c, pool: p}
+		l.clusters[c.ID] = rt
+		if c.ProviderID != "" {
+			l.watch(rt)
+		}
+	}
+	return nil
+}
+
+func (l *loop) reset() {
+	l.dirtyJobs = map[string]bool{}
+	l.dirtyClusters = map[string]bool{}
+	l.dirtyPools = map[string]bool{}
+	l.dirtyAffinity = map[string]string{}
+	l.events = nil
+	l.endedJobs = nil
+	l.endedClusters = nil
+	l.actions = nil
+	l.started = nil
+}
+
+func (l *loop) run(ctx context.Context) {
+	tick := l.s.tick
+	for {
+		l.runOnce(ctx)
+		var timer <-chan time.Time
+		wait := tick
+		if !l.wakeAt.IsZero() {
+			if d := l.wakeAt.Sub(l.s.clock.Now()); d < wait {
+				wait = max(d, time.Millisecond)
+			}
+		}
+		timer = l.s.clock.After(wait)
+		select {
+		case <-ctx.Done():
+			l.shutdown()
+			return
+		case <-l.s.wake:
+		case r := <-l.s.reports:
+			l.applyReport(r)
+		case r := <-l.s.results:
+			l.applyResult(r)
+		case cmd := <-l.s.commands:
+			l.runCommand(ctx, cmd)
+			continue
+		case <-timer:
+		}
+	}
+}
+
+func (l *loop) shutdown() {
+	for _, c := range l.clusters {
+		if c.stop != nil {
+			c.stop()
+		}
+	}
+}
+
+// runCommand runs an API command and a pass, and answers after the commit.
+func (l *loop) runCommand(ctx context.Context, cmd command) {
+	err := cmd.fn(l)
+	if err == nil {
+		err = l.runOnce(ctx)
+	}
+	cmd.reply <- err
+}
+
+// drainInputs applies every report and result already waiting, so one pass
+// handles a burst of them.
+func (l *loop) drainInputs() {
+	for {
+		select {
+		case r := <-l.s.reports:
+			l.applyReport(r)
+		case r := <-l.s.results:
+			l.applyResult(r)
+		default:
+			return
+		}
+	}
+}
+
+// runOnce is one pass of the loop; see the package comment. It returns the
+// commit's error, if any.
+func (l *loop) runOnce(ctx context.Context) error {
+	now := l.s.clock.Now()
+	l.drainInputs()
+	if err := l.pickUp(ctx); err != nil {
+		l.s.log.Error("pick up submissions", "err", err)
+	}
+	l.stopAttempts(now)
+	plan := scheduler.Schedule(l.snapshot(now))
+	l.apply(plan, now)
+	l.settleIdle(now)
+	l.queueActions(now)
+	if err := l.commit(ctx, now); err != nil {
+		l.s.log.Error("commit failed; reloading state and acting on nothing", "err", err)
+		if lerr := l.load(ctx); lerr != nil {
+			l.s.log.Error("reload state", "err", lerr)
+		}
+		l.wakeAt = now.Add(time.Second)
+		return err
+	}
+	l.wakeAt = plan.WakeAt
+	if w := l.nextDue(now); !w.IsZero() && (l.wakeAt.IsZero() || w.Before(l.wakeAt)) {
+		l.wakeAt = w
+	}
+	l.act(ctx)
+	return nil
+}
+
+// pickUp reads new submissions and cancel requests from the store.
+func (l *loop) pickUp(ctx context.Context) error {
+	for {
+		jobs, err := l.s.store.JobsAfter(ctx, l.lastSeq, pickupBatch)
+		if err != nil {
+			return err
+		}
+		for i := range jobs {
+			j := jobs[i]
+			l.lastSeq = max(l.lastSeq, j.Seq)
+			if j.State.Terminal() {
+				continue
+			}
+			if _, ok := l.jobs[j.ID]; !ok {
+				l.jobs[j.ID] = &j
+				l.event(j.ID, "", "queued", fmt.Sprintf("submitted to pool %s", j.Pool))
+				l.s.metrics.submitted(j.Pool)
+			}
+		}
+		if len(jobs) < pickupBatch {
+			break
+		}
+	}
+	ids, err := l.s.store.CancelRequests(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if j, ok := l.jobs[id]; ok {
+			j.CancelRequested = true
+		}
+	}
+	return nil
+}
+
+// snapshot is the scheduler's view of the loop's state.
+func (l *loop) snapshot(now time.Time) scheduler.Snapshot {
+	snap := scheduler.Snapshot{Now: now, Affinity: l.affinity}
+	for _, name := range l.s.poolNames {
+		p := l.s.pools[name]
+		snap.Pools = append(snap.Pools, scheduler.PoolView{Pool: p.pool, Fallback: p.state.FallbackActive(now)})
+	}
+	running := l.runningByCluster()
+	for _, c := range l.clusters {
+		if c.c.State.Terminal() {
+			continue
+		}
+		snap.Clusters = append(snap.Clusters, scheduler.ClusterView{
+			ID: c.c.ID, Pool: c.c.Pool, State: c.c.State, Slots: c.c.Slots,
+			Running: running[c.c.ID], CreatedAt: c.c.CreatedAt, IdleSince: c.c.IdleSince,
+		})
+	}
+	for _, j := range l.jobs {
+		if j.State != berth.JobQueued || j.CancelRequested {
+			continue
+		}
+		snap.Queued = append(snap.Queued, scheduler.JobView{
+			ID: j.ID, Pool: j.Pool, Priority: j.Priority, CreatedAt: j.CreatedAt,
+			NotBefore: j.NotBefore, Affinity: j.Affinity, AffinityRequired: j.AffinityRequired,
+		})
+	}
+	return snap
+}
+
+// runningByCluster counts the running jobs of each cluster.
+func (l *loop) runningByCluster() map[string]int {
+	n := map[string]int{}
+	for _, j := range l.jobs {
+		if a := j.CurrentAttempt(); a != nil {
+			n[a.ClusterID]++
+		}
+	}
+	return n
+}
+
+// apply carries a plan out in memory; the actions it implies are queued
+// by queueActions after it.
+func (l *loop) apply(plan scheduler.Plan, now time.Time) {
+	for _, f := range plan.Fail {
+		if j, ok := l.jobs[f.JobID]; ok {
+			l.endJob(j, berth.JobFailed, f.Reason, now)
+			l.event(j.ID, "", "failed", f.Message)
+		}
+	}
+	for _, lo := range plan.Lose {
+		if c, ok := l.clusters[lo.ClusterID]; ok {
+			l.loseCluster(c, lo.Reason, false, now)
+			// It may still come up at the provider: make sure it does not
+			// run, unbilled and unused.
+			l.actions = append(l.actions, action{kind: actTerminate, cluster: c})
+		}
+	}
+	for _, d := range plan.Drain {
+		if c, ok := l.clusters[d.ClusterID]; ok && c.c.State == berth.ClusterReady {
+			l.setClusterState(c, berth.ClusterDraining, d.Reason)
+		}
+	}
+	for _, id := range plan.Terminate {
+		if c, ok := l.clusters[id]; ok && c.c.State == berth.ClusterDraining {
+			l.setClusterState(c, berth.ClusterTerminating, "drained")
+		}
+	}
+	for _, st := range plan.Start {
+		l.startCluster(st, now)
+	}
+	for _, p := range plan.Place {
+		j, jok := l.jobs[p.JobID]
+		c, cok := l.clusters[p.ClusterID]
+		if !jok || !cok {
+			continue
+		}
+		l.place(j, c, now)
+	}
+}
+
+func (l *loop) startCluster(st scheduler.Start, now time.Time) {
+	p := l.s.pools[st.Pool]
+	c := &clusterRT{pool: p, c: berth.Cluster{
+		ID:           berth.NewID("cl", now),
+		Pool:         p.pool.Name,
+		State:        berth.ClusterStarting,
+		Fallback:     st.Fallback,
+		Slots:        p.pool.Slots,
+		PricePerHour: p.pool.PricePerHour,
+		CreatedAt:    now,
+	}}
+	l.clusters[c.c.ID] = c
+	l.dirtyClusters[c.c.ID] = true
+	spec := "primary"
+	if st.Fallback {
+		spec = "fallback"
+	}
+	l.event("", c.c.ID, "starting", fmt.Sprintf("starting a cluster of pool %s (%s spec): %s", p.pool.Name, spec, st.Reason))
+}
+
+func (l *loop) place(j *berth.Job, c *clusterRT, now time.Time) {
+	first := j.NextStep()
+	if first >= len(j.Steps) {
+		// Every step succeeded before the last cluster was lost.
+		l.endJob(j, berth.JobSucceeded, berth.ReasonSucceeded, now)
+		return
+	}
+	if j.StartedAt.IsZero() {
+		j.StartedAt = now
+		l.started = append(l.started, j)
+	}
+	for i := first; i < len(j.Steps); i++ {
+		j.Steps[i].State = berth.StepPending
+	}
+	n := len(j.Attempts) + 1
+	j.Attempts = append(j.Attempts, berth.Attempt{
+		N: n, ClusterID: c.c.ID, State: berth.AttemptRunning, StartedAt: now, FirstStep: first,
+		Steps: []berth.AttemptStep{{Index: first, State: berth.StepPending}},
+	})
+	j.State, j.ClusterID, j.NotBefore = berth.JobRunning, c.c.ID, time.Time{}
+	c.c.IdleSince = time.Time{}
+	l.dirtyClusters[c.c.ID] = true
+	if j.Affinity != "" && l.affinity[j.Affinity] != c.c.ID {
+		l.affinity[j.Affinity] = c.c.ID
+		l.dirtyAffinity[j.Affinity] = c.c.ID
+	}
+	l.dirtyJobs[j.ID] = true
+	l.event(j.ID, c.c.ID, "placed", fmt.Sprintf("attempt %d on cluster %s from step %d", n, c.c.ID, first))
+}
+
+// settleIdle keeps each cluster's IdleSince true to its load.
+func (l *loop) settleIdle(now time.Time) {
+	running := l.runningByCluster()
+	for _, c := range l.clusters {
+		if c.c.State != berth.ClusterReady && c.c.State != berth.ClusterDraining {
+			continue
+		}
+		busy := running[c.c.ID] > 0
+		if busy && !c.c.IdleSince.IsZero() {
+			c.c.IdleSince = time.Time{}
+			l.dirtyClusters[c.c.ID] = true
+		} else if !busy && c.c.IdleSince.IsZero() {
+			c.c.IdleSince = now
+			l.dirtyClusters[c.c.ID] = true
+		}
+	}
+}
+
+// setClusterState moves a cluster, recording why.
+func (l *loop) setClusterState(c *clusterRT, to berth.ClusterState, reason string) {
+	if !c.c.State.CanMove(to) {
+		return
+	}
+	c.c.State, c.c.Reason = to, reason
+	l.dirtyClusters[c.c.ID] = true
+	l.event("", c.c.ID, string(to), reason)
+	if to == berth.ClusterDraining {
+		// A draining cluster whose jobs ended is terminated by the next
+		// plan.
+		l.s.Wake()
+	}
+}
+
+// loseCluster records a cluster as lost and requeues the jobs it ran.
+func (l *loop) loseCluster(c *clusterRT, reason string, capacity bool, now time.Time) {
+	if c.c.State.Terminal() {
+		return
+	}
+	c.c.State, c.c.Reason, c.c.Capacity, c.c.EndedAt = berth.ClusterLost, reason, capacity, now
+	l.dirtyClusters[c.c.ID] = true
+	l.endedClusters = append(l.endedClusters, c)
+	l.event("", c.c.ID, "lost", reason)
+	l.s.metrics.clusterEnded(c.c, now)
+	if capacity {
+		p := c.pool
+		if p.state.RecordCapacityFailure(p.pool.Fallback, now) {
+			l.event("", c.c.ID, "fallback", fmt.Sprintf("pool %s uses its fallback spec until %s after repeated capacity losses", p.pool.Name, p.state.FallbackUntil.Format(time.RFC3339)))
+			l.s.log.Warn("pool switched to its fallback spec", "pool", p.pool.Name, "until", p.state.FallbackUntil)
+		}
+		l.dirtyPools[p.pool.Name] = true
+	}
+	l.requeueFrom(c, now)
+}
+
+// requeueFrom ends the attempts still running on a cluster that is gone.
+func (l *loop) requeueFrom(c *clusterRT, now time.Time) {
+	for _, j := range l.jobsOn(c.c.ID) {
+		a := j.CurrentAttempt()
+		l.endAttempt(j, a, berth.AttemptFailed, berth.ReasonClusterLost, now)
+		if r, ok := l.stopping[j.ID]; ok {
+			// It was being stopped anyway.
+			l.finishStopped(j, r, now)
+			continue
+		}
+		j.InfraFailures++
+		if j.InfraFailures > j.MaxInfraRetries {
+			l.endJob(j, berth.JobFailed, berth.ReasonInfraRetries, now)
+			l.event(j.ID, c.c.ID, "failed", fmt.Sprintf("cluster %s lost; %d infrastructure failures exceed max_infra_retries %d", c.c.ID, j.InfraFailures, j.MaxInfraRetries))
+			continue
+		}
+		j.State = berth.JobQueued
+		l.event(j.ID, c.c.ID, "requeued", fmt.Sprintf("cluster %s lost during attempt %d; queued again (infrastructure retry %d of %d)", c.c.ID, a.N, j.InfraFailures, j.MaxInfraRetries))
+	}
+}
+
+// jobsOn returns the jobs with a running attempt on a cluster, in a stable
+// order.
+func (l *loop) jobsOn(clusterID string) []*berth.Job {
+	var out []*berth.Job
+	for _, j := range l.jobs {
+		if a := j.CurrentAttempt(); a != nil && a.ClusterID == clusterID {
+			out = append(out, j)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
+	return out
+}
+
+// endAttempt closes a job's running attempt.
+func (l *loop) endAttempt(j *berth.Job, a *berth.Attempt, state berth.AttemptState, reason berth.Reason, now time.Time) {
+	a.State, a.Reason, a.EndedAt = state, reason, now
+	for i := range a.Steps {
+		if !a.Steps[i].State.Terminal() {
+			a.Steps[i].State = berth.StepCancelled
+			if reason == berth.ReasonClusterLost || reason == berth.ReasonStepFailed {
+				a.Steps[i].State = berth.StepFailed
+			}
+			a.Steps[i].EndedAt = now
+		}
+	}
+	if c, ok := l.clusters[a.ClusterID]; ok {
+		a.Cost = berth.SlotCost(now.Sub(a.StartedAt), c.c.PricePerHour, c.c.Slots)
+	}
+	j.Cost += a.Cost
+	l.dirtyJobs[j.ID] = true
+	l.s.metrics.attemptEnded(j.Pool, reason)
+	l.event(j.ID, a.ClusterID, "attempt_ended", fmt.Sprintf("attempt %d ended: %s", a.N, reason))
+}
+
+// endJob ends a job for good.
+func (l *loop) endJob(j *berth.Job, state berth.JobState, reason berth.Reason, now time.Time) {
+	if a := j.CurrentAttempt(); a != nil {
+		as := berth.AttemptFailed
+		switch state {
+		case berth.JobSucceeded:
+			as = berth.AttemptSucceeded
+		case berth.JobCancelled:
+			as = berth.AttemptCancelled
+		}
+		l.endAttempt(j, a, as, reason, now)
+	}
+	j.State, j.EndedAt = state, now
+	if state != berth.JobSucceeded {
+		j.Reason = reason
+	}
+	delete(l.stopping, j.ID)
+	l.dirtyJobs[j.ID] = true
+	l.endedJobs = append(l.endedJobs, j)
+	l.event(j.ID, j.ClusterID, string(state), fmt.Sprintf("job %s", state))
+}
+
+// userFailure charges a failed or timed-out attempt to the job's retries.
+func (l *loop) userFailure(j *berth.Job, reason berth.Reason, now time.Time) {
+	a := j.CurrentAttempt()
+	l.endAttempt(j, a, berth.AttemptFailed, reason, now)
+	delete(l.stopping, j.ID)
+	j.UserFailures++
+	if j.UserFailures > j.Retries {
+		l.endJob(j, berth.JobFailed, reason, now)
+		return
+	}
+	wait := l.s.backoff << (j.UserFailures - 1)
+	if wait > MaxRetryBackoff || wait <= 0 {
+		wait = MaxRetryBackoff
+	}
+	j.State, j.NotBefore = berth.JobQueued, now.Add(wait)
+	l.event(j.ID, a.ClusterID, "retry", fmt.Sprintf("attempt %d: %s; retry %d of %d after %s", a.N, reason, j.UserFailures, j.Retries, wait))
+}
+
+// finishStopped ends a job whose attempt was stopped for reason r.
+func (l *loop) finishStopped(j *berth.Job, r berth.Reason, now time.Time) {
+	if r == berth.ReasonTimeout {
+		if j.CurrentAttempt() != nil {
+			l.userFailure(j, r, now)
+			return
+		}
+		// The attempt already ended (its cluster was lost): the timeout is
+		// still a user failure.
+		delete(l.stopping, j.ID)
+		j.UserFailures++
+		if j.UserFailures > j.Retries {
+			l.endJob(j, berth.JobFailed, r, now)
+		} else {
+			j.State = berth.JobQueued
+		}
+		return
+	}
+	l.endJob(j, berth.JobCancelled, berth.ReasonCancelled, now)
+}
+
+// stopAttempts acts on cancel requests and timeouts.
+func (l *loop) stopAttempts(now time.Time) {
+	for _, j := range l.jobs {
+		if j.State.Terminal() {
+			continue
+		}
+		if j.State == berth.JobQueued && j.CancelRequested {
+			l.endJob(j, berth.JobCancelled, berth.ReasonCancelled, now)
+			continue
+		}
+		a := j.CurrentAttempt()
+		if a == nil {
+			continue
+		}
+		if _, ok := l.stopping[j.ID]; !ok {
+			switch {
+			case j.CancelRequested:
+				l.stopping[j.ID] = berth.ReasonCancelled
+			case j.Timeout > 0 && !now.Before(a.StartedAt.Add(j.Timeout.Std())):
+				l.stopping[j.ID] = berth.ReasonTimeout
+				l.event(j.ID, a.ClusterID, "timeout", fmt.Sprintf("attempt %d ran past its timeout of %s", a.N, j.Timeout.Std()))
+			default:
+				continue
+			}
+		}
+		// A step not yet accepted by the provider, and not being
+		// submitted, runs nowhere: the attempt can end at once.
+		cur := &a.Steps[len(a.Steps)-1]
+		if cur.ProviderID == "" && !l.inflight[submitKey(j, a, cur)] {
+			if c, ok := l.clusters[a.ClusterID]; !ok || c.observed {
+				if _, seen := l.clusterStep(j.ID, a, cur); !seen {
+					l.finishStopped(j, l.stopping[j.ID], now)
+				}
+			}
+		}
+	}
+}
+
+// nextDue is the earliest time a running job times out or a provider call
+// may be retried.
+func (l *loop) nextDue(now time.Time) time.Time {
+	var next time.Time
+	earlier := func(t time.Time) {
+		if t.After(now) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	for _, j := range l.jobs {
+		if a := j.CurrentAttempt(); a != nil && j.Timeout > 0 {
+			earlier(a.StartedAt.Add(j.Timeout.Std()))
+		}
+	}
+	for _, t := range l.retryAt {
+		earlier(t)
+	}
+	return next
+}
+
+// event records one entry of history, committed with the pass.
+func (l *loop) event(jobID, clusterID, kind, msg string) {
+	l.events = append(l.events, berth.Event{At: l.s.clock.Now(), JobID: jobID, ClusterID: clusterID, Kind: kind, Message: msg})
+}
+
+// commit writes the pass's changes in one transaction and publishes the
+// new view.
+func (l *loop) commit(ctx context.Context, now time.Time) error {
+	var b store.Batch
+	ids := keys(l.dirtyJobs)
+	for _, id := range ids {
+		if j, ok := l.jobs[id]; ok {
+			b.Jobs = append(b.Jobs, *j)
+		}
+	}
+	for _, id := range keys(l.dirtyClusters) {
+		if c, ok := l.clusters[id]; ok {
+			b.Clusters = append(b.Clusters, c.c)
+		}
+	}
+	for _, name := range keys(l.dirtyPools) {
+		b.Pools = append(b.Pools, l.s.pools[name].state)
+	}
+	if len(l.dirtyAffinity) > 0 {
+		b.Affinity = l.dirtyAffinity
+	}
+	b.Events = l.events
+	if !b.Empty() {
+		// The write must finish even while the service stops.
+		if err := l.s.store.Commit(context.WithoutCancel(ctx), b); err != nil {
+			l.reset()
+			return err
+		}
+	}
+	for _, j := range l.started {
+		l.s.metrics.jobStarted(j.Pool, now.Sub(j.CreatedAt))
+	}
+	for _, j := range l.endedJobs {
+		delete(l.jobs, j.ID)
+		delete(l.stopping, j.ID)
+	}
+	for _, c := range l.endedClusters {
+		c.pool.ended[c.c.State]++
+		if c.stop != nil {
+			c.stop()
+		}
+		delete(l.clusters, c.c.ID)
+	}
+	actions := l.actions
+	l.reset()
+	l.actions = actions
+	l.publish(now)
+	return nil
+}
+
+// publish hands readers a copy of the live counts.
+func (l *loop) publish(now time.Time) {
+	running := l.runningByCluster()
+	v := view{pools: map[string]berth.PoolStatus{}, clusters: map[string]berth.Cluster{}}
+	for _, name := range l.s.poolNames {
+		p := l.s.pools[name]
+		ps := poolStatus(p.pool)
+		ps.FallbackActive = p.state.FallbackActive(now)
+		for st, n := range p.ended {
+			ps.Clusters[st] = n
+		}
+		v.pools[name] = ps
+	}
+	for _, c := range l.clusters {
+		cc := c.c
+		cc.Running = running[cc.ID]
+		cc.Cost = cc.CostAt(now)
+		v.clusters[cc.ID] = cc
+		ps := v.pools[cc.Pool]
+		ps.Clusters[cc.State]++
+		if cc.State == berth.ClusterReady {
+			ps.FreeSlots += max(cc.Slots-cc.Running, 0)
+		}
+		v.pools[cc.Pool] = ps
+	}
+	for _, j := range l.jobs {
+		ps, ok := v.pools[j.Pool]
+		if !ok {
+			continue
+		}
+		switch j.State {
+		case berth.JobQueued:
+			ps.Queued++
+		case berth.JobRunning:
+			ps.Running++
+		}
+		v.pools[j.Pool] = ps
+	}
+	l.s.metrics.observe(v, now)
+	l.s.publish(v)
+}
+
+func poolStatus(p berth.Pool) berth.PoolStatus {
+	return berth.PoolStatus{
+		Pool:        p,
+		IdleTimeout: berth.Duration(p.IdleTimeout),
+		BootTimeout: berth.Duration(p.BootTimeout),
+		MaxLifetime: berth.Duration(p.MaxLifetime),
+		Clusters:    map[berth.ClusterState]int{},
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// clusterCommand runs fn on the loop's goroutine against a live cluster
+// and returns the cluster after the pass that follows it has committed.
+func (s *Service) clusterCommand(ctx context.Context, id string, fn func(l *loop, c *clusterRT) error) (berth.Cluster, error) {
+	c, err := s.store.GetCluster(ctx, id)
+	if err != nil {
+		return berth.Cluster{}, err
+	}
+	if c.State.Terminal() {
+		s.fill(&c)
+		return c, fmt.Errorf("%w: cluster %s is already %s", berth.ErrConflict, id, c.State)
+	}
+	reply := make(chan error, 1)
+	cmd := command{reply: reply, fn: func(l *loop) error {
+		rt, ok := l.clusters[id]
+		if !ok {
+			return fmt.Errorf("%w: cluster %s has ended", berth.ErrConflict, id)
+		}
+		return fn(l, rt)
+	}}
+	wait := s.clock.After(commandWait)
+	select {
+	case s.commands <- cmd:
+	case <-ctx.Done():
+		return berth.Cluster{}, ctx.Err()
+	case <-wait:
+		return berth.Cluster{}, fmt.Errorf("%w: the loop is busy", berth.ErrUnavailable)
+	}
+	select {
+	case err = <-reply:
+	case <-ctx.Done():
+		return berth.Cluster{}, ctx.Err()
+	}
+	if err != nil {
+		return berth.Cluster{}, err
+	}
+	c, err = s.store.GetCluster(ctx, id)
+	if err != nil {
+		return berth.Cluster{}, err
+	}
+	s.fill(&c)
+	return c, nil
+}
+

@@ -1,0 +1,91 @@
+package service
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/berthhq/berth/internal/berth"
+)
+
+// metrics are the service's Prometheus metrics. A nil registry makes them
+// inert but still safe to update.
+type metrics struct {
+	jobs       *prometheus.GaugeVec
+	clusters   *prometheus.GaugeVec
+	freeSlots  *prometheus.GaugeVec
+	submits    *prometheus.CounterVec
+	attempts   *prometheus.CounterVec
+	startDelay *prometheus.HistogramVec
+	liveCost   *prometheus.GaugeVec
+	endedCost  *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		jobs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "berth_jobs", Help: "Jobs that have not ended, by pool and state (queued, running).",
+		}, []string{"pool", "state"}),
+		clusters: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "berth_clusters", Help: "Live clusters by pool and state.",
+		}, []string{"pool", "state"}),
+		freeSlots: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "berth_free_slots", Help: "Free slots on ready clusters, by pool.",
+		}, []string{"pool"}),
+		submits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_jobs_submitted_total", Help: "Jobs picked up by the loop, by pool.",
+		}, []string{"pool"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_attempts_total", Help: "Attempts that ended, by pool and end reason.",
+		}, []string{"pool", "reason"}),
+		startDelay: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "berth_job_start_latency_seconds",
+			Help:    "Time from a job's submission to the start of its first attempt.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 18),
+		}, []string{"pool"}),
+		liveCost: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "berth_cluster_cost_live", Help: "Cost so far of the live clusters, by pool (price_per_hour units).",
+		}, []string{"pool"}),
+		endedCost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_cluster_cost_total", Help: "Cost of the clusters that ended, by pool (price_per_hour units).",
+		}, []string{"pool"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.jobs, m.clusters, m.freeSlots, m.submits, m.attempts, m.startDelay, m.liveCost, m.endedCost)
+	}
+	return m
+}
+
+func (m *metrics) submitted(pool string) { m.submits.WithLabelValues(pool).Inc() }
+
+func (m *metrics) attemptEnded(pool string, r berth.Reason) {
+	m.attempts.WithLabelValues(pool, string(r)).Inc()
+}
+
+func (m *metrics) jobStarted(pool string, d time.Duration) {
+	m.startDelay.WithLabelValues(pool).Observe(d.Seconds())
+}
+
+func (m *metrics) clusterEnded(c berth.Cluster, now time.Time) {
+	m.endedCost.WithLabelValues(c.Pool).Add(c.CostAt(now))
+}
+
+// observe sets the gauges from a freshly published view.
+func (m *metrics) observe(v view, now time.Time) {
+	live := map[string]float64{}
+	for _, c := range v.clusters {
+		live[c.Pool] += c.CostAt(now)
+	}
+	for name, ps := range v.pools {
+		m.jobs.WithLabelValues(name, string(berth.JobQueued)).Set(float64(ps.Queued))
+		m.jobs.WithLabelValues(name, string(berth.JobRunning)).Set(float64(ps.Running))
+		for _, st := range berth.ClusterStates {
+			if st.Terminal() {
+				continue
+			}
+			m.clusters.WithLabelValues(name, string(st)).Set(float64(ps.Clusters[st]))
+		}
+		m.freeSlots.WithLabelValues(name).Set(float64(ps.FreeSlots))
+		m.liveCost.WithLabelValues(name).Set(live[name])
+	}
+}

@@ -1,0 +1,462 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/clock"
+	"github.com/berthhq/berth/internal/provider"
+	"github.com/berthhq/berth/internal/store"
+)
+
+// Defaults for Options.
+const (
+	DefaultTick         = 5 * time.Second
+	DefaultRetryBackoff = 5 * time.Second
+	MaxRetryBackoff     = 5 * time.Minute
+	// cancelWait is how long Cancel waits for the job to end before it
+	// answers with the job as it is.
+	cancelWait = 10 * time.Second
+	// commandWait is how long a cluster command waits for the loop.
+	commandWait = 30 * time.Second
+)
+
+// Pool is one configured pool and the provider that runs its clusters.
+type Pool struct {
+	Pool     berth.Pool
+	Provider provider.Provider
+}
+
+// Options configures a Service.
+type Options struct {
+	Store store.Store
+	Pools []Pool
+	Clock clock.Clock
+	Log   *slog.Logger
+	// Registry receives the service's Prometheus metrics; nil registers
+	// none.
+	Registry prometheus.Registerer
+	// Tick is the safety-net period of the loop; 0 means DefaultTick.
+	Tick time.Duration
+	// RetryBackoff is the wait before the first retry after a step failure;
+	// it doubles with each further failure up to MaxRetryBackoff.
+	RetryBackoff time.Duration
+}
+
+// Service runs the loop and answers the API.
+type Service struct {
+	store   store.Store
+	clock   clock.Clock
+	log     *slog.Logger
+	tick    time.Duration
+	backoff time.Duration
+	metrics *metrics
+
+	pools     map[string]*poolRT
+	poolNames []string
+
+	// Inputs of the loop.
+	wake     chan struct{}
+	reports  chan report
+	results  chan result
+	commands chan command
+
+	// changed is closed and replaced after every commit, waking long polls.
+	mu      sync.Mutex
+	changed chan struct{}
+	view    view
+	running bool
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	l      *loop
+}
+
+// view is what the loop publishes for readers after each pass.
+type view struct {
+	pools    map[string]berth.PoolStatus
+	clusters map[string]berth.Cluster // live clusters, Running and Cost filled
+}
+
+// New checks the options and makes a Service; Start runs it.
+func New(o Options) (*Service, error) {
+	if o.Store == nil {
+		return nil, errors.New("service: no store")
+	}
+	if len(o.Pools) == 0 {
+		return nil, errors.New("service: no pools")
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Tick <= 0 {
+		o.Tick = DefaultTick
+	}
+	if o.RetryBackoff <= 0 {
+		o.RetryBackoff = DefaultRetryBackoff
+	}
+	s := &Service{
+		store:    o.Store,
+		clock:    o.Clock,
+		log:      o.Log,
+		tick:     o.Tick,
+		backoff:  o.RetryBackoff,
+		pools:    map[string]*poolRT{},
+		wake:     make(chan struct{}, 1),
+		reports:  make(chan report, 256),
+		results:  make(chan result, 256),
+		commands: make(chan command),
+		changed:  make(chan struct{}),
+	}
+	for _, p := range o.Pools {
+		if p.Provider == nil {
+			return nil, fmt.Errorf("service: pool %q has no provider", p.Pool.Name)
+		}
+		if _, dup := s.pools[p.Pool.Name]; dup {
+			return nil, fmt.Errorf("service: pool %q given twice", p.Pool.Name)
+		}
+		s.pools[p.Pool.Name] = &poolRT{pool: p.Pool, prov: p.Provider, state: berth.PoolState{Pool: p.Pool.Name}, ended: map[berth.ClusterState]int{}}
+		s.poolNames = append(s.poolNames, p.Pool.Name)
+	}
+	sort.Strings(s.poolNames)
+	s.metrics = newMetrics(o.Registry)
+	return s, nil
+}
+
+// Start loads the state from the store, adopts what the providers run and
+// starts the loop. It returns once the loop runs.
+func (s *Service) Start(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l, err := s.newLoop(ctx)
+	if err != nil {
+		cancel()
+		return err
+	}
+	s.cancel, s.done, s.l = cancel, make(chan struct{}), l
+	s.mu.Lock()
+	s.running = true
+	s.mu.Unlock()
+	go func() {
+		defer close(s.done)
+		l.run(ctx)
+	}()
+	return nil
+}
+
+// Stop ends the loop after the pass in progress (whose write completes) and
+// waits for its provider calls and watchers. Clusters and steps keep
+// running, to be adopted by the next Start.
+func (s *Service) Stop() {
+	if s.cancel == nil {
+		return
+	}
+	s.mu.Lock()
+	s.running = false
+	s.mu.Unlock()
+	s.cancel()
+	<-s.done
+	s.l.wg.Wait()
+}
+
+// Wake asks the loop for a pass soon. It never blocks.
+func (s *Service) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// published returns the channel closed after the next commit.
+func (s *Service) published() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+// publish replaces the view and wakes everyone waiting for a change.
+func (s *Service) publish(v view) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.view = v
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// Ready reports whether the loop runs and the store answers.
+func (s *Service) Ready(ctx context.Context) error {
+	s.mu.Lock()
+	running := s.running
+	s.mu.Unlock()
+	if !running {
+		return fmt.Errorf("%w: the loop is not running", berth.ErrUnavailable)
+	}
+	if err := s.store.Ping(ctx); err != nil {
+		return fmt.Errorf("%w: store: %v", berth.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Submit validates and stores a job, then wakes the loop to place it.
+func (s *Service) Submit(ctx context.Context, spec berth.JobSpec) (berth.Job, bool, error) {
+	if err := spec.Validate(); err != nil {
+		return berth.Job{}, false, err
+	}
+	if _, ok := s.pools[spec.Pool]; !ok {
+		return berth.Job{}, false, fmt.Errorf("%w: pool: unknown pool %q", berth.ErrUnprocessable, spec.Pool)
+	}
+	now := s.clock.Now()
+	job, created, err := s.store.CreateJob(ctx, spec.NewJob(berth.NewID("job", now), now))
+	if err != nil {
+		return berth.Job{}, false, fmt.Errorf("submit: %w", err)
+	}
+	if created {
+		s.Wake()
+	}
+	return job, created, nil
+}
+
+// Job returns one job.
+func (s *Service) Job(ctx context.Context, id string) (berth.Job, error) {
+	return s.store.GetJob(ctx, id)
+}
+
+// WaitJob returns the job once it has ended or wait has passed.
+func (s *Service) WaitJob(ctx context.Context, id string, wait time.Duration) (berth.Job, error) {
+	deadline := s.clock.After(wait)
+	for {
+		changed := s.published()
+		job, err := s.store.GetJob(ctx, id)
+		if err != nil || job.State.Terminal() || wait <= 0 {
+			return job, err
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			return s.store.GetJob(ctx, id)
+		case <-ctx.Done():
+			return job, nil
+		}
+	}
+}
+
+// Jobs lists jobs.
+func (s *Service) Jobs(ctx context.Context, f store.JobFilter) ([]berth.Job, string, error) {
+	return s.store.ListJobs(ctx, f)
+}
+
+// Cancel asks for a job to be cancelled and waits a little for it to end.
+func (s *Service) Cancel(ctx context.Context, id string) (berth.Job, error) {
+	job, err := s.store.RequestCancel(ctx, id, s.clock.Now())
+	if err != nil {
+		return job, err
+	}
+	s.Wake()
+	return s.WaitJob(ctx, id, cancelWait)
+}
+
+// JobEvents returns a job's history.
+func (s *Service) JobEvents(ctx context.Context, id string) ([]berth.Event, error) {
+	if _, err := s.store.GetJob(ctx, id); err != nil {
+		return nil, err
+	}
+	return s.store.ListEvents(ctx, store.EventFilter{JobID: id})
+}
+
+// JobLogs returns one step's logs of one attempt (0: the latest).
+func (s *Service) JobLogs(ctx context.Context, id string, attempt, step int) (berth.Logs, error) {
+	job, err := s.store.GetJob(ctx, id)
+	if err != nil {
+		return berth.Logs{}, err
+	}
+	if len(job.Attempts) == 0 {
+		return berth.Logs{}, fmt.Errorf("%w: job %s has not run yet", berth.ErrNotFound, id)
+	}
+	if attempt == 0 {
+		attempt = len(job.Attempts)
+	}
+	if attempt < 1 || attempt > len(job.Attempts) {
+		return berth.Logs{}, fmt.Errorf("%w: job %s has no attempt %d", berth.ErrNotFound, id, attempt)
+	}
+	a := job.Attempts[attempt-1]
+	var st *berth.AttemptStep
+	for i := range a.Steps {
+		if a.Steps[i].Index == step {
+			st = &a.Steps[i]
+		}
+	}
+	if st == nil || st.ProviderID == "" {
+		return berth.Logs{}, fmt.Errorf("%w: step %d did not run in attempt %d", berth.ErrNotFound, step, attempt)
+	}
+	c, err := s.store.GetCluster(ctx, a.ClusterID)
+	if err != nil {
+		return berth.Logs{}, fmt.Errorf("logs: cluster %s: %w", a.ClusterID, err)
+	}
+	p, ok := s.pools[c.Pool]
+	if !ok {
+		return berth.Logs{}, fmt.Errorf("%w: pool %q is no longer configured", berth.ErrNotFound, c.Pool)
+	}
+	lr, ok := p.prov.(provider.LogReader)
+	if !ok {
+		return berth.Logs{}, fmt.Errorf("%w: provider %q keeps no logs", berth.ErrUnsupported, p.pool.Provider)
+	}
+	logs, err := lr.StepLogs(ctx, c.ProviderID, st.ProviderID)
+	if err != nil {
+		return berth.Logs{}, fmt.Errorf("logs of %s attempt %d step %d: %w", id, attempt, step, err)
+	}
+	logs.JobID, logs.Attempt, logs.Step = id, attempt, step
+	return logs, nil
+}
+
+// Pools returns every pool with its live counts.
+func (s *Service) Pools(ctx context.Context) ([]berth.PoolStatus, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]berth.PoolStatus, 0, len(s.poolNames))
+	for _, name := range s.poolNames {
+		out = append(out, s.poolStatusLocked(name))
+	}
+	return out, nil
+}
+
+// Pool returns one pool with its live counts.
+func (s *Service) Pool(ctx context.Context, name string) (berth.PoolStatus, error) {
+	if _, ok := s.pools[name]; !ok {
+		return berth.PoolStatus{}, fmt.Errorf("%w: pool %q", berth.ErrNotFound, name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.poolStatusLocked(name), nil
+}
+
+func (s *Service) poolStatusLocked(name string) berth.PoolStatus {
+	if ps, ok := s.view.pools[name]; ok {
+		return ps
+	}
+	return poolStatus(s.pools[name].pool)
+}
+
+// Clusters lists clusters, live ones with their current load and cost.
+func (s *Service) Clusters(ctx context.Context, f store.ClusterFilter) ([]berth.Cluster, error) {
+	cs, err := s.store.ListClusters(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	for i := range cs {
+		s.fill(&cs[i])
+	}
+	return cs, nil
+}
+
+// Cluster returns one cluster with its attempts and events.
+func (s *Service) Cluster(ctx context.Context, id string) (berth.ClusterDetail, error) {
+	c, err := s.store.GetCluster(ctx, id)
+	if err != nil {
+		return berth.ClusterDetail{}, err
+	}
+	s.fill(&c)
+	attempts, err := s.store.ClusterAttempts(ctx, id)
+	if err != nil {
+		return berth.ClusterDetail{}, err
+	}
+	events, err := s.store.ListEvents(ctx, store.EventFilter{ClusterID: id})
+	if err != nil {
+		return berth.ClusterDetail{}, err
+	}
+	return berth.ClusterDetail{Cluster: c, Attempts: attempts, Events: events}, nil
+}
+
+// fill sets a cluster's derived fields.
+func (s *Service) fill(c *berth.Cluster) {
+	s.mu.Lock()
+	live, ok := s.view.clusters[c.ID]
+	s.mu.Unlock()
+	if ok {
+		c.Running = live.Running
+	}
+	c.Cost = c.CostAt(s.clock.Now())
+}
+
+// Drain stops a cluster from taking new jobs; it is terminated when its
+// running jobs end.
+func (s *Service) Drain(ctx context.Context, id string) (berth.Cluster, error) {
+	return s.clusterCommand(ctx, id, func(l *loop, c *clusterRT) error {
+		switch c.c.State {
+		case berth.ClusterStarting, berth.ClusterReady:
+			l.setClusterState(c, berth.ClusterDraining, "drained by request")
+		}
+		return nil
+	})
+}
+
+// Terminate ends a cluster now. Jobs running on it go back to the queue as
+// if the cluster had been lost.
+func (s *Service) Terminate(ctx context.Context, id string) (berth.Cluster, error) {
+	return s.clusterCommand(ctx, id, func(l *loop, c *clusterRT) error {
+		if c.c.State != berth.ClusterTerminating {
+			l.setClusterState(c, berth.ClusterTerminating, "terminated by request")
+		}
+		return nil
+	})
+}
+
+// Kill makes the cluster die as if its spot capacity were reclaimed, on
+// providers that can, and waits until the loop has seen the loss.
+func (s *Service) Kill(ctx context.Context, id string) (berth.Cluster, error) {
+	c, err := s.store.GetCluster(ctx, id)
+	if err != nil {
+		return berth.Cluster{}, err
+	}
+	p, ok := s.pools[c.Pool]
+	if !ok {
+		return berth.Cluster{}, fmt.Errorf("%w: pool %q is no longer configured", berth.ErrConflict, c.Pool)
+	}
+	k, ok := p.prov.(provider.Killer)
+	if !ok {
+		return berth.Cluster{}, fmt.Errorf("%w: provider %q cannot inject faults", berth.ErrUnsupported, p.pool.Provider)
+	}
+	if c.State.Terminal() {
+		return c, fmt.Errorf("%w: cluster %s is already %s", berth.ErrConflict, id, c.State)
+	}
+	if c.ProviderID == "" {
+		return c, fmt.Errorf("%w: cluster %s has not been created by its provider yet", berth.ErrConflict, id)
+	}
+	if err := k.KillCluster(ctx, c.ProviderID); err != nil {
+		return berth.Cluster{}, fmt.Errorf("kill cluster %s: %w", id, err)
+	}
+	// Have its watcher look now rather than at its next poll, and wait
+	// for the loss to be recorded.
+	_, err = s.clusterCommand(ctx, id, func(l *loop, c *clusterRT) error {
+		c.pokeWatcher()
+		return nil
+	})
+	if err != nil && !errors.Is(err, berth.ErrConflict) {
+		return berth.Cluster{}, err
+	}
+	deadline := s.clock.After(commandWait)
+	for {
+		changed := s.published()
+		c, err := s.store.GetCluster(ctx, id)
+		if err != nil || c.State.Terminal() {
+			s.fill(&c)
+			return c, err
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			return c, nil
+		case <-ctx.Done():
+			return c, ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,230 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/provider"
+)
+
+// maxPollBackoff caps how far a watcher slows down after errors and
+// throttling.
+const maxPollBackoff = 2 * time.Minute
+
+// report is what a watcher saw of its cluster.
+type report struct {
+	clusterID string
+	cluster   provider.Cluster
+	// steps is set when listed is; a starting cluster's steps are not
+	// listed.
+	steps  []provider.Step
+	listed bool
+}
+
+// watch starts the cluster's watcher: the one goroutine that polls the
+// provider about it. It sends a report when something changed, so an
+// unchanged cluster costs the loop nothing.
+func (l *loop) watch(c *clusterRT) {
+	ctx, cancel := context.WithCancel(l.ctx)
+	c.stop, c.poke = cancel, make(chan struct{}, 1)
+	prov, id, pid, poke := c.pool.prov, c.c.ID, c.c.ProviderID, c.poke
+	interval := provider.DefaultPollInterval
+	if p, ok := prov.(provider.Poller); ok {
+		interval = p.PollInterval()
+	}
+	log := l.s.log.With("cluster_id", id, "provider_id", pid)
+	clk := l.s.clock
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		last, wait := "", interval
+		for {
+			r, err := poll(ctx, prov, id, pid)
+			switch {
+			case ctx.Err() != nil:
+				return
+			case err != nil:
+				wait = min(2*wait, maxPollBackoff)
+				lvl := "provider poll failed"
+				if errors.Is(err, berth.ErrThrottled) {
+					lvl = "provider throttled the poll; slowing down"
+				}
+				log.Warn(lvl, "err", err, "next_poll", wait)
+			default:
+				wait = interval
+				if fp := r.fingerprint(); fp != last {
+					select {
+					case l.s.reports <- r:
+						last = fp
+					case <-ctx.Done():
+						return
+					}
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-poke:
+			case <-clk.After(wait):
+			}
+		}
+	}()
+}
+
+// poll asks the provider about one cluster: one DescribeCluster and, once
+// the cluster may run steps, one ListSteps — never a call per step.
+func poll(ctx context.Context, prov provider.Provider, id, pid string) (report, error) {
+	r := report{clusterID: id}
+	var err error
+	if r.cluster, err = prov.DescribeCluster(ctx, pid); err != nil {
+		return r, fmt.Errorf("describe cluster: %w", err)
+	}
+	if r.cluster.State == berth.ClusterStarting {
+		return r, nil
+	}
+	if r.steps, err = prov.ListSteps(ctx, pid); err != nil {
+		if r.cluster.State.Terminal() {
+			// A gone cluster may have no steps to list; its state is
+			// what matters.
+			return r, nil
+		}
+		return r, fmt.Errorf("list steps: %w", err)
+	}
+	r.listed = true
+	return r, nil
+}
+
+// fingerprint summarises a report so that a watcher sends only changes.
+func (r report) fingerprint() string {
+	var b strings.Builder
+	b.WriteString(string(r.cluster.State))
+	b.WriteString(r.cluster.Reason)
+	b.WriteString(strconv.FormatBool(r.listed))
+	for _, s := range r.steps {
+		b.WriteString("|" + s.ID + "/" + s.Name + "/" + string(s.State))
+		if s.ExitCode != nil {
+			b.WriteString("/" + strconv.Itoa(*s.ExitCode))
+		}
+	}
+	return b.String()
+}
+
+// applyReport folds a watcher's report into the loop's state.
+func (l *loop) applyReport(r report) {
+	c, ok := l.clusters[r.clusterID]
+	if !ok {
+		return
+	}
+	now := l.s.clock.Now()
+	c.observed = true
+	gone := r.cluster.State.Terminal()
+	if r.listed {
+		c.steps = make(map[string]provider.Step, len(r.steps))
+		for _, st := range r.steps {
+			c.steps[st.Name] = st
+		}
+		for _, j := range l.jobsOn(c.c.ID) {
+			l.advance(j, c, gone, now)
+		}
+	}
+	switch r.cluster.State {
+	case berth.ClusterReady:
+		if c.c.ReadyAt.IsZero() {
+			c.c.ReadyAt, c.c.IdleSince = now, now
+			l.dirtyClusters[c.c.ID] = true
+		}
+		if c.c.State == berth.ClusterStarting {
+			l.setClusterState(c, berth.ClusterReady, "")
+			l.s.log.Info("cluster ready", "cluster_id", c.c.ID, "pool", c.c.Pool, "boot", now.Sub(c.c.CreatedAt))
+		}
+	case berth.ClusterLost:
+		l.loseCluster(c, r.cluster.Reason, r.cluster.Capacity, now)
+	case berth.ClusterTerminated:
+		if c.c.State != berth.ClusterTerminating {
+			l.loseCluster(c, "terminated outside Berth: "+r.cluster.Reason, r.cluster.Capacity, now)
+			return
+		}
+		c.c.State, c.c.EndedAt = berth.ClusterTerminated, now
+		l.dirtyClusters[c.c.ID] = true
+		l.endedClusters = append(l.endedClusters, c)
+		l.event("", c.c.ID, "terminated", c.c.Reason)
+		l.s.metrics.clusterEnded(c.c, now)
+		l.requeueFrom(c, now)
+	}
+}
+
+// clusterStep finds the provider's report of an attempt's step by its name.
+func (l *loop) clusterStep(jobID string, a *berth.Attempt, cur *berth.AttemptStep) (provider.Step, bool) {
+	c, ok := l.clusters[a.ClusterID]
+	if !ok {
+		return provider.Step{}, false
+	}
+	st, ok := c.steps[berth.StepName(jobID, a.N, cur.Index)]
+	return st, ok
+}
+
+// advance moves a job's running attempt along what the provider reported
+// of its current step. When the cluster is gone only a success counts:
+// whatever else its steps say is the loss, not the job.
+func (l *loop) advance(j *berth.Job, c *clusterRT, gone bool, now time.Time) {
+	a := j.CurrentAttempt()
+	cur := &a.Steps[len(a.Steps)-1]
+	ps, ok := c.steps[berth.StepName(j.ID, a.N, cur.Index)]
+	if !ok || (gone && ps.State != berth.StepSucceeded) {
+		return
+	}
+	if cur.ProviderID == "" {
+		cur.ProviderID = ps.ID
+		l.dirtyJobs[j.ID] = true
+	}
+	if ps.State == cur.State {
+		return
+	}
+	l.dirtyJobs[j.ID] = true
+	cur.State = ps.State
+	if cur.StartedAt.IsZero() && ps.State != berth.StepPending {
+		cur.StartedAt = or(ps.StartedAt, now)
+	}
+	j.Steps[cur.Index].State = ps.State
+	if !ps.State.Terminal() {
+		return
+	}
+	cur.EndedAt, cur.ExitCode, cur.Message = or(ps.EndedAt, now), ps.ExitCode, ps.Message
+	stop, stopping := l.stopping[j.ID]
+	switch ps.State {
+	case berth.StepSucceeded:
+		last := cur.Index+1 >= len(j.Steps)
+		switch {
+		case last:
+			l.endJob(j, berth.JobSucceeded, berth.ReasonSucceeded, now)
+		case stopping:
+			l.finishStopped(j, stop, now)
+		default:
+			l.event(j.ID, c.c.ID, "step_succeeded", fmt.Sprintf("attempt %d step %d succeeded", a.N, cur.Index))
+			a.Steps = append(a.Steps, berth.AttemptStep{Index: cur.Index + 1, State: berth.StepPending})
+		}
+	case berth.StepFailed, berth.StepCancelled:
+		if stopping {
+			l.finishStopped(j, stop, now)
+			return
+		}
+		msg := ps.Message
+		if ps.ExitCode != nil {
+			msg = fmt.Sprintf("exit code %d %s", *ps.ExitCode, msg)
+		}
+		l.event(j.ID, c.c.ID, "step_failed", fmt.Sprintf("attempt %d step %d %s: %s", a.N, cur.Index, ps.State, strings.TrimSpace(msg)))
+		l.userFailure(j, berth.ReasonStepFailed, now)
+	}
+}
+
+func or(t, def time.Time) time.Time {
+	if t.IsZero() {
+		return def
+	}
+	return t
+}

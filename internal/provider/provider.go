@@ -17,6 +17,7 @@ package provider
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/berthhq/berth/internal/berth"
@@ -116,4 +117,4 @@ var ErrNotReady = errors.New("cluster not ready")
 
 // ErrUnknownCluster is returned for an id the provider never issued, where
 // the method cannot answer "lost" instead.
-var ErrUnknownCluster = errors.New("unknown cluster")
+var ErrUnknownCluster = fmt.Errorf("%w: unknown cluster", berth.ErrNotFound)

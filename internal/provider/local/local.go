@@ -185,7 +185,7 @@ func checkClusterID(id string) error {
 // errUnknownCluster speaks both the provider's word for an id it never
 // issued and berth's, so that the API can map it without knowing providers.
 func errUnknownCluster(id string) error {
-	return fmt.Errorf("local cluster %s: %w (%w)", id, provider.ErrUnknownCluster, berth.ErrNotFound)
+	return fmt.Errorf("local cluster %s: %w", id, provider.ErrUnknownCluster)
 }
 
 // CreateCluster records a new cluster; it has nothing to start, as its

@@ -1,0 +1,838 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/berthhq/berth/internal/api"
+	"github.com/berthhq/berth/internal/api/apitest"
+	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/clock"
+)
+
+var t0 = time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+
+// harness is the API over the fake service, served on loopback.
+type harness struct {
+	t   testing.TB
+	svc *apitest.Service
+	clk *clock.Fake
+	srv *httptest.Server
+	log *syncBuffer
+}
+
+// syncBuffer collects log output so a test can look for a line; it also
+// copies it to the test's output.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	out io.Writer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Write(p)
+	return b.out.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func newHarness(t testing.TB, opts ...func(*api.Options)) *harness {
+	t.Helper()
+	clk := clock.NewFake(t0)
+	svc := apitest.New(clk)
+	svc.Seed()
+	logs := &syncBuffer{out: t.Output()}
+	o := api.Options{
+		Service: svc,
+		Log:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	srv := httptest.NewServer(api.New(o))
+	t.Cleanup(srv.Close)
+	return &harness{t: t, svc: svc, clk: clk, srv: srv, log: logs}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// do sends a request; headers come in name, value pairs.
+func (h *harness) do(method, path, body string, headers ...string) response {
+	h.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, h.srv.URL+path, rd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := h.srv.Client().Do(req)
+	if err != nil {
+		h.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return response{resp.StatusCode, resp.Header, b}
+}
+
+func (h *harness) submit(spec string) berth.Job {
+	h.t.Helper()
+	r := h.do("POST", "/v1/jobs", spec, "Content-Type", "application/json")
+	if r.status != http.StatusCreated {
+		h.t.Fatalf("submit: status %d: %s", r.status, r.body)
+	}
+	var j berth.Job
+	r.decode(h.t, &j)
+	return j
+}
+
+func (r response) decode(t testing.TB, v any) {
+	t.Helper()
+	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("Content-Type %q, want application/json; body %s", ct, r.body)
+	}
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+}
+
+type apiError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// wantError checks an error answer's status, code, and that its message
+// contains msg.
+func (r response) wantError(t testing.TB, status int, code, msg string) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d; body %s", r.status, status, r.body)
+	}
+	var e apiError
+	r.decode(t, &e)
+	if e.Error.Code != code {
+		t.Errorf("code %q, want %q (message %q)", e.Error.Code, code, e.Error.Message)
+	}
+	if !strings.Contains(e.Error.Message, msg) {
+		t.Errorf("message %q does not contain %q", e.Error.Message, msg)
+	}
+}
+
+// waitFor polls cond until it holds or a deadline passes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+const goodSpec = `{"pool": "small", "name": "phase-3", "steps": [{"name": "t", "args": ["echo", "hi"]}],
+	"priority": 3, "retries": 2, "timeout": "2h", "labels": {"dag_id": "nightly"}}`
+
+func TestSubmit(t *testing.T) {
+	tests := []struct {
+		name        string
+		body        string
+		contentType string
+		status      int
+		code        string // for errors
+		msg         string // part of the error message
+	}{
+		{"created", goodSpec, "application/json", 201, "", ""},
+		{"content type with charset", goodSpec, "application/json; charset=utf-8", 201, "", ""},
+		{"no content type", goodSpec, "", 201, "", ""},
+		{"trailing whitespace", goodSpec + "\n\t ", "application/json", 201, "", ""},
+		{"malformed JSON", `{"pool": "small",`, "application/json", 400, "invalid", "malformed JSON"},
+		{"syntax error", `{"pool" "small"}`, "application/json", 400, "invalid", "malformed JSON"},
+		{"empty body", ``, "application/json", 400, "invalid", "empty"},
+		{"not an object", `[1, 2]`, "application/json", 400, "invalid", "array"},
+		{"unknown field", `{"pool": "small", "steps": [{"args": ["x"]}], "colour": "red"}`, "application/json", 400, "invalid", `unknown field "colour"`},
+		{"unknown nested field", `{"pool": "small", "steps": [{"args": ["x"], "cmd": "x"}]}`, "application/json", 400, "invalid", `unknown field "cmd"`},
+		{"trailing data", goodSpec + `{}`, "application/json", 400, "invalid", "after the JSON value"},
+		{"trailing garbage", goodSpec + `x`, "application/json", 400, "invalid", "after the JSON value"},
+		{"priority as string", `{"pool": "small", "steps": [{"args": ["x"]}], "priority": "high"}`, "application/json", 400, "invalid", "priority"},
+		{"args as string", `{"pool": "small", "steps": [{"args": "echo hi"}]}`, "application/json", 400, "invalid", "args"},
+		{"timeout as number", `{"pool": "small", "steps": [{"args": ["x"]}], "timeout": 7200}`, "application/json", 400, "invalid", "duration"},
+		{"timeout unparsable", `{"pool": "small", "steps": [{"args": ["x"]}], "timeout": "two hours"}`, "application/json", 400, "invalid", "two hours"},
+		{"no steps", `{"pool": "small", "steps": []}`, "application/json", 400, "invalid", "steps"},
+		{"retries out of range", `{"pool": "small", "steps": [{"args": ["x"]}], "retries": 1000}`, "application/json", 400, "invalid", "retries"},
+		{"unknown pool", `{"pool": "huge", "steps": [{"args": ["x"]}]}`, "application/json", 422, "unprocessable", `"huge"`},
+		{"wrong content type", goodSpec, "text/plain", 415, "unsupported_media_type", "application/json"},
+		{"bad content type", goodSpec, "application/", 415, "unsupported_media_type", "application/json"},
+		{"oversized", `{"pool": "small", "name": "` + strings.Repeat("x", 2<<20) + `"}`, "application/json", 413, "too_large", "larger than"},
+		{"oversized trailing data", goodSpec + strings.Repeat(" ", 2<<20) + "{}", "application/json", 413, "too_large", "larger than"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			before := h.svc.Mutations()
+			var hdr []string
+			if tt.contentType != "" {
+				hdr = []string{"Content-Type", tt.contentType}
+			}
+			r := h.do("POST", "/v1/jobs", tt.body, hdr...)
+			if tt.code != "" {
+				r.wantError(t, tt.status, tt.code, tt.msg)
+				if got := h.svc.Mutations(); got != before {
+					t.Errorf("a rejected submission changed the service (%d mutations, want %d)", got, before)
+				}
+				return
+			}
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+			}
+			var j berth.Job
+			r.decode(t, &j)
+			if j.ID == "" || j.Pool != "small" || j.State != berth.JobQueued || j.Priority != 3 || j.Timeout.Std() != 2*time.Hour || j.Labels["dag_id"] != "nightly" {
+				t.Errorf("job %+v does not reflect the spec", j)
+			}
+			if loc := r.header.Get("Location"); loc != "/v1/jobs/"+j.ID {
+				t.Errorf("Location %q, want /v1/jobs/%s", loc, j.ID)
+			}
+			if _, err := h.svc.Job(context.Background(), j.ID); err != nil {
+				t.Errorf("the job is not in the service: %v", err)
+			}
+		})
+	}
+}
+
+func TestSubmitIdempotent(t *testing.T) {
+	h := newHarness(t)
+	spec := `{"pool": "small", "steps": [{"args": ["x"]}], "idempotency_key": "nightly/phase_3/7"}`
+	first := h.submit(spec)
+	r := h.do("POST", "/v1/jobs", spec)
+	if r.status != http.StatusOK {
+		t.Fatalf("resubmission: status %d, want 200: %s", r.status, r.body)
+	}
+	var again berth.Job
+	r.decode(t, &again)
+	if again.ID != first.ID {
+		t.Errorf("resubmission made job %s, want the existing %s", again.ID, first.ID)
+	}
+	other := h.submit(`{"pool": "small", "steps": [{"args": ["x"]}], "idempotency_key": "nightly/phase_3/8"}`)
+	if other.ID == first.ID {
+		t.Errorf("a different key returned the same job %s", other.ID)
+	}
+}
+
+func TestGetJob(t *testing.T) {
+	h := newHarness(t)
+	j := h.submit(goodSpec)
+
+	r := h.do("GET", "/v1/jobs/"+j.ID, "")
+	var got berth.Job
+	r.decode(t, &got)
+	if r.status != 200 || got.ID != j.ID || got.State != berth.JobQueued || len(got.Steps) != 1 || got.Steps[0].State != berth.StepPending {
+		t.Errorf("GET: status %d, job %+v", r.status, got)
+	}
+
+	tests := []struct {
+		path   string
+		status int
+		code   string
+		msg    string
+	}{
+		{"/v1/jobs/job-4242", 404, "not_found", "job-4242"},
+		{"/v1/jobs/NOT_AN_ID", 404, "not_found", "NOT_AN_ID"},
+		{"/v1/jobs/" + j.ID + "?wait=soon", 400, "invalid", `"wait"`},
+		{"/v1/jobs/" + j.ID + "?wait=-1s", 400, "invalid", `"wait"`},
+		{"/v1/jobs/" + j.ID + "?wait=11m", 400, "invalid", `"wait"`},
+		{"/v1/jobs/" + j.ID + "?wait=1s&wait=2s", 400, "invalid", `"wait"`},
+		{"/v1/jobs/job-4242?wait=1s", 404, "not_found", "job-4242"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			h.do("GET", tt.path, "").wantError(t, tt.status, tt.code, tt.msg)
+		})
+	}
+}
+
+// longPoll starts GET /v1/jobs/{id}?wait=... and returns its answer on a
+// channel.
+func (h *harness) longPoll(id, wait string) <-chan response {
+	ch := make(chan response, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", h.srv.URL+"/v1/jobs/"+id+"?wait="+wait, nil)
+		resp, err := h.srv.Client().Do(req)
+		if err != nil {
+			ch <- response{status: -1, body: []byte(err.Error())}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		ch <- response{resp.StatusCode, resp.Header, b}
+	}()
+	return ch
+}
+
+func receive(t *testing.T, ch <-chan response) response {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("the long poll did not return")
+		return response{}
+	}
+}
+
+func TestLongPoll(t *testing.T) {
+	t.Run("returns when the job ends", func(t *testing.T) {
+		h := newHarness(t)
+		j := h.submit(goodSpec)
+		ch := h.longPoll(j.ID, "10m")
+		waitFor(t, "the long poll to wait", func() bool { return h.svc.Waiters() == 1 })
+		// A change that does not end the job keeps the poll waiting.
+		if err := h.svc.Update(j.ID, func(j *berth.Job) { j.State = berth.JobRunning }); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case r := <-ch:
+			t.Fatalf("the long poll returned before the job ended: %d %s", r.status, r.body)
+		default:
+		}
+		if err := h.svc.Finish(j.ID, berth.JobSucceeded, berth.ReasonSucceeded); err != nil {
+			t.Fatal(err)
+		}
+		r := receive(t, ch)
+		var got berth.Job
+		r.decode(t, &got)
+		if r.status != 200 || got.State != berth.JobSucceeded {
+			t.Errorf("status %d, state %q; want 200 succeeded", r.status, got.State)
+		}
+	})
+	t.Run("returns the job as it is when the wait runs out", func(t *testing.T) {
+		h := newHarness(t)
+		j := h.submit(goodSpec)
+		ch := h.longPoll(j.ID, "30s")
+		waitFor(t, "the long poll to wait", func() bool { return h.svc.Waiters() == 1 })
+		h.clk.Advance(30 * time.Second)
+		r := receive(t, ch)
+		var got berth.Job
+		r.decode(t, &got)
+		if r.status != 200 || got.State != berth.JobQueued {
+			t.Errorf("status %d, state %q; want 200 queued", r.status, got.State)
+		}
+	})
+	t.Run("an ended job answers at once", func(t *testing.T) {
+		h := newHarness(t)
+		j := h.submit(goodSpec)
+		if err := h.svc.Finish(j.ID, berth.JobFailed, berth.ReasonStepFailed); err != nil {
+			t.Fatal(err)
+		}
+		r := receive(t, h.longPoll(j.ID, "10m"))
+		var got berth.Job
+		r.decode(t, &got)
+		if got.State != berth.JobFailed {
+			t.Errorf("state %q, want failed", got.State)
+		}
+	})
+}
+
+func TestListJobs(t *testing.T) {
+	h := newHarness(t)
+	a := h.submit(`{"pool": "small", "steps": [{"args": ["x"]}], "labels": {"dag_id": "nightly", "task": "a"}}`)
+	b := h.submit(`{"pool": "spark", "steps": [{"args": ["x"]}], "labels": {"dag_id": "nightly", "task": "b"}}`)
+	c := h.submit(`{"pool": "small", "steps": [{"args": ["x"]}], "labels": {"dag_id": "hourly"}}`)
+	if err := h.svc.Finish(c.ID, berth.JobSucceeded, berth.ReasonSucceeded); err != nil {
+		t.Fatal(err)
+	}
+
+	type list struct {
+		Jobs       []berth.Job `json:"jobs"`
+		NextCursor *string     `json:"next_cursor"`
+	}
+	ids := func(l list) []string {
+		var out []string
+		for _, j := range l.Jobs {
+			out = append(out, j.ID)
+		}
+		return out
+	}
+	tests := []struct {
+		query string
+		want  []string
+		next  string
+	}{
+		{"", []string{c.ID, b.ID, a.ID}, ""},
+		{"?state=queued", []string{b.ID, a.ID}, ""},
+		{"?state=succeeded", []string{c.ID}, ""},
+		{"?state=failed", nil, ""},
+		{"?pool=small", []string{c.ID, a.ID}, ""},
+		{"?label=dag_id%3Dnightly", []string{b.ID, a.ID}, ""},
+		{"?label=dag_id=nightly&label=task=a", []string{a.ID}, ""},
+		{"?limit=2", []string{c.ID, b.ID}, b.ID},
+		{"?limit=2&cursor=" + b.ID, []string{a.ID}, ""},
+		{"?pool=small&state=queued&limit=1", []string{a.ID}, ""},
+		{"?unknown=ignored", []string{c.ID, b.ID, a.ID}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			r := h.do("GET", "/v1/jobs"+tt.query, "")
+			if r.status != 200 {
+				t.Fatalf("status %d: %s", r.status, r.body)
+			}
+			var l list
+			r.decode(t, &l)
+			if l.Jobs == nil {
+				t.Errorf("jobs is null or missing in %s, want a list", r.body)
+			}
+			if got := ids(l); strings.Join(got, ",") != strings.Join(tt.want, ",") {
+				t.Errorf("jobs %v, want %v", got, tt.want)
+			}
+			if l.NextCursor == nil || *l.NextCursor != tt.next {
+				t.Errorf("next_cursor in %s, want %q", r.body, tt.next)
+			}
+		})
+	}
+
+	bad := []struct{ query, param string }{
+		{"?state=sleeping", "state"},
+		{"?state=queued&state=running", "state"},
+		{"?limit=0", "limit"},
+		{"?limit=1001", "limit"},
+		{"?limit=ten", "limit"},
+		{"?label=dag_id", "label"},
+		{"?label==nightly", "label"},
+		{"?label=a=1&label=a=2", "label"},
+		{"?cursor=job-nope", "cursor"}, // rejected by the service
+		{"?pool=%zz", "malformed query"},
+		{"?pool=" + strings.Repeat("p", 2000), "pool"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.query[:min(len(tt.query), 40)], func(t *testing.T) {
+			h.do("GET", "/v1/jobs"+tt.query, "").wantError(t, 400, "invalid", tt.param)
+		})
+	}
+}
+
+func TestCancel(t *testing.T) {
+	h := newHarness(t)
+	j := h.submit(goodSpec)
+	r := h.do("POST", "/v1/jobs/"+j.ID+"/cancel", "")
+	var got berth.Job
+	r.decode(t, &got)
+	if r.status != 200 || got.State != berth.JobCancelled {
+		t.Errorf("cancel: status %d, state %q", r.status, got.State)
+	}
+	h.do("POST", "/v1/jobs/"+j.ID+"/cancel", "").wantError(t, 409, "conflict", "cancelled")
+	h.do("POST", "/v1/jobs/job-4242/cancel", "").wantError(t, 404, "not_found", "job-4242")
+	h.do("POST", "/v1/jobs/BAD!/cancel", "").wantError(t, 404, "not_found", "")
+	h.do("GET", "/v1/jobs/"+j.ID+"/cancel", "").wantError(t, 405, "method_not_allowed", "POST")
+}
+
+func TestLogs(t *testing.T) {
+	h := newHarness(t)
+	j := h.submit(goodSpec)
+	if err := h.svc.Update(j.ID, func(j *berth.Job) {
+		j.Attempts = []berth.Attempt{{N: 1, ClusterID: "cl-0001"}, {N: 2, ClusterID: "cl-0001"}}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.svc.SetLogs(berth.Logs{JobID: j.ID, Attempt: 2, Step: 0, Stdout: "latest out"})
+	h.svc.SetLogs(berth.Logs{JobID: j.ID, Attempt: 1, Step: 0, Stdout: "first out", Stderr: "first err"})
+
+	for _, tt := range []struct{ query, want string }{
+		{"", "latest out"},
+		{"?attempt=0&step=0", "latest out"},
+		{"?attempt=1", "first out"},
+	} {
+		r := h.do("GET", "/v1/jobs/"+j.ID+"/logs"+tt.query, "")
+		var l berth.Logs
+		r.decode(t, &l)
+		if r.status != 200 || l.Stdout != tt.want {
+			t.Errorf("logs%s: status %d, stdout %q, want %q", tt.query, r.status, l.Stdout, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		path   string
+		status int
+		code   string
+		msg    string
+	}{
+		{"/v1/jobs/" + j.ID + "/logs?attempt=-1", 400, "invalid", `"attempt"`},
+		{"/v1/jobs/" + j.ID + "/logs?attempt=one", 400, "invalid", `"attempt"`},
+		{"/v1/jobs/" + j.ID + "/logs?step=x", 400, "invalid", `"step"`},
+		{"/v1/jobs/" + j.ID + "/logs?step=-2", 400, "invalid", `"step"`},
+		{"/v1/jobs/" + j.ID + "/logs?step=3", 404, "not_found", "step 3"},
+		{"/v1/jobs/job-4242/logs", 404, "not_found", "job-4242"},
+	} {
+		h.do("GET", tt.path, "").wantError(t, tt.status, tt.code, tt.msg)
+	}
+}
+
+func TestEvents(t *testing.T) {
+	h := newHarness(t)
+	j := h.submit(goodSpec)
+	r := h.do("GET", "/v1/jobs/"+j.ID+"/events", "")
+	var l struct {
+		Events []berth.Event `json:"events"`
+	}
+	r.decode(t, &l)
+	if r.status != 200 || len(l.Events) != 1 || l.Events[0].Kind != "submitted" || l.Events[0].JobID != j.ID {
+		t.Errorf("events: status %d, %+v", r.status, l.Events)
+	}
+	h.do("GET", "/v1/jobs/job-4242/events", "").wantError(t, 404, "not_found", "job-4242")
+}
+
+func TestPools(t *testing.T) {
+	h := newHarness(t)
+	r := h.do("GET", "/v1/pools", "")
+	var l struct {
+		Pools []berth.PoolStatus `json:"pools"`
+	}
+	r.decode(t, &l)
+	if r.status != 200 || len(l.Pools) != 2 || l.Pools[0].Name != "small" || l.Pools[1].Name != "spark" {
+		t.Fatalf("pools: status %d, %+v", r.status, l.Pools)
+	}
+	if l.Pools[0].IdleTimeout.Std() != 30*time.Second || l.Pools[0].Clusters[berth.ClusterReady] != 1 || l.Pools[0].FreeSlots != 1 {
+		t.Errorf("pool small %+v lost its fields", l.Pools[0])
+	}
+	if !bytes.Contains(r.body, []byte(`"idle_timeout":"30s"`)) {
+		t.Errorf("idle_timeout is not a duration string in %s", r.body)
+	}
+
+	r = h.do("GET", "/v1/pools/spark", "")
+	var p berth.PoolStatus
+	r.decode(t, &p)
+	if r.status != 200 || p.Name != "spark" || p.Provider != "emr" {
+		t.Errorf("pool spark: status %d, %+v", r.status, p)
+	}
+	h.do("GET", "/v1/pools/huge", "").wantError(t, 404, "not_found", "huge")
+	h.do("POST", "/v1/pools", "").wantError(t, 405, "method_not_allowed", "GET")
+}
+
+func TestClusters(t *testing.T) {
+	h := newHarness(t)
+	type list struct {
+		Clusters []berth.Cluster `json:"clusters"`
+	}
+	for _, tt := range []struct {
+		query string
+		want  string
+	}{
+		{"", "cl-0001,cl-0002,cl-0003"},
+		{"?pool=small", "cl-0001,cl-0003"},
+		{"?state=ready", "cl-0001,cl-0002"},
+		{"?pool=small&state=terminated", "cl-0003"},
+		{"?state=lost", ""},
+	} {
+		r := h.do("GET", "/v1/clusters"+tt.query, "")
+		var l list
+		r.decode(t, &l)
+		var got []string
+		for _, c := range l.Clusters {
+			got = append(got, c.ID)
+		}
+		if r.status != 200 || l.Clusters == nil || strings.Join(got, ",") != tt.want {
+			t.Errorf("clusters%s: status %d, %v, want %s (body %s)", tt.query, r.status, got, tt.want, r.body)
+		}
+	}
+	h.do("GET", "/v1/clusters?state=queued", "").wantError(t, 400, "invalid", `"state"`)
+
+	r := h.do("GET", "/v1/clusters/cl-0001", "")
+	var d berth.ClusterDetail
+	r.decode(t, &d)
+	if r.status != 200 || d.ID != "cl-0001" || len(d.Attempts) != 1 || d.Attempts[0].JobID != "job-9999" || len(d.Events) != 1 {
+		t.Errorf("cluster detail: status %d, %+v", r.status, d)
+	}
+	r = h.do("GET", "/v1/clusters/cl-0002", "")
+	if !bytes.Contains(r.body, []byte(`"attempts":[]`)) || !bytes.Contains(r.body, []byte(`"events":[]`)) {
+		t.Errorf("a cluster without attempts or events should list them empty: %s", r.body)
+	}
+	h.do("GET", "/v1/clusters/cl-4242", "").wantError(t, 404, "not_found", "cl-4242")
+}
+
+func TestClusterActions(t *testing.T) {
+	tests := []struct {
+		action string
+		id     string
+		status int
+		state  berth.ClusterState // on success
+		code   string             // on error
+	}{
+		{"drain", "cl-0001", 200, berth.ClusterDraining, ""},
+		{"drain", "cl-0003", 409, "", "conflict"},
+		{"drain", "cl-4242", 404, "", "not_found"},
+		{"terminate", "cl-0002", 200, berth.ClusterTerminating, ""},
+		{"terminate", "cl-0003", 409, "", "conflict"},
+		{"terminate", "cl-4242", 404, "", "not_found"},
+		{"kill", "cl-0001", 200, berth.ClusterLost, ""},
+		{"kill", "cl-0002", 422, "", "unsupported"},
+		{"kill", "cl-0003", 409, "", "conflict"},
+		{"kill", "cl-4242", 404, "", "not_found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.action+" "+tt.id, func(t *testing.T) {
+			h := newHarness(t)
+			path := "/v1/clusters/" + tt.id + "/" + tt.action
+			h.do("GET", path, "").wantError(t, 405, "method_not_allowed", "POST")
+			before := h.svc.Mutations()
+			r := h.do("POST", path, "")
+			if tt.code != "" {
+				r.wantError(t, tt.status, tt.code, tt.id)
+				if h.svc.Mutations() != before {
+					t.Error("a refused action changed the service")
+				}
+				return
+			}
+			var c berth.Cluster
+			r.decode(t, &c)
+			if r.status != tt.status || c.State != tt.state {
+				t.Errorf("status %d, state %q; want %d %q", r.status, c.State, tt.status, tt.state)
+			}
+			d, err := h.svc.Cluster(context.Background(), tt.id)
+			if err != nil || d.State != tt.state {
+				t.Errorf("the service has the cluster %q (%v), want %q", d.State, err, tt.state)
+			}
+		})
+	}
+}
+
+func TestHealthAndReady(t *testing.T) {
+	h := newHarness(t, func(o *api.Options) { o.Token = "s3cret" })
+	if r := h.do("GET", "/healthz", ""); r.status != 200 {
+		t.Errorf("healthz: %d %s", r.status, r.body)
+	}
+	if r := h.do("GET", "/readyz", ""); r.status != 200 {
+		t.Errorf("readyz: %d %s", r.status, r.body)
+	}
+	h.svc.SetReady(errors.Join(berth.ErrUnavailable, errors.New("store not open")))
+	h.do("GET", "/readyz", "").wantError(t, 503, "unavailable", "store not open")
+	h.svc.SetReady(errors.New("disk on fire at /var/lib/berth"))
+	h.do("GET", "/readyz", "").wantError(t, 503, "unavailable", "not ready")
+	if r := h.do("GET", "/readyz", ""); bytes.Contains(r.body, []byte("/var/lib")) {
+		t.Errorf("readyz shows an internal error: %s", r.body)
+	}
+	if r := h.do("GET", "/healthz", ""); r.status != 200 {
+		t.Errorf("healthz while not ready: %d, want 200", r.status)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	h := newHarness(t)
+	h.do("GET", "/metrics", "").wantError(t, 404, "not_found", "metrics")
+
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "berth_jobs_queued 3\n")
+	})
+	h = newHarness(t, func(o *api.Options) { o.Metrics = metrics; o.Token = "s3cret" })
+	h.do("GET", "/metrics", "").wantError(t, 401, "unauthorized", "token")
+	r := h.do("GET", "/metrics", "", "Authorization", "Bearer s3cret")
+	if r.status != 200 || string(r.body) != "berth_jobs_queued 3\n" {
+		t.Errorf("metrics: %d %q", r.status, r.body)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	h := newHarness(t, func(o *api.Options) { o.Token = "s3cret" })
+	tests := []struct {
+		method, path, auth string
+		status             int
+	}{
+		{"GET", "/v1/jobs", "", 401},
+		{"GET", "/v1/jobs", "Bearer wrong", 401},
+		{"GET", "/v1/jobs", "Bearer s3cret2", 401},
+		{"GET", "/v1/jobs", "Basic czNjcmV0", 401},
+		{"GET", "/v1/jobs", "s3cret", 401},
+		{"GET", "/v1/jobs", "Bearer s3cret", 200},
+		{"GET", "/v1/jobs", "bearer s3cret", 200},
+		{"POST", "/v1/jobs", "", 401},
+		{"GET", "/v1/clusters/cl-0001", "", 401},
+		{"POST", "/v1/clusters/cl-0001/kill", "", 401},
+		{"GET", "/v1/nowhere", "", 401},
+		{"GET", "/v1/nowhere", "Bearer s3cret", 404},
+		{"GET", "/healthz", "", 200},
+		{"GET", "/readyz", "", 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path+" "+tt.auth, func(t *testing.T) {
+			before := h.svc.Mutations()
+			var hdr []string
+			if tt.auth != "" {
+				hdr = []string{"Authorization", tt.auth}
+			}
+			r := h.do(tt.method, tt.path, "", hdr...)
+			if tt.status == 401 {
+				r.wantError(t, 401, "unauthorized", "token")
+				if r.header.Get("WWW-Authenticate") == "" {
+					t.Error("no WWW-Authenticate header on a 401")
+				}
+				if h.svc.Mutations() != before {
+					t.Error("an unauthorized request changed the service")
+				}
+				return
+			}
+			if r.status != tt.status {
+				t.Errorf("status %d, want %d: %s", r.status, tt.status, r.body)
+			}
+		})
+	}
+}
+
+func TestRouting(t *testing.T) {
+	h := newHarness(t)
+	tests := []struct {
+		method, path string
+		status       int
+		code, allow  string
+	}{
+		{"DELETE", "/v1/jobs", 405, "method_not_allowed", "GET, HEAD, POST"},
+		{"PUT", "/v1/jobs/job-0001", 405, "method_not_allowed", "GET, HEAD"},
+		{"POST", "/v1/clusters/cl-0001", 405, "method_not_allowed", "GET, HEAD"},
+		{"POST", "/healthz", 405, "method_not_allowed", "GET, HEAD"},
+		{"GET", "/v2/jobs", 404, "not_found", ""},
+		{"GET", "/", 404, "not_found", ""},
+		{"GET", "/v1/jobs/job-0001/nothing", 404, "not_found", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			r := h.do(tt.method, tt.path, "")
+			r.wantError(t, tt.status, tt.code, "")
+			if got := r.header.Get("Allow"); got != tt.allow {
+				t.Errorf("Allow %q, want %q", got, tt.allow)
+			}
+		})
+	}
+}
+
+// An unclean path is redirected to its clean form, not refused.
+func TestCleanPathRedirect(t *testing.T) {
+	h := newHarness(t)
+	req, err := http.NewRequest("GET", h.srv.URL+"/v1//pools", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := h.srv.Client().Transport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != "/v1/pools" {
+		t.Errorf("status %d, Location %q; want 307 to /v1/pools", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// faulty is a service whose Job panics and whose Pools fails with an
+// internal error.
+type faulty struct{ *apitest.Service }
+
+func (faulty) Job(context.Context, string) (berth.Job, error) { panic("boom") }
+
+func (faulty) Pools(context.Context) ([]berth.PoolStatus, error) {
+	return nil, errors.New("query pools: open /var/lib/berth/berth.db: disk I/O error")
+}
+
+func TestInternalErrors(t *testing.T) {
+	h := newHarness(t)
+	h = newHarness(t, func(o *api.Options) { o.Service = faulty{h.svc} })
+
+	r := h.do("GET", "/v1/jobs/job-0001", "")
+	r.wantError(t, 500, "internal", "internal error")
+	if !strings.Contains(h.log.String(), "boom") {
+		t.Error("the panic was not logged")
+	}
+	// The server survived the panic.
+	if r := h.do("GET", "/healthz", ""); r.status != 200 {
+		t.Errorf("healthz after a panic: %d", r.status)
+	}
+
+	r = h.do("GET", "/v1/pools", "")
+	r.wantError(t, 500, "internal", "internal error")
+	if bytes.Contains(r.body, []byte("/var/lib")) {
+		t.Errorf("an internal error leaked to the client: %s", r.body)
+	}
+	if !strings.Contains(h.log.String(), "disk I/O error") {
+		t.Error("the internal error was not logged")
+	}
+	if !strings.Contains(h.log.String(), "path=/v1/pools status=500") {
+		t.Errorf("no request log line for GET /v1/pools in:\n%s", h.log.String())
+	}
+}
+
+// FuzzSubmit posts arbitrary bodies: the API must never answer 5xx, and a
+// rejected body must change nothing. The seed corpus runs in every go test.
+func FuzzSubmit(f *testing.F) {
+	for _, s := range []string{
+		goodSpec,
+		`{"pool": "small", "steps": [{"args": ["x"]}], "idempotency_key": "k"}`,
+		`{"pool": "huge", "steps": [{"args": ["x"]}]}`,
+		`{"pool": "small", "steps": [{"args": ["x"]}], "max_infra_retries": -1}`,
+		`{"pool": "small", "steps": [{"args": ["x"]}], "timeout": "-5s"}`,
+		`{"pool": "small", "steps": [{"args": ["a\u0000b"]}]}`,
+		`{"pool": "small", "steps": [{"jar": "s3://x.jar", "main_class": "M"}]}`,
+		`{"pool": "small", "steps": [{"args": ["x"], "env": {"": "v"}}]}`,
+		`{"pool": "small", "steps": null}`,
+		`{"pool": "small", "steps": [{"args": ["x"]}], "labels": {"a=b": "c"}}`,
+		`{"pool": "small", "priority": 1e400}`,
+		`{"pool": "small", "priority": 9223372036854775808}`,
+		`{"pool": "small", "resume": "sometimes", "steps": [{"args": ["x"]}]}`,
+		`{"POOL": "small", "Steps": [{"ARGS": ["x"]}]}`,
+		`null`, `""`, `[]`, `{}`, `{`, `}`, `{"pool": "small"} {"pool": "small"}`,
+		"\xff\xfe", "\ufeff{}", strings.Repeat("[", 10000), strings.Repeat(`{"pool": "`, 500),
+		`{"pool": "small", "name": "` + strings.Repeat("n", 5000) + `", "steps": [{"args": ["x"]}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	h := newHarness(f, func(o *api.Options) { o.MaxBodyBytes = 4096; o.Log = slog.New(slog.DiscardHandler) })
+	f.Fuzz(func(t *testing.T, body []byte) {
+		before := h.svc.Mutations()
+		req, err := http.NewRequest("POST", h.srv.URL+"/v1/jobs", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := h.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch after := h.svc.Mutations(); {
+		case resp.StatusCode >= 500:
+			t.Fatalf("status %d for %q: %s", resp.StatusCode, body, b)
+		case resp.StatusCode >= 400 && after != before:
+			t.Fatalf("status %d for %q, yet the service changed", resp.StatusCode, body)
+		case resp.StatusCode == 201 && after == before:
+			t.Fatalf("201 for %q, yet the service did not change", body)
+		case resp.StatusCode >= 400:
+			var e apiError
+			if err := json.Unmarshal(b, &e); err != nil || e.Error.Code == "" || e.Error.Message == "" {
+				t.Fatalf("status %d with a body not in the error shape: %s", resp.StatusCode, b)
+			}
+		}
+	})
+}

@@ -1,0 +1,187 @@
+// Package server assembles one Berth server from a configuration: the
+// store, a provider per pool, the service's loop and the HTTP API. Both
+// `berth serve` and `berth demo` run one.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/berthhq/berth/internal/api"
+	"github.com/berthhq/berth/internal/clock"
+	"github.com/berthhq/berth/internal/config"
+	"github.com/berthhq/berth/internal/provider"
+	"github.com/berthhq/berth/internal/provider/local"
+	"github.com/berthhq/berth/internal/service"
+	"github.com/berthhq/berth/internal/store"
+	"github.com/berthhq/berth/internal/store/sqlite"
+)
+
+// shutdownGrace bounds how long in-flight HTTP requests (long polls among
+// them) may take to finish when the server stops.
+const shutdownGrace = 5 * time.Second
+
+// Options tunes a server beyond its configuration; the zero value is what
+// `berth serve` uses.
+type Options struct {
+	Log   *slog.Logger
+	Clock clock.Clock
+	// Tick and RetryBackoff override the service's defaults (tests and the
+	// demo shorten them).
+	Tick         time.Duration
+	RetryBackoff time.Duration
+}
+
+// Server is one running Berth.
+type Server struct {
+	log   *slog.Logger
+	store store.Store
+	svc   *service.Service
+	http  *http.Server
+	ln    net.Listener
+	done  chan error
+}
+
+// New opens the store and builds the providers and the service; Start runs
+// them.
+func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	st, err := openStore(ctx, cfg.Store, o.Log)
+	if err != nil {
+		return nil, err
+	}
+	var pools []service.Pool
+	for _, p := range cfg.Pools {
+		prov, err := newProvider(p, o)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("pool %q: %w", p.Name, err)
+		}
+		pools = append(pools, service.Pool{Pool: p.Domain(), Provider: prov})
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	svc, err := service.New(service.Options{
+		Store: st, Pools: pools, Clock: o.Clock, Log: o.Log, Registry: reg,
+		Tick: o.Tick, RetryBackoff: o.RetryBackoff,
+	})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	handler := api.New(api.Options{
+		Service: svc,
+		Token:   cfg.Token,
+		Log:     o.Log,
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+	})
+	return &Server{
+		log:   o.Log,
+		store: st,
+		svc:   svc,
+		http:  &http.Server{Addr: cfg.Listen, Handler: handler, ReadHeaderTimeout: 10 * time.Second},
+	}, nil
+}
+
+func openStore(ctx context.Context, dsn string, log *slog.Logger) (store.Store, error) {
+	path, err := sqlite.ParseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store %q: %w", dsn, err)
+	}
+	st, err := sqlite.Open(ctx, path, log)
+	if err != nil {
+		return nil, fmt.Errorf("open store %q: %w", dsn, err)
+	}
+	return st, nil
+}
+
+// newProvider builds the provider that runs one pool's clusters.
+func newProvider(p config.Pool, o Options) (provider.Provider, error) {
+	switch p.Provider {
+	case config.ProviderLocal:
+		opts := local.Options{Dir: config.DefaultLocalDir, Clock: o.Clock, Log: o.Log.With("pool", p.Name)}
+		if p.Local != nil {
+			opts.Dir, opts.BootTime = p.Local.Dir, p.Local.BootTime.Std()
+		}
+		if fb := p.FallbackLocal(); fb != nil {
+			opts.FallbackBootTime = fb.BootTime.Std()
+		}
+		return local.New(opts)
+	case config.ProviderEMR:
+		return nil, errors.New("provider emr: not available in this build yet")
+	}
+	return nil, fmt.Errorf("unknown provider %q", p.Provider)
+}
+
+// Start runs the service's loop (which first adopts what the providers
+// still run) and then serves HTTP.
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.svc.Start(ctx); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", s.http.Addr)
+	if err != nil {
+		s.svc.Stop()
+		return fmt.Errorf("listen on %s: %w", s.http.Addr, err)
+	}
+	s.ln, s.done = ln, make(chan error, 1)
+	go func() { s.done <- s.http.Serve(ln) }()
+	s.log.Info("berth serving", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// URL is the server's base URL.
+func (s *Server) URL() string { return "http://" + s.Addr() }
+
+// Service is the server's service.
+func (s *Server) Service() *service.Service { return s.svc }
+
+// Stop stops serving, lets the loop finish the write in progress and
+// closes the store. Clusters and steps keep running, to be adopted by the
+// next start.
+func (s *Server) Stop() error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	herr := s.http.Shutdown(ctx)
+	if herr != nil {
+		herr = fmt.Errorf("stop http: %w", herr)
+	}
+	s.svc.Stop()
+	return errors.Join(herr, s.store.Close())
+}
+
+// Run starts a server and stops it when ctx ends.
+func Run(ctx context.Context, cfg *config.Config, o Options) error {
+	s, err := New(ctx, cfg, o)
+	if err != nil {
+		return err
+	}
+	if err := s.Start(ctx); err != nil {
+		s.store.Close()
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		s.log.Info("stopping")
+	case err := <-s.done:
+		s.log.Error("http server ended", "err", err)
+	}
+	return s.Stop()
+}

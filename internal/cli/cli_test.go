@@ -395,6 +395,10 @@ func TestAPIErrors(t *testing.T) {
 	h.fleet(t)
 	gone := httptest.NewServer(nil)
 	gone.Close()
+	badConfig := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(badConfig, []byte("pools: [{name: tiny, provider: local, slots: 0}]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		args []string
 		msg  string
@@ -411,8 +415,8 @@ func TestAPIErrors(t *testing.T) {
 		{[]string{"pools", "get", "huge"}, `pool "huge": not found`},
 		{[]string{"jobs", "ls", "--token", "wrong"}, "set --token or BERTH_TOKEN"},
 		{[]string{"jobs", "ls", "--server", gone.URL}, "is the server running?"},
-		{[]string{"serve"}, "not built yet"},
-		{[]string{"demo"}, "not built yet"},
+		{[]string{"serve", "--config", filepath.Join(t.TempDir(), "nope.yaml")}, "nope.yaml"},
+		{[]string{"serve", "--config", badConfig}, `pool "tiny": slots`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -624,7 +628,7 @@ func TestHelp(t *testing.T) {
 		if c.name == "help" {
 			continue
 		}
-		if r := h.run(context.Background(), "", c.name, "-h"); r.code != 0 && c.name != "serve" && c.name != "demo" {
+		if r := h.run(context.Background(), "", c.name, "-h"); r.code != 0 {
 			t.Errorf("berth %s -h: exit %d", c.name, r.code)
 		}
 	}

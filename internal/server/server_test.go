@@ -1,0 +1,160 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/client"
+	"github.com/berthhq/berth/internal/config"
+)
+
+const token = "s3cret-token"
+
+// A real server end to end over HTTP: auth, a job on the local provider,
+// its logs and events, the pool's counts and the metrics.
+func TestServerRunsAJobOverHTTP(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.Parse(fmt.Appendf(nil, `
+listen: 127.0.0.1:0
+store: sqlite://%[1]s/berth.db
+token: %[2]s
+pools:
+  - {name: p, provider: local, slots: 2, max_clusters: 1, idle_timeout: 1h, price_per_hour: 10, local: {boot_time: 100ms, dir: %[1]s/local}}
+`, filepath.ToSlash(dir), token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(context.Background(), cfg, Options{Log: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c := client.New(srv.URL(), token, nil)
+	t.Cleanup(func() {
+		terminateAll(t, c)
+		if err := srv.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+
+	if _, _, err := client.New(srv.URL(), "", nil).Jobs(ctx, client.JobsQuery{}); !isStatus(err, http.StatusUnauthorized) {
+		t.Fatalf("no token: %v, want 401", err)
+	}
+	job, created, err := c.Submit(ctx, berth.JobSpec{Pool: "p", Steps: []berth.Step{
+		{Name: "hello", Args: []string{"sh", "-c", "echo hello-from-step; echo oops >&2"}},
+	}})
+	if err != nil || !created {
+		t.Fatalf("submit: %v", err)
+	}
+	for !job.State.Terminal() {
+		if job, err = c.WaitJob(ctx, job.ID, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if job.State != berth.JobSucceeded || job.Cost <= 0 {
+		t.Fatalf("job %s, cost %v", job.State, job.Cost)
+	}
+	logs, err := c.Logs(ctx, job.ID, 0, 0)
+	if err != nil || !strings.Contains(logs.Stdout, "hello-from-step") || !strings.Contains(logs.Stderr, "oops") {
+		t.Fatalf("logs = %+v, %v", logs, err)
+	}
+	events, err := c.Events(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]bool{}
+	for _, e := range events {
+		kinds[e.Kind] = true
+	}
+	for _, k := range []string{"queued", "placed", "succeeded"} {
+		if !kinds[k] {
+			t.Errorf("events lack %q: %+v", k, events)
+		}
+	}
+	cl, err := c.Cluster(ctx, job.ClusterID)
+	if err != nil || len(cl.Attempts) != 1 || cl.Attempts[0].JobID != job.ID {
+		t.Fatalf("cluster detail = %+v, %v", cl, err)
+	}
+	ps, err := c.Pool(ctx, "p")
+	if err != nil || ps.Clusters[berth.ClusterReady] != 1 || ps.FreeSlots != 2 {
+		t.Fatalf("pool = %+v, %v", ps, err)
+	}
+
+	body := get(t, srv.URL()+"/metrics")
+	for _, want := range []string{
+		`berth_attempts_total{pool="p",reason="succeeded"} 1`,
+		`berth_job_start_latency_seconds_count{pool="p"} 1`,
+		`berth_clusters{pool="p",state="ready"} 1`,
+		`berth_jobs{pool="p",state="queued"} 0`,
+		`berth_cluster_cost_live{pool="p"}`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func isStatus(err error, status int) bool {
+	var ce *client.Error
+	return errors.As(err, &ce) && ce.Status == status
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	return string(b)
+}
+
+// terminateAll ends every cluster so the test leaves no process behind.
+func terminateAll(t *testing.T, c *client.Client) {
+	ctx := context.Background()
+	cs, err := c.Clusters(ctx, "", "")
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	for _, cl := range cs {
+		if !cl.State.Terminal() {
+			if _, err := c.Terminate(ctx, cl.ID); err != nil && !errors.Is(err, berth.ErrConflict) {
+				t.Error(err)
+			}
+		}
+	}
+	end := time.Now().Add(30 * time.Second)
+	for time.Now().Before(end) {
+		cs, _ = c.Clusters(ctx, "", "")
+		live := 0
+		for _, cl := range cs {
+			if !cl.State.Terminal() {
+				live++
+			}
+		}
+		if live == 0 {
+			return
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+	t.Error("clusters still live after terminate")
+}

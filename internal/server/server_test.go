@@ -19,9 +19,9 @@ import (
 
 const token = "s3cret-token"
 
-// A real server end to end over HTTP: auth, a job on the local provider,
-// its logs and events, the pool's counts and the metrics.
-func TestServerRunsAJobOverHTTP(t *testing.T) {
+// newTestServer starts a real server with one local pool and the token.
+func newTestServer(t *testing.T) (*Server, *client.Client) {
+	t.Helper()
 	dir := t.TempDir()
 	cfg, err := config.Parse(fmt.Appendf(nil, `
 listen: 127.0.0.1:0
@@ -40,7 +40,6 @@ pools:
 	if err := srv.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
 	c := client.New(srv.URL(), token, nil)
 	t.Cleanup(func() {
 		terminateAll(t, c)
@@ -48,7 +47,14 @@ pools:
 			t.Error(err)
 		}
 	})
+	return srv, c
+}
 
+// A real server end to end over HTTP: auth, a job on the local provider,
+// its logs and events, the pool's counts and the metrics.
+func TestServerRunsAJobOverHTTP(t *testing.T) {
+	srv, c := newTestServer(t)
+	ctx := context.Background()
 	if _, _, err := client.New(srv.URL(), "", nil).Jobs(ctx, client.JobsQuery{}); !isStatus(err, http.StatusUnauthorized) {
 		t.Fatalf("no token: %v, want 401", err)
 	}
@@ -157,4 +163,92 @@ func terminateAll(t *testing.T, c *client.Client) {
 		<-time.After(20 * time.Millisecond)
 	}
 	t.Error("clusters still live after terminate")
+}
+
+// No input makes the real server answer 5xx, and bad input changes
+// nothing.
+func TestBadInputGetsA4xxAndChangesNothing(t *testing.T) {
+	srv, c := newTestServer(t)
+	big := `{"pool": "p", "name": "` + strings.Repeat("x", 2<<20) + `", "steps": [{"args": ["true"]}]}`
+	many := `{"pool": "p", "steps": [` + strings.TrimSuffix(strings.Repeat(`{"args": ["true"]},`, 300), ",") + `]}`
+	tests := []struct {
+		method, path, body, contentType string
+		want                            int
+	}{
+		{"POST", "/v1/jobs", `{`, "", 400},
+		{"POST", "/v1/jobs", `[]`, "", 400},
+		{"POST", "/v1/jobs", `null`, "", 400},
+		{"POST", "/v1/jobs", ``, "", 400},
+		{"POST", "/v1/jobs", `{"pool": "p", "steps": [{"args": ["true"]}]}{}`, "", 400},
+		{"POST", "/v1/jobs", `{"pool": "p", "steps": [{"args": ["true"]}], "stepz": 1}`, "", 400},
+		{"POST", "/v1/jobs", `{"pool": 5, "steps": [{"args": ["true"]}]}`, "", 400},
+		{"POST", "/v1/jobs", `{"pool": "nope", "steps": [{"args": ["true"]}]}`, "", 422},
+		{"POST", "/v1/jobs", `{"pool": "p", "steps": []}`, "", 400},
+		{"POST", "/v1/jobs", `{"pool": "p", "steps": [{"args": []}]}`, "", 400},
+		{"POST", "/v1/jobs", `{"pool": "p", "steps": [{"args": ["a\u0000b"]}]}`, "", 400},
+		{"POST", "/v1/jobs", `{"pool": "p", "steps": [{"args": ["true"]}], "retries": -1}`, "", 400},
+		{"POST", "/v1/jobs", `{"pool": "p", "steps": [{"args": ["true"]}], "priority": 1e12}`, "", 400},
+		{"POST", "/v1/jobs", `{"pool": "p", "steps": [{"args": ["true"]}], "timeout": "forever"}`, "", 400},
+		{"POST", "/v1/jobs", `{"pool": "p", "steps": [{"args": ["true"]}], "timeout": 5}`, "", 400},
+		{"POST", "/v1/jobs", `{"pool": "p", "steps": [{"args": ["true"]}], "timeout": "-1s"}`, "", 400},
+		{"POST", "/v1/jobs", `{"pool": "p", "steps": [{"args": ["true"]}], "resume": "later"}`, "", 400},
+		{"POST", "/v1/jobs", `{"pool": "p", "steps": [{"args": ["true"]}], "labels": {"a=b": "c"}}`, "", 400},
+		{"POST", "/v1/jobs", `{"pool": "p", "steps": [{"args": ["true"]}], "affinity_required": true}`, "", 400},
+		{"POST", "/v1/jobs", `{"pool": "p", "steps": [{"args": ["true"], "env": {"A=B": "c"}}]}`, "", 400},
+		{"POST", "/v1/jobs", many, "", 400},
+		{"POST", "/v1/jobs", big, "", 413},
+		{"POST", "/v1/jobs", `{"pool": "p", "steps": [{"args": ["true"]}]}`, "text/plain", 415},
+		{"PUT", "/v1/jobs", `{}`, "", 405},
+		{"GET", "/v1/jobs?limit=0", "", "", 400},
+		{"GET", "/v1/jobs?limit=abc", "", "", 400},
+		{"GET", "/v1/jobs?state=sleeping", "", "", 400},
+		{"GET", "/v1/jobs?cursor=%00garbage", "", "", 400},
+		{"GET", "/v1/jobs?label=novalue", "", "", 400},
+		{"GET", "/v1/jobs/job-nope", "", "", 404},
+		{"GET", "/v1/jobs/job-nope?wait=abc", "", "", 400},
+		{"GET", "/v1/jobs/job-nope?wait=1h", "", "", 400},
+		{"GET", "/v1/jobs/job-nope/logs?attempt=x", "", "", 400},
+		{"GET", "/v1/jobs/job-nope/logs", "", "", 404},
+		{"GET", "/v1/jobs/job-nope/events", "", "", 404},
+		{"POST", "/v1/jobs/job-nope/cancel", "", "", 404},
+		{"GET", "/v1/pools/nope", "", "", 404},
+		{"GET", "/v1/clusters?state=melting", "", "", 400},
+		{"GET", "/v1/clusters/cl-nope", "", "", 404},
+		{"POST", "/v1/clusters/cl-nope/drain", "", "", 404},
+		{"POST", "/v1/clusters/cl-nope/terminate", "", "", 404},
+		{"POST", "/v1/clusters/cl-nope/kill", "", "", 404},
+		{"GET", "/v1/nothing", "", "", 404},
+	}
+	for _, tt := range tests {
+		name := tt.method + " " + tt.path + " " + tt.body
+		if len(name) > 80 {
+			name = name[:80]
+		}
+		t.Run(name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, srv.URL()+tt.path, strings.NewReader(tt.body))
+			req.Header.Set("Authorization", "Bearer "+token)
+			if tt.contentType != "" {
+				req.Header.Set("Content-Type", tt.contentType)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.want {
+				t.Errorf("status %d, want %d: %s", resp.StatusCode, tt.want, b)
+			}
+			if !strings.Contains(string(b), `"error"`) || !strings.Contains(string(b), `"message"`) {
+				t.Errorf("body is not the error shape: %s", b)
+			}
+		})
+	}
+	jobs, _, err := c.Jobs(context.Background(), client.JobsQuery{})
+	if err != nil || len(jobs) != 0 {
+		t.Fatalf("bad input stored %d jobs (%v)", len(jobs), err)
+	}
+	if cs, err := c.Clusters(context.Background(), "", ""); err != nil || len(cs) != 0 {
+		t.Fatalf("bad input started %d clusters (%v)", len(cs), err)
+	}
 }

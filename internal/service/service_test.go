@@ -420,6 +420,17 @@ func TestRestartAdoptsStepByName(t *testing.T) {
 	st.Close()
 	h.start()
 	waitFor(t, "step adopted", func() bool { return h.job(j.ID).Attempts[0].Steps[0].ProviderID != "" })
+	events, err := h.svc.JobEvents(context.Background(), j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adopted := false
+	for _, e := range events {
+		adopted = adopted || e.Kind == "step_adopted"
+	}
+	if !adopted {
+		t.Errorf("no step_adopted event: %+v", events)
+	}
 	h.finish(j.ID, 1, 0, 0)
 	h.waitState(j.ID, berth.JobSucceeded)
 	if n := fake.started(name); n != 1 {
@@ -518,4 +529,41 @@ func TestAffinityPrefersItsCluster(t *testing.T) {
 	if c.Reason != berth.ReasonAffinityLost {
 		t.Fatalf("reason %s, want affinity_lost", c.Reason)
 	}
+}
+
+func TestMaxLifetimeRecyclesThroughDraining(t *testing.T) {
+	pool := testPool()
+	pool.MinClusters = 1
+	pool.MaxLifetime = 300 * time.Millisecond
+	fake := newFake(true)
+	h := newHarness(t, pool, fake)
+	var first berth.Cluster
+	waitFor(t, "a ready cluster", func() bool {
+		cs, _ := h.svc.Clusters(context.Background(), store.ClusterFilter{State: berth.ClusterReady})
+		if len(cs) == 1 {
+			first = cs[0]
+		}
+		return len(cs) == 1
+	})
+	j := h.submit(berth.JobSpec{Steps: oneStep("x")})
+	waitFor(t, "step to run", func() bool { return len(fake.running()) == 1 })
+	// Past its lifetime the cluster drains: it keeps its job, takes no new
+	// one, and a replacement keeps min_clusters.
+	waitFor(t, "the old cluster draining", func() bool {
+		c, _ := h.svc.Cluster(context.Background(), first.ID)
+		return c.State == berth.ClusterDraining
+	})
+	k := h.submit(berth.JobSpec{Steps: oneStep("y")})
+	h.finish(k.ID, 1, 0, 0)
+	if k = h.waitState(k.ID, berth.JobSucceeded); k.ClusterID == first.ID {
+		t.Fatalf("a new job was placed on a draining cluster")
+	}
+	h.finish(j.ID, 1, 0, 0)
+	if j = h.waitState(j.ID, berth.JobSucceeded); j.ClusterID != first.ID || len(j.Attempts) != 1 {
+		t.Fatalf("the draining cluster's job was moved: %+v", j.Attempts)
+	}
+	waitFor(t, "the old cluster terminated", func() bool {
+		c, _ := h.svc.Cluster(context.Background(), first.ID)
+		return c.State == berth.ClusterTerminated
+	})
 }

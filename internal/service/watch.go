@@ -42,9 +42,9 @@ func (l *loop) watch(c *clusterRT) {
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		last, wait := "", interval
+		last, wait, starting := "", interval, false
 		for {
-			r, err := poll(ctx, prov, id, pid)
+			r, err := poll(ctx, prov, id, pid, !starting)
 			switch {
 			case ctx.Err() != nil:
 				return
@@ -56,7 +56,7 @@ func (l *loop) watch(c *clusterRT) {
 				}
 				log.Warn(lvl, "err", err, "next_poll", wait)
 			default:
-				wait = interval
+				wait, starting = interval, r.cluster.State == berth.ClusterStarting
 				if fp := r.fingerprint(); fp != last {
 					select {
 					case l.s.reports <- r:
@@ -76,26 +76,32 @@ func (l *loop) watch(c *clusterRT) {
 	}()
 }
 
-// poll asks the provider about one cluster: one DescribeCluster and, once
-// the cluster may run steps, one ListSteps — never a call per step.
-func poll(ctx context.Context, prov provider.Provider, id, pid string) (report, error) {
+// poll asks the provider about one cluster: one ListSteps (unless the
+// cluster was starting at the last poll, when it can have none) and one
+// DescribeCluster — never a call per step.
+//
+// Steps are listed before the cluster is described, and a provider marks a
+// cluster dead before it kills its steps. So a step that failed because its
+// cluster died always comes in a report that also says the cluster died,
+// and is charged to the loss, not to the job.
+func poll(ctx context.Context, prov provider.Provider, id, pid string, list bool) (report, error) {
 	r := report{clusterID: id}
+	var listErr error
+	if list {
+		r.steps, listErr = prov.ListSteps(ctx, pid)
+	}
 	var err error
 	if r.cluster, err = prov.DescribeCluster(ctx, pid); err != nil {
 		return r, fmt.Errorf("describe cluster: %w", err)
 	}
-	if r.cluster.State == berth.ClusterStarting {
-		return r, nil
+	switch {
+	case !list || r.cluster.State == berth.ClusterStarting:
+		r.steps = nil
+	case listErr != nil && !r.cluster.State.Terminal():
+		return r, fmt.Errorf("list steps: %w", listErr)
+	case listErr == nil:
+		r.listed = true
 	}
-	if r.steps, err = prov.ListSteps(ctx, pid); err != nil {
-		if r.cluster.State.Terminal() {
-			// A gone cluster may have no steps to list; its state is
-			// what matters.
-			return r, nil
-		}
-		return r, fmt.Errorf("list steps: %w", err)
-	}
-	r.listed = true
 	return r, nil
 }
 
@@ -122,7 +128,9 @@ func (l *loop) applyReport(r report) {
 	}
 	now := l.s.clock.Now()
 	c.observed = true
-	gone := r.cluster.State.Terminal()
+	// A cluster being terminated at our request is as good as gone: its
+	// steps fail because we end them.
+	gone := r.cluster.State.Terminal() || c.c.State == berth.ClusterTerminating
 	if r.listed {
 		c.steps = make(map[string]provider.Step, len(r.steps))
 		for _, st := range r.steps {
@@ -179,6 +187,10 @@ func (l *loop) advance(j *berth.Job, c *clusterRT, gone bool, now time.Time) {
 		return
 	}
 	if cur.ProviderID == "" {
+		if !l.inflight[submitKey(j, a, cur)] {
+			// Found by name though never recorded: submitted before a crash.
+			l.event(j.ID, c.c.ID, "step_adopted", fmt.Sprintf("attempt %d step %d found at the provider as %s and adopted", a.N, cur.Index, ps.ID))
+		}
 		cur.ProviderID = ps.ID
 		l.dirtyJobs[j.ID] = true
 	}

@@ -314,4 +314,3 @@ func count(c *client.Client, ids []string, ok func(berth.JobState) bool) int {
 	}
 	return n
 }
-

@@ -793,4 +793,3 @@ func (s *Service) clusterCommand(ctx context.Context, id string, fn func(l *loop
 	s.fill(&c)
 	return c, nil
 }
-

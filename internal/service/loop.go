@@ -683,15 +683,20 @@ func (l *loop) commit(ctx context.Context, now time.Time) error {
 		}
 		delete(l.clusters, c.c.ID)
 	}
+	written := make(map[string]bool, len(b.Jobs))
+	for _, j := range b.Jobs {
+		written[j.ID] = true
+	}
 	actions := l.actions
 	l.reset()
 	l.actions = actions
-	l.publish(now)
+	l.publish(now, written)
 	return nil
 }
 
-// publish hands readers a copy of the live counts.
-func (l *loop) publish(now time.Time) {
+// publish hands readers a copy of the live counts and tells long polls
+// which jobs the commit wrote.
+func (l *loop) publish(now time.Time, jobs map[string]bool) {
 	running := l.runningByCluster()
 	v := view{pools: map[string]berth.PoolStatus{}, clusters: map[string]berth.Cluster{}}
 	for _, name := range l.s.poolNames {
@@ -729,7 +734,7 @@ func (l *loop) publish(now time.Time) {
 		v.pools[j.Pool] = ps
 	}
 	l.s.metrics.observe(v, now)
-	l.s.publish(v)
+	l.s.publish(v, jobs)
 }
 
 func poolStatus(p berth.Pool) berth.PoolStatus {

@@ -69,9 +69,9 @@ type Service struct {
 	results  chan result
 	commands chan command
 
-	// changed is closed and replaced after every commit, waking long polls.
-	mu      sync.Mutex
-	changed chan struct{}
+	mu sync.Mutex
+	// next is the commit to come; long polls wait for it.
+	next    *commitNote
 	view    view
 	running bool
 
@@ -117,7 +117,7 @@ func New(o Options) (*Service, error) {
 		reports:  make(chan report, 256),
 		results:  make(chan result, 256),
 		commands: make(chan command),
-		changed:  make(chan struct{}),
+		next:     newCommitNote(),
 	}
 	for _, p := range o.Pools {
 		if p.Provider == nil {
@@ -177,20 +177,51 @@ func (s *Service) Wake() {
 	}
 }
 
-// published returns the channel closed after the next commit.
-func (s *Service) published() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.changed
+// commitNote tells long polls about one commit of the loop. Notes form a
+// chain: a waiter holds the note of the commit to come, and once its done
+// is closed, follows next through every commit it missed. Each note names
+// the jobs its commit wrote, so a waiter reads the store again only when
+// its own job changed, not on every commit.
+type commitNote struct {
+	done chan struct{}
+	// Set before done is closed:
+	jobs map[string]bool
+	next *commitNote
 }
 
-// publish replaces the view and wakes everyone waiting for a change.
-func (s *Service) publish(v view) {
+func newCommitNote() *commitNote { return &commitNote{done: make(chan struct{})} }
+
+// upcoming returns the note of the next commit.
+func (s *Service) upcoming() *commitNote {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.next
+}
+
+// publish replaces the view and wakes everyone waiting for a commit.
+func (s *Service) publish(v view, jobs map[string]bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.view = v
-	close(s.changed)
-	s.changed = make(chan struct{})
+	n := s.next
+	n.jobs, n.next = jobs, newCommitNote()
+	s.next = n.next
+	close(n.done)
+}
+
+// follow walks from a note whose commit happened to the next commit still
+// to come, reporting whether any commit on the way wrote the job.
+func follow(n *commitNote, jobID string) (*commitNote, bool) {
+	wrote := false
+	for {
+		select {
+		case <-n.done:
+			wrote = wrote || n.jobs[jobID]
+			n = n.next
+		default:
+			return n, wrote
+		}
+	}
 }
 
 // Ready reports whether the loop runs and the store answers.
@@ -234,14 +265,18 @@ func (s *Service) Job(ctx context.Context, id string) (berth.Job, error) {
 // WaitJob returns the job once it has ended or wait has passed.
 func (s *Service) WaitJob(ctx context.Context, id string, wait time.Duration) (berth.Job, error) {
 	deadline := s.clock.After(wait)
+	next := s.upcoming()
+	job, err := s.store.GetJob(ctx, id)
 	for {
-		changed := s.published()
-		job, err := s.store.GetJob(ctx, id)
 		if err != nil || job.State.Terminal() || wait <= 0 {
 			return job, err
 		}
 		select {
-		case <-changed:
+		case <-next.done:
+			var wrote bool
+			if next, wrote = follow(next, id); wrote {
+				job, err = s.store.GetJob(ctx, id)
+			}
 		case <-deadline:
 			return s.store.GetJob(ctx, id)
 		case <-ctx.Done():
@@ -445,14 +480,14 @@ func (s *Service) Kill(ctx context.Context, id string) (berth.Cluster, error) {
 	}
 	deadline := s.clock.After(commandWait)
 	for {
-		changed := s.published()
+		next := s.upcoming()
 		c, err := s.store.GetCluster(ctx, id)
 		if err != nil || c.State.Terminal() {
 			s.fill(&c)
 			return c, err
 		}
 		select {
-		case <-changed:
+		case <-next.done:
 		case <-deadline:
 			return c, nil
 		case <-ctx.Done():

@@ -7,7 +7,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -244,29 +243,11 @@ func TestCrashesLoseNoJobAndStartNoStepTwice(t *testing.T) {
 	}
 
 	// Leave nothing running: terminate every cluster, then stop cleanly.
-	cs, err := c.Clusters(ctx, "", "")
-	if err != nil {
+	tctx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+	if err := c.TerminateAll(tctx, 20*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	for _, cl := range cs {
-		if !cl.State.Terminal() {
-			if _, err := c.Terminate(ctx, cl.ID); err != nil && !errors.Is(err, berth.ErrConflict) {
-				t.Fatal(err)
-			}
-		}
-	}
-	waitFor(t, "every cluster terminated", func() bool {
-		cs, err := c.Clusters(ctx, "", "")
-		if err != nil {
-			return false
-		}
-		for _, cl := range cs {
-			if !cl.State.Terminal() {
-				return false
-			}
-		}
-		return true
-	})
 	srv.stop()
 }
 

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -331,6 +332,41 @@ func (c *Client) Terminate(ctx context.Context, id string) (berth.Cluster, error
 // injection); berth.ErrUnsupported when its provider cannot.
 func (c *Client) Kill(ctx context.Context, id string) (berth.Cluster, error) {
 	return c.clusterAction(ctx, id, "kill")
+}
+
+// TerminateAll terminates every live cluster and waits, polling every
+// tick, until none is left or ctx ends. Demos, tests and benchmarks end
+// with it, so that they leave nothing running.
+func (c *Client) TerminateAll(ctx context.Context, tick time.Duration) error {
+	asked := map[string]bool{}
+	for {
+		cs, err := c.Clusters(ctx, "", "")
+		if err != nil {
+			return err
+		}
+		live := 0
+		for _, cl := range cs {
+			if cl.State.Terminal() {
+				continue
+			}
+			live++
+			if asked[cl.ID] {
+				continue
+			}
+			if _, err := c.Terminate(ctx, cl.ID); err != nil && !errors.Is(err, berth.ErrConflict) {
+				return fmt.Errorf("terminate %s: %w", cl.ID, err)
+			}
+			asked[cl.ID] = true
+		}
+		if live == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d clusters still live: %w", live, ctx.Err())
+		case <-time.After(tick):
+		}
+	}
 }
 
 func (c *Client) clusterAction(ctx context.Context, id, action string) (berth.Cluster, error) {

@@ -391,44 +391,11 @@ func poolList(m map[string]int) string {
 // cleanUp terminates every live cluster and waits until they are gone, so
 // the demo leaves no process behind.
 func (d *demo) cleanUp(ctx context.Context) error {
-	clusters, err := d.c.Clusters(ctx, "", "")
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, c := range clusters {
-		if c.State.Terminal() {
-			continue
-		}
-		if _, err := d.c.Terminate(ctx, c.ID); err != nil && !errors.Is(err, berth.ErrConflict) {
-			errs = append(errs, err)
-		}
-	}
-	end := time.Now().Add(30 * time.Second)
-	for {
-		clusters, err := d.c.Clusters(ctx, "", "")
-		if err != nil {
-			return err
-		}
-		live := 0
-		for _, c := range clusters {
-			if !c.State.Terminal() {
-				live++
-			}
-		}
-		if live == 0 {
-			break
-		}
-		if time.Now().After(end) {
-			errs = append(errs, fmt.Errorf("%d clusters still live after clean-up", live))
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := d.c.TerminateAll(ctx, 100*time.Millisecond); err != nil {
+		return fmt.Errorf("clean-up: %w", err)
 	}
 	d.say("clean-up: every cluster terminated; nothing left running")
-	return errors.Join(errs...)
+	return nil
 }

@@ -333,13 +333,9 @@ func (s *Service) JobLogs(ctx context.Context, id string, attempt, step int) (be
 	if st == nil || st.ProviderID == "" {
 		return berth.Logs{}, fmt.Errorf("%w: step %d did not run in attempt %d", berth.ErrNotFound, step, attempt)
 	}
-	c, err := s.store.GetCluster(ctx, a.ClusterID)
+	c, p, err := s.clusterPool(ctx, a.ClusterID)
 	if err != nil {
-		return berth.Logs{}, fmt.Errorf("logs: cluster %s: %w", a.ClusterID, err)
-	}
-	p, ok := s.pools[c.Pool]
-	if !ok {
-		return berth.Logs{}, fmt.Errorf("%w: pool %q is no longer configured", berth.ErrNotFound, c.Pool)
+		return berth.Logs{}, fmt.Errorf("logs: %w", err)
 	}
 	lr, ok := p.prov.(provider.LogReader)
 	if !ok {
@@ -411,6 +407,19 @@ func (s *Service) Cluster(ctx context.Context, id string) (berth.ClusterDetail, 
 	return berth.ClusterDetail{Cluster: c, Attempts: attempts, Events: events}, nil
 }
 
+// clusterPool returns a cluster and the configured pool it belongs to.
+func (s *Service) clusterPool(ctx context.Context, id string) (berth.Cluster, *poolRT, error) {
+	c, err := s.store.GetCluster(ctx, id)
+	if err != nil {
+		return c, nil, err
+	}
+	p, ok := s.pools[c.Pool]
+	if !ok {
+		return c, nil, fmt.Errorf("%w: cluster %s belongs to pool %q, which is no longer configured", berth.ErrConflict, id, c.Pool)
+	}
+	return c, p, nil
+}
+
 // fill sets a cluster's derived fields.
 func (s *Service) fill(c *berth.Cluster) {
 	s.mu.Lock()
@@ -448,13 +457,9 @@ func (s *Service) Terminate(ctx context.Context, id string) (berth.Cluster, erro
 // Kill makes the cluster die as if its spot capacity were reclaimed, on
 // providers that can, and waits until the loop has seen the loss.
 func (s *Service) Kill(ctx context.Context, id string) (berth.Cluster, error) {
-	c, err := s.store.GetCluster(ctx, id)
+	c, p, err := s.clusterPool(ctx, id)
 	if err != nil {
 		return berth.Cluster{}, err
-	}
-	p, ok := s.pools[c.Pool]
-	if !ok {
-		return berth.Cluster{}, fmt.Errorf("%w: pool %q is no longer configured", berth.ErrConflict, c.Pool)
 	}
 	k, ok := p.prov.(provider.Killer)
 	if !ok {

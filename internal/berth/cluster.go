@@ -72,6 +72,11 @@ type Cluster struct {
 	// Capacity marks a loss the provider blamed on capacity (spot reclaim,
 	// insufficient capacity): such losses switch a pool to its fallback.
 	Capacity bool `json:"capacity,omitempty"`
+	// EndsLost marks a cluster Berth gave up on (boot timeout, failed
+	// creation) while it is being terminated at the provider: it ends lost,
+	// not terminated. It is stored so that the termination is carried on
+	// after a restart.
+	EndsLost bool `json:"ends_lost,omitempty"`
 	// Running is the number of jobs on the cluster now. It is derived, not
 	// stored.
 	Running int `json:"running"`

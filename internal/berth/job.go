@@ -2,6 +2,8 @@ package berth
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -90,6 +92,9 @@ const (
 	ReasonCancelled   Reason = "cancelled"
 	// ReasonAffinityLost fails a job whose affinity_required cluster is gone.
 	ReasonAffinityLost Reason = "affinity_lost"
+	// ReasonProviderError ends an attempt whose step the provider would not
+	// take; like a cluster loss it is charged to max_infra_retries.
+	ReasonProviderError Reason = "provider_error"
 	// ReasonInfraRetries fails a job whose clusters were lost more often than
 	// max_infra_retries allows.
 	ReasonInfraRetries Reason = "infra_retries_exhausted"
@@ -216,6 +221,20 @@ type AttemptStep struct {
 // again.
 func StepName(jobID string, attempt, step int) string {
 	return fmt.Sprintf("berth:%s:%d:%d", jobID, attempt, step)
+}
+
+// ParseStepName reads a name made by StepName; ok is false for any other.
+func ParseStepName(name string) (jobID string, attempt, step int, ok bool) {
+	parts := strings.Split(name, ":")
+	if len(parts) != 4 || parts[0] != "berth" || !ValidID(parts[1]) {
+		return "", 0, 0, false
+	}
+	a, err1 := strconv.Atoi(parts[2])
+	s, err2 := strconv.Atoi(parts[3])
+	if err1 != nil || err2 != nil || a < 1 || s < 0 {
+		return "", 0, 0, false
+	}
+	return parts[1], a, s, true
 }
 
 // Event is one entry of a job's or cluster's history.

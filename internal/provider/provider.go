@@ -55,6 +55,16 @@ type Killer interface {
 	KillCluster(ctx context.Context, id string) error
 }
 
+// Finder is the optional adoption capability: find the cluster started for
+// a Berth cluster id, without starting one. The service uses it to clean up
+// a cluster whose creation it gave up on, which may or may not exist.
+// Without it, the service assumes such a cluster was never created.
+type Finder interface {
+	// FindCluster returns the provider's id of the live cluster tagged with
+	// clusterID, and false when there is none.
+	FindCluster(ctx context.Context, clusterID string) (id string, found bool, err error)
+}
+
 // LogReader is the optional capability to serve a step's output.
 type LogReader interface {
 	StepLogs(ctx context.Context, clusterID, stepID string) (berth.Logs, error)

@@ -21,6 +21,9 @@ const (
 	giveUpAfter = 5
 	retryBase   = time.Second
 	retryMax    = time.Minute
+	// cancelResend is how long a cancelled step may keep running before
+	// the cancel is sent again.
+	cancelResend = 30 * time.Second
 )
 
 type actionKind int
@@ -30,6 +33,7 @@ const (
 	actSubmit
 	actCancel
 	actTerminate
+	actFind
 )
 
 // action is one provider call the loop decided on and committed.
@@ -57,6 +61,8 @@ func (a action) key() string {
 		return "terminate:" + a.cluster.c.ID
 	case actSubmit:
 		return "submit:" + a.name
+	case actFind:
+		return "find:" + a.cluster.c.ID
 	default:
 		return "cancel:" + a.name
 	}
@@ -82,8 +88,10 @@ func (l *loop) queueActions(now time.Time) {
 		switch {
 		case c.c.State == berth.ClusterStarting && c.c.ProviderID == "":
 			l.actions = append(l.actions, action{kind: actCreate, cluster: c})
-		case c.c.State == berth.ClusterTerminating:
+		case c.c.State == berth.ClusterTerminating && c.c.ProviderID != "":
 			l.actions = append(l.actions, action{kind: actTerminate, cluster: c})
+		case c.c.State == berth.ClusterTerminating:
+			l.resolveUncreated(c, now)
 		}
 	}
 	for _, id := range keys(l.jobs) {
@@ -116,6 +124,21 @@ func (l *loop) queueActions(now time.Time) {
 	}
 }
 
+// resolveUncreated ends a terminating cluster the provider never gave an
+// id for. A creation still in flight may yet return one: wait for it. A
+// provider that can look the cluster up is asked; otherwise it was never
+// created.
+func (l *loop) resolveUncreated(c *clusterRT, now time.Time) {
+	if l.inflight[action{kind: actCreate, cluster: c}.key()] {
+		return
+	}
+	if _, ok := c.pool.prov.(provider.Finder); ok {
+		l.actions = append(l.actions, action{kind: actFind, cluster: c})
+		return
+	}
+	l.endCluster(c, now)
+}
+
 // act starts the committed actions, each in its own goroutine; results come
 // back to the loop through s.results.
 func (l *loop) act(ctx context.Context) {
@@ -131,12 +154,6 @@ func (l *loop) act(ctx context.Context) {
 		a.prov = a.cluster.pool.prov
 		a.providerID = a.cluster.c.ProviderID
 		a.req = provider.CreateRequest{ClusterID: a.cluster.c.ID, Pool: a.cluster.c.Pool, Slots: a.cluster.c.Slots, Fallback: a.cluster.c.Fallback}
-		if a.kind == actTerminate && a.providerID == "" {
-			// Never accepted by the provider: nothing to terminate.
-			l.applyResult(result{action: a})
-			l.s.Wake()
-			continue
-		}
 		l.inflight[key] = true
 		l.wg.Add(1)
 		go func() {
@@ -171,6 +188,11 @@ func (l *loop) call(ctx context.Context, a action) result {
 		r.err = a.prov.CancelStep(ctx, a.providerID, a.stepID)
 	case actTerminate:
 		r.err = a.prov.TerminateCluster(ctx, a.providerID)
+	case actFind:
+		var found bool
+		if r.id, found, r.err = a.prov.(provider.Finder).FindCluster(ctx, a.req.ClusterID); r.err == nil && !found {
+			r.id = ""
+		}
 	}
 	return r
 }
@@ -215,17 +237,22 @@ func (l *loop) applyResult(r result) {
 		}
 		c.pokeWatcher()
 	case actCancel:
+		// Sent; send again only if the step still runs a while from now.
+		l.retryAt[key] = now.Add(cancelResend)
 		c.pokeWatcher()
 	case actTerminate:
-		if c.c.ProviderID == "" {
-			c.c.State, c.c.EndedAt = berth.ClusterTerminated, now
-			l.dirtyClusters[c.c.ID] = true
-			l.endedClusters = append(l.endedClusters, c)
-			l.event("", c.c.ID, "terminated", c.c.Reason)
-			l.requeueFrom(c, now)
+		c.pokeWatcher()
+	case actFind:
+		if r.id == "" {
+			l.endCluster(c, now)
 			return
 		}
-		c.pokeWatcher()
+		if c.c.ProviderID == "" {
+			c.c.ProviderID = r.id
+			l.dirtyClusters[c.c.ID] = true
+			l.event("", c.c.ID, "found", fmt.Sprintf("found at the provider as %s; terminating it", r.id))
+			l.watch(c)
+		}
 	}
 }
 
@@ -240,7 +267,7 @@ func (l *loop) failedCall(r result, c *clusterRT, live bool, now time.Time) {
 		l.tries[key]++
 	}
 	n := l.tries[key]
-	wait := min(retryBase<<min(n, 10), retryMax)
+	wait := min(l.s.callRetry<<min(n, 10), retryMax)
 	l.retryAt[key] = now.Add(wait)
 	l.s.log.Warn("provider call failed", "call", key, "cluster_id", c.c.ID, "err", r.err, "tries", n, "retry_in", wait)
 	if n < giveUpAfter {
@@ -250,15 +277,17 @@ func (l *loop) failedCall(r result, c *clusterRT, live bool, now time.Time) {
 	delete(l.retryAt, key)
 	switch r.kind {
 	case actCreate:
-		l.loseCluster(c, fmt.Sprintf("create failed %d times: %v", n, r.err), false, now)
+		l.abandon(c, fmt.Sprintf("create failed %d times: %v", n, r.err), now)
 	case actSubmit:
 		j, ok := l.jobs[r.jobID]
 		if !ok {
 			return
 		}
 		if a := j.CurrentAttempt(); a != nil && a.N == r.attempt {
-			l.event(j.ID, c.c.ID, "step_failed", fmt.Sprintf("attempt %d step %d could not be submitted: %v", a.N, r.step, r.err))
-			l.userFailure(j, berth.ReasonStepFailed, now)
+			// The provider's trouble, not the job's: charged to the
+			// infrastructure budget. Should the step exist after all, the
+			// watcher's orphan check cancels it.
+			l.infraFailure(j, berth.ReasonProviderError, fmt.Sprintf("step %d could not be submitted (%v)", r.step, r.err), now)
 		}
 	}
 }

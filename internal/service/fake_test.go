@@ -20,8 +20,11 @@ type fakeProvider struct {
 	clusters  map[string]*fakeCluster
 	starts    map[string]int // step name → times started
 	creates   []provider.CreateRequest
-	// failCreate makes CreateCluster fail while set.
-	failCreate error
+	// failCreate, failSubmit and failTerminate make those calls fail while
+	// set; failTerminate counts down.
+	failCreate    error
+	failSubmit    error
+	failTerminate int
 }
 
 type fakeCluster struct {
@@ -71,6 +74,10 @@ func (f *fakeProvider) DescribeCluster(ctx context.Context, id string) (provider
 func (f *fakeProvider) TerminateCluster(ctx context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failTerminate > 0 {
+		f.failTerminate--
+		return fmt.Errorf("terminate: service unavailable")
+	}
 	if c, ok := f.clusters[id]; ok && !c.state.Terminal() {
 		c.state = berth.ClusterTerminated
 		c.lost = "terminated"
@@ -86,6 +93,9 @@ func (f *fakeProvider) TerminateCluster(ctx context.Context, id string) error {
 func (f *fakeProvider) SubmitStep(ctx context.Context, clusterID string, req provider.StepRequest) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failSubmit != nil {
+		return "", f.failSubmit
+	}
 	c, ok := f.clusters[clusterID]
 	if !ok || c.state != berth.ClusterReady {
 		return "", provider.ErrNotReady
@@ -216,4 +226,56 @@ func (f *fakeProvider) liveClusters() int {
 		}
 	}
 	return n
+}
+
+// set changes the fake under its lock.
+func (f *fakeProvider) set(fn func(f *fakeProvider)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f)
+}
+
+// addStep puts a running step on a cluster behind Berth's back.
+func (f *fakeProvider) addStep(clusterID, name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.clusters[clusterID]
+	c.steps = append(c.steps, &provider.Step{ID: fmt.Sprintf("s-%d", len(c.steps)), Name: name, State: berth.StepRunning})
+}
+
+// stepState returns the state of the step with this name.
+func (f *fakeProvider) stepState(name string) berth.StepState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.clusters {
+		for _, s := range c.steps {
+			if s.Name == name {
+				return s.State
+			}
+		}
+	}
+	return ""
+}
+
+// clusterState returns what the provider says of a cluster.
+func (f *fakeProvider) clusterState(id string) berth.ClusterState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.clusters[id]; ok {
+		return c.state
+	}
+	return ""
+}
+
+// cancelStep cancels a step behind Berth's back.
+func (f *fakeProvider) cancelStep(name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.clusters {
+		for _, s := range c.steps {
+			if s.Name == name {
+				s.State = berth.StepCancelled
+			}
+		}
+	}
 }

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -73,6 +74,11 @@ type loop struct {
 	wg       sync.WaitGroup
 	// calls bounds the provider calls in flight.
 	calls chan struct{}
+	// pending holds reports and results received but not yet applied.
+	pending []any
+	// broken is set when a commit failed and the state could not be
+	// reloaded: the in-memory state is then not the stored one.
+	broken bool
 
 	// The pass's changes, committed together.
 	dirtyJobs     map[string]bool
@@ -112,10 +118,17 @@ func (l *loop) load(ctx context.Context) error {
 	}
 	l.lastSeq = st.MaxSeq
 	l.stopping = map[string]berth.Reason{}
-	l.inflight = map[string]bool{}
+	// Calls still in flight stay counted across a reload: they are real,
+	// and their results still come back.
+	if l.inflight == nil {
+		l.inflight = map[string]bool{}
+	}
 	l.retryAt = map[string]time.Time{}
 	l.tries = map[string]int{}
 	l.reset()
+	if err := l.checkPools(st); err != nil {
+		return err
+	}
 	for i := range st.Jobs {
 		j := st.Jobs[i]
 		l.jobs[j.ID] = &j
@@ -126,18 +139,47 @@ func (l *loop) load(ctx context.Context) error {
 		}
 	}
 	for _, c := range st.Clusters {
-		p, ok := l.s.pools[c.Pool]
-		if !ok {
-			l.s.log.Warn("cluster of a pool no longer configured is left alone", "cluster_id", c.ID, "pool", c.Pool)
-			continue
-		}
-		rt := &clusterRT{c: c, pool: p}
+		rt := &clusterRT{c: c, pool: l.s.pools[c.Pool]}
 		l.clusters[c.ID] = rt
 		if c.ProviderID != "" {
 			l.watch(rt)
 		}
 	}
 	return nil
+}
+
+// checkPools refuses state that names pools the configuration lacks: their
+// clusters would run on, unwatched and billed, and their jobs would wait
+// forever.
+func (l *loop) checkPools(st store.State) error {
+	live := map[string]int{}
+	for _, c := range st.Clusters {
+		if _, ok := l.s.pools[c.Pool]; !ok {
+			live[c.Pool]++
+		}
+	}
+	jobs := map[string]int{}
+	for _, j := range st.Jobs {
+		if _, ok := l.s.pools[j.Pool]; !ok {
+			jobs[j.Pool]++
+		}
+	}
+	var errs []error
+	for _, name := range keys(mergeKeys(live, jobs)) {
+		errs = append(errs, fmt.Errorf("pool %q is not configured but has %d live clusters and %d unfinished jobs: put it back in the configuration, drain its clusters and let its jobs end (or cancel them) before removing it", name, live[name], jobs[name]))
+	}
+	return errors.Join(errs...)
+}
+
+func mergeKeys(a, b map[string]int) map[string]int {
+	out := map[string]int{}
+	for k := range a {
+		out[k]++
+	}
+	for k := range b {
+		out[k]++
+	}
+	return out
 }
 
 func (l *loop) reset() {
@@ -170,9 +212,9 @@ func (l *loop) run(ctx context.Context) {
 			return
 		case <-l.s.wake:
 		case r := <-l.s.reports:
-			l.applyReport(r)
+			l.pending = append(l.pending, r)
 		case r := <-l.s.results:
-			l.applyResult(r)
+			l.pending = append(l.pending, r)
 		case cmd := <-l.s.commands:
 			l.runCommand(ctx, cmd)
 			continue
@@ -198,29 +240,52 @@ func (l *loop) runCommand(ctx context.Context, cmd command) {
 	cmd.reply <- err
 }
 
-// drainInputs applies every report and result already waiting, so one pass
-// handles a burst of them.
+// drainInputs applies the reports and results that woke the loop and every
+// one already waiting, in arrival order, so one pass handles a burst.
 func (l *loop) drainInputs() {
 	for {
 		select {
 		case r := <-l.s.reports:
-			l.applyReport(r)
+			l.pending = append(l.pending, r)
+			continue
 		case r := <-l.s.results:
-			l.applyResult(r)
+			l.pending = append(l.pending, r)
+			continue
 		default:
-			return
+		}
+		break
+	}
+	for _, in := range l.pending {
+		switch in := in.(type) {
+		case report:
+			l.applyReport(in)
+		case result:
+			l.applyResult(in)
 		}
 	}
+	l.pending = l.pending[:0]
 }
 
 // runOnce is one pass of the loop; see the package comment. It returns the
 // commit's error, if any.
 func (l *loop) runOnce(ctx context.Context) error {
 	now := l.s.clock.Now()
-	l.drainInputs()
+	if l.broken {
+		// The last commit failed and the state could not be read back:
+		// nothing may be decided or acted on until it is.
+		if err := l.load(ctx); err != nil {
+			l.s.log.Error("reload state", "err", err)
+			l.wakeAt = now.Add(time.Second)
+			return err
+		}
+		l.broken = false
+	}
+	// Cancel requests first, so that reports about a step we are stopping
+	// are read as the stop they are, not as a failure.
 	if err := l.pickUp(ctx); err != nil {
 		l.s.log.Error("pick up submissions", "err", err)
 	}
+	l.drainInputs()
 	l.stopAttempts(now)
 	plan := scheduler.Schedule(l.snapshot(now))
 	l.apply(plan, now)
@@ -230,6 +295,7 @@ func (l *loop) runOnce(ctx context.Context) error {
 		l.s.log.Error("commit failed; reloading state and acting on nothing", "err", err)
 		if lerr := l.load(ctx); lerr != nil {
 			l.s.log.Error("reload state", "err", lerr)
+			l.broken = true
 		}
 		l.wakeAt = now.Add(time.Second)
 		return err
@@ -327,12 +393,13 @@ func (l *loop) apply(plan scheduler.Plan, now time.Time) {
 		}
 	}
 	for _, lo := range plan.Lose {
-		if c, ok := l.clusters[lo.ClusterID]; ok {
-			l.loseCluster(c, lo.Reason, false, now)
-			// It may still come up at the provider: make sure it does not
-			// run, unbilled and unused.
-			l.actions = append(l.actions, action{kind: actTerminate, cluster: c})
+		c, ok := l.clusters[lo.ClusterID]
+		// A cluster restored from the store may have come up while the
+		// service was down: wait for its first report before judging it.
+		if !ok || (c.c.ProviderID != "" && !c.observed) {
+			continue
 		}
+		l.abandon(c, lo.Reason, now)
 	}
 	for _, d := range plan.Drain {
 		if c, ok := l.clusters[d.ClusterID]; ok && c.c.State == berth.ClusterReady {
@@ -461,25 +528,43 @@ func (l *loop) loseCluster(c *clusterRT, reason string, capacity bool, now time.
 	l.requeueFrom(c, now)
 }
 
+// abandon gives up on a cluster that never became useful (boot timeout,
+// failed creation): it is terminated at the provider and then ends lost.
+// The termination is stored state, so it is carried on after errors and
+// restarts, and a cluster that comes up late is not left running unbilled
+// and unused.
+func (l *loop) abandon(c *clusterRT, reason string, now time.Time) {
+	c.c.EndsLost = true
+	l.setClusterState(c, berth.ClusterTerminating, reason)
+	l.requeueFrom(c, now)
+}
+
 // requeueFrom ends the attempts still running on a cluster that is gone.
 func (l *loop) requeueFrom(c *clusterRT, now time.Time) {
 	for _, j := range l.jobsOn(c.c.ID) {
-		a := j.CurrentAttempt()
-		l.endAttempt(j, a, berth.AttemptFailed, berth.ReasonClusterLost, now)
-		if r, ok := l.stopping[j.ID]; ok {
-			// It was being stopped anyway.
-			l.finishStopped(j, r, now)
-			continue
-		}
-		j.InfraFailures++
-		if j.InfraFailures > j.MaxInfraRetries {
-			l.endJob(j, berth.JobFailed, berth.ReasonInfraRetries, now)
-			l.event(j.ID, c.c.ID, "failed", fmt.Sprintf("cluster %s lost; %d infrastructure failures exceed max_infra_retries %d", c.c.ID, j.InfraFailures, j.MaxInfraRetries))
-			continue
-		}
-		j.State = berth.JobQueued
-		l.event(j.ID, c.c.ID, "requeued", fmt.Sprintf("cluster %s lost during attempt %d; queued again (infrastructure retry %d of %d)", c.c.ID, a.N, j.InfraFailures, j.MaxInfraRetries))
+		l.infraFailure(j, berth.ReasonClusterLost, fmt.Sprintf("cluster %s lost", c.c.ID), now)
 	}
+}
+
+// infraFailure ends a job's attempt for a reason that is not the job's
+// fault and queues it again from its infrastructure budget, ahead of newer
+// work: it keeps its creation time.
+func (l *loop) infraFailure(j *berth.Job, reason berth.Reason, why string, now time.Time) {
+	a := j.CurrentAttempt()
+	l.endAttempt(j, a, berth.AttemptFailed, reason, now)
+	if r, ok := l.stopping[j.ID]; ok {
+		// It was being stopped anyway.
+		l.finishStopped(j, r, now)
+		return
+	}
+	j.InfraFailures++
+	if j.InfraFailures > j.MaxInfraRetries {
+		l.endJob(j, berth.JobFailed, berth.ReasonInfraRetries, now)
+		l.event(j.ID, a.ClusterID, "failed", fmt.Sprintf("%s; %d infrastructure failures exceed max_infra_retries %d", why, j.InfraFailures, j.MaxInfraRetries))
+		return
+	}
+	j.State = berth.JobQueued
+	l.event(j.ID, a.ClusterID, "requeued", fmt.Sprintf("%s during attempt %d; queued again (infrastructure retry %d of %d)", why, a.N, j.InfraFailures, j.MaxInfraRetries))
 }
 
 // jobsOn returns the jobs with a running attempt on a cluster, in a stable
@@ -540,8 +625,10 @@ func (l *loop) endJob(j *berth.Job, state berth.JobState, reason berth.Reason, n
 
 // userFailure charges a failed or timed-out attempt to the job's retries.
 func (l *loop) userFailure(j *berth.Job, reason berth.Reason, now time.Time) {
-	a := j.CurrentAttempt()
-	l.endAttempt(j, a, berth.AttemptFailed, reason, now)
+	n := len(j.Attempts)
+	if a := j.CurrentAttempt(); a != nil {
+		l.endAttempt(j, a, berth.AttemptFailed, reason, now)
+	}
 	delete(l.stopping, j.ID)
 	j.UserFailures++
 	if j.UserFailures > j.Retries {
@@ -553,25 +640,15 @@ func (l *loop) userFailure(j *berth.Job, reason berth.Reason, now time.Time) {
 		wait = MaxRetryBackoff
 	}
 	j.State, j.NotBefore = berth.JobQueued, now.Add(wait)
-	l.event(j.ID, a.ClusterID, "retry", fmt.Sprintf("attempt %d: %s; retry %d of %d after %s", a.N, reason, j.UserFailures, j.Retries, wait))
+	l.event(j.ID, j.ClusterID, "retry", fmt.Sprintf("attempt %d: %s; retry %d of %d after %s", n, reason, j.UserFailures, j.Retries, wait))
 }
 
 // finishStopped ends a job whose attempt was stopped for reason r.
 func (l *loop) finishStopped(j *berth.Job, r berth.Reason, now time.Time) {
 	if r == berth.ReasonTimeout {
-		if j.CurrentAttempt() != nil {
-			l.userFailure(j, r, now)
-			return
-		}
-		// The attempt already ended (its cluster was lost): the timeout is
-		// still a user failure.
-		delete(l.stopping, j.ID)
-		j.UserFailures++
-		if j.UserFailures > j.Retries {
-			l.endJob(j, berth.JobFailed, r, now)
-		} else {
-			j.State = berth.JobQueued
-		}
+		// A user failure even when the attempt already ended for another
+		// reason (its cluster was lost while it was being stopped).
+		l.userFailure(j, r, now)
 		return
 	}
 	l.endJob(j, berth.JobCancelled, berth.ReasonCancelled, now)
@@ -591,16 +668,8 @@ func (l *loop) stopAttempts(now time.Time) {
 		if a == nil {
 			continue
 		}
-		if _, ok := l.stopping[j.ID]; !ok {
-			switch {
-			case j.CancelRequested:
-				l.stopping[j.ID] = berth.ReasonCancelled
-			case j.Timeout > 0 && !now.Before(a.StartedAt.Add(j.Timeout.Std())):
-				l.stopping[j.ID] = berth.ReasonTimeout
-				l.event(j.ID, a.ClusterID, "timeout", fmt.Sprintf("attempt %d ran past its timeout of %s", a.N, j.Timeout.Std()))
-			default:
-				continue
-			}
+		if _, stop := l.stopReason(j, now); !stop {
+			continue
 		}
 		// A step not yet accepted by the provider, and not being
 		// submitted, runs nowhere: the attempt can end at once.
@@ -613,6 +682,27 @@ func (l *loop) stopAttempts(now time.Time) {
 			}
 		}
 	}
+}
+
+// stopReason reports whether a running job's attempt is to be stopped, and
+// why, marking it so the first time it finds out.
+func (l *loop) stopReason(j *berth.Job, now time.Time) (berth.Reason, bool) {
+	if r, ok := l.stopping[j.ID]; ok {
+		return r, true
+	}
+	a := j.CurrentAttempt()
+	switch {
+	case a == nil:
+		return "", false
+	case j.CancelRequested:
+		l.stopping[j.ID] = berth.ReasonCancelled
+	case j.Timeout > 0 && !now.Before(a.StartedAt.Add(j.Timeout.Std())):
+		l.stopping[j.ID] = berth.ReasonTimeout
+		l.event(j.ID, a.ClusterID, "timeout", fmt.Sprintf("attempt %d ran past its timeout of %s", a.N, j.Timeout.Std()))
+	default:
+		return "", false
+	}
+	return l.stopping[j.ID], true
 }
 
 // nextDue is the earliest time a running job times out or a provider call

@@ -58,7 +58,10 @@ type Service struct {
 	log     *slog.Logger
 	tick    time.Duration
 	backoff time.Duration
-	metrics *metrics
+	// callRetry is the first wait before a failed provider call is tried
+	// again (tests shorten it).
+	callRetry time.Duration
+	metrics   *metrics
 
 	pools     map[string]*poolRT
 	poolNames []string
@@ -107,17 +110,18 @@ func New(o Options) (*Service, error) {
 		o.RetryBackoff = DefaultRetryBackoff
 	}
 	s := &Service{
-		store:    o.Store,
-		clock:    o.Clock,
-		log:      o.Log,
-		tick:     o.Tick,
-		backoff:  o.RetryBackoff,
-		pools:    map[string]*poolRT{},
-		wake:     make(chan struct{}, 1),
-		reports:  make(chan report, 256),
-		results:  make(chan result, 256),
-		commands: make(chan command),
-		next:     newCommitNote(),
+		store:     o.Store,
+		clock:     o.Clock,
+		log:       o.Log,
+		tick:      o.Tick,
+		backoff:   o.RetryBackoff,
+		callRetry: retryBase,
+		pools:     map[string]*poolRT{},
+		wake:      make(chan struct{}, 1),
+		reports:   make(chan report, 256),
+		results:   make(chan result, 256),
+		commands:  make(chan command),
+		next:      newCommitNote(),
 	}
 	for _, p := range o.Pools {
 		if p.Provider == nil {

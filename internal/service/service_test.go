@@ -3,8 +3,11 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +26,8 @@ type harness struct {
 	fake *fakeProvider
 	pool berth.Pool
 	svc  *Service
+	// wrap, when set, stands between the service and the store.
+	wrap func(store.Store) store.Store
 }
 
 func testPool() berth.Pool {
@@ -48,13 +53,18 @@ func (h *harness) start() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	var use store.Store = st
+	if h.wrap != nil {
+		use = h.wrap(st)
+	}
 	svc, err := New(Options{
-		Store: st, Pools: []Pool{{Pool: h.pool, Provider: h.fake}}, Log: testLog(h.t),
+		Store: use, Pools: []Pool{{Pool: h.pool, Provider: h.fake}}, Log: testLog(h.t),
 		Tick: 50 * time.Millisecond, RetryBackoff: 20 * time.Millisecond,
 	})
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	svc.callRetry = 5 * time.Millisecond
 	if err := svc.Start(context.Background()); err != nil {
 		h.t.Fatal(err)
 	}
@@ -119,6 +129,19 @@ func (h *harness) finish(jobID string, attempt, step, exit int) {
 	h.t.Helper()
 	name := berth.StepName(jobID, attempt, step)
 	waitFor(h.t, "step "+name+" to run", func() bool { return h.fake.finish(name, exit) })
+}
+
+// waitReady waits until the pool has exactly n ready clusters and returns
+// them.
+func (h *harness) waitReady(n int) []berth.Cluster {
+	h.t.Helper()
+	var cs []berth.Cluster
+	waitFor(h.t, fmt.Sprintf("%d ready clusters", n), func() bool {
+		var err error
+		cs, err = h.svc.Clusters(context.Background(), store.ClusterFilter{State: berth.ClusterReady})
+		return err == nil && len(cs) == n
+	})
+	return cs
 }
 
 func oneStep(args ...string) []berth.Step {
@@ -375,6 +398,14 @@ func TestBootTimeoutLosesAndReplaces(t *testing.T) {
 	fake.readyAll()
 	h.finish(j.ID, 1, 0, 0)
 	h.waitState(j.ID, berth.JobSucceeded)
+	// The cluster given up on is terminated at the provider, not left to
+	// come up late, unused and billed.
+	lost, _ := h.svc.Clusters(context.Background(), store.ClusterFilter{State: berth.ClusterLost})
+	for _, c := range lost {
+		if st := fake.clusterState(c.ProviderID); st != berth.ClusterTerminated {
+			t.Errorf("lost cluster %s is %s at the provider, want terminated", c.ID, st)
+		}
+	}
 }
 
 // A restarted service adopts the step it had started rather than starting
@@ -443,14 +474,7 @@ func TestDrainAndTerminate(t *testing.T) {
 	pool.MinClusters = 1
 	fake := newFake(true)
 	h := newHarness(t, pool, fake)
-	var cl berth.Cluster
-	waitFor(t, "min cluster ready", func() bool {
-		cs, _ := h.svc.Clusters(context.Background(), store.ClusterFilter{State: berth.ClusterReady})
-		if len(cs) == 1 {
-			cl = cs[0]
-		}
-		return len(cs) == 1
-	})
+	cl := h.waitReady(1)[0]
 	j := h.submit(berth.JobSpec{Steps: oneStep("x")})
 	waitFor(t, "step to run", func() bool { return len(fake.running()) == 1 })
 	c, err := h.svc.Drain(context.Background(), cl.ID)
@@ -464,14 +488,7 @@ func TestDrainAndTerminate(t *testing.T) {
 		c, _ := h.svc.Cluster(context.Background(), cl.ID)
 		return c.State == berth.ClusterTerminated
 	})
-	var next berth.Cluster
-	waitFor(t, "replacement for min_clusters", func() bool {
-		cs, _ := h.svc.Clusters(context.Background(), store.ClusterFilter{State: berth.ClusterReady})
-		if len(cs) == 1 {
-			next = cs[0]
-		}
-		return len(cs) == 1
-	})
+	next := h.waitReady(1)[0]
 	c, err = h.svc.Terminate(context.Background(), next.ID)
 	if err != nil || c.State != berth.ClusterTerminating && c.State != berth.ClusterTerminated {
 		t.Fatalf("terminate: %s %v", c.State, err)
@@ -502,10 +519,7 @@ func TestAffinityPrefersItsCluster(t *testing.T) {
 	pool.MinClusters = 2
 	fake := newFake(true)
 	h := newHarness(t, pool, fake)
-	waitFor(t, "two ready clusters", func() bool {
-		cs, _ := h.svc.Clusters(context.Background(), store.ClusterFilter{State: berth.ClusterReady})
-		return len(cs) == 2
-	})
+	h.waitReady(2)
 	a := h.submit(berth.JobSpec{Steps: oneStep("x"), Affinity: "k"})
 	h.finish(a.ID, 1, 0, 0)
 	a = h.waitState(a.ID, berth.JobSucceeded)
@@ -537,14 +551,7 @@ func TestMaxLifetimeRecyclesThroughDraining(t *testing.T) {
 	pool.MaxLifetime = 300 * time.Millisecond
 	fake := newFake(true)
 	h := newHarness(t, pool, fake)
-	var first berth.Cluster
-	waitFor(t, "a ready cluster", func() bool {
-		cs, _ := h.svc.Clusters(context.Background(), store.ClusterFilter{State: berth.ClusterReady})
-		if len(cs) == 1 {
-			first = cs[0]
-		}
-		return len(cs) == 1
-	})
+	first := h.waitReady(1)[0]
 	j := h.submit(berth.JobSpec{Steps: oneStep("x")})
 	waitFor(t, "step to run", func() bool { return len(fake.running()) == 1 })
 	// Past its lifetime the cluster drains: it keeps its job, takes no new
@@ -566,4 +573,155 @@ func TestMaxLifetimeRecyclesThroughDraining(t *testing.T) {
 		c, _ := h.svc.Cluster(context.Background(), first.ID)
 		return c.State == berth.ClusterTerminated
 	})
+}
+
+// A failed terminate is tried again until the provider confirms; the
+// cluster is not forgotten at the first error.
+func TestTerminateIsRetriedUntilDone(t *testing.T) {
+	pool := testPool()
+	pool.MinClusters = 1
+	fake := newFake(true)
+	fake.set(func(f *fakeProvider) { f.failTerminate = 3 })
+	h := newHarness(t, pool, fake)
+	c := h.waitReady(1)[0]
+	if _, err := h.svc.Terminate(context.Background(), c.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the cluster terminated", func() bool {
+		got, _ := h.svc.Cluster(context.Background(), c.ID)
+		return got.State == berth.ClusterTerminated && fake.clusterState(c.ProviderID) == berth.ClusterTerminated
+	})
+}
+
+// A cancel requested while the server was down, for a step that was
+// already stopped, ends the job cancelled, not failed.
+func TestCancelAcrossRestartIsNotAFailure(t *testing.T) {
+	fake := newFake(true)
+	h := newHarness(t, testPool(), fake)
+	j := h.submit(berth.JobSpec{Steps: oneStep("x")})
+	name := berth.StepName(j.ID, 1, 0)
+	waitFor(t, "step to run", func() bool { return fake.started(name) == 1 })
+	h.stop()
+	st, err := sqlite.Open(context.Background(), h.path, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.RequestCancel(context.Background(), j.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	fake.cancelStep(name)
+	h.start()
+	j = h.waitState(j.ID, berth.JobCancelled)
+	if j.UserFailures != 0 || j.Attempts[0].Reason != berth.ReasonCancelled {
+		t.Fatalf("user failures %d, attempt %+v", j.UserFailures, j.Attempts[0])
+	}
+}
+
+// A provider that will not take steps is the provider's trouble: the
+// attempt is charged to the infrastructure budget, and the job runs once
+// the provider recovers.
+func TestSubmitOutageIsAnInfraFailure(t *testing.T) {
+	fake := newFake(true)
+	fake.set(func(f *fakeProvider) { f.failSubmit = errors.New("connection refused") })
+	h := newHarness(t, testPool(), fake)
+	j := h.submit(berth.JobSpec{Steps: oneStep("x")})
+	waitFor(t, "the attempt given up", func() bool { return len(h.job(j.ID).Attempts) == 2 })
+	fake.set(func(f *fakeProvider) { f.failSubmit = nil })
+	h.finish(j.ID, 2, 0, 0)
+	j = h.waitState(j.ID, berth.JobSucceeded)
+	if a := j.Attempts[0]; a.Reason != berth.ReasonProviderError {
+		t.Fatalf("first attempt ended %s, want provider_error", a.Reason)
+	}
+	if j.UserFailures != 0 || j.InfraFailures != 1 {
+		t.Fatalf("user %d infra %d", j.UserFailures, j.InfraFailures)
+	}
+}
+
+// A running step of ours that no running attempt owns is cancelled.
+func TestOrphanStepIsCancelled(t *testing.T) {
+	pool := testPool()
+	pool.MinClusters = 1
+	fake := newFake(true)
+	h := newHarness(t, pool, fake)
+	c := h.waitReady(1)[0]
+	orphan := berth.StepName("job-0000000000000000", 1, 0)
+	fake.addStep(c.ProviderID, orphan)
+	fake.addStep(c.ProviderID, "not-ours")
+	waitFor(t, "the orphan cancelled", func() bool { return fake.stepState(orphan) == berth.StepCancelled })
+	if st := fake.stepState("not-ours"); st != berth.StepRunning {
+		t.Fatalf("a step Berth did not name was touched: %s", st)
+	}
+}
+
+// State that names a pool the configuration lacks is refused at start.
+func TestStartRefusesUnconfiguredPools(t *testing.T) {
+	fake := newFake(true)
+	h := newHarness(t, testPool(), fake)
+	h.submit(berth.JobSpec{Steps: oneStep("x")})
+	h.stop()
+	st, err := sqlite.Open(context.Background(), h.path, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	other := testPool()
+	other.Name = "q"
+	svc, err := New(Options{Store: st, Pools: []Pool{{Pool: other, Provider: fake}}, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = svc.Start(context.Background())
+	if err == nil {
+		svc.Stop()
+		t.Fatal("started over jobs of an unconfigured pool")
+	}
+	if !strings.Contains(err.Error(), `pool "p"`) {
+		t.Fatalf("error does not name the pool: %v", err)
+	}
+}
+
+// flakyStore fails commits and loads on demand.
+type flakyStore struct {
+	store.Store
+	failCommits, failLoads atomic.Int32
+}
+
+func (f *flakyStore) Commit(ctx context.Context, b store.Batch) error {
+	if f.failCommits.Add(-1) >= 0 {
+		return errors.New("disk full")
+	}
+	return f.Store.Commit(ctx, b)
+}
+
+func (f *flakyStore) Load(ctx context.Context) (store.State, error) {
+	if f.failLoads.Add(-1) >= 0 {
+		return store.State{}, errors.New("disk gone")
+	}
+	return f.Store.Load(ctx)
+}
+
+// When a commit fails and the state cannot even be read back, the loop
+// acts on nothing until it can; then the job runs, once.
+func TestFailedCommitActsOnNothing(t *testing.T) {
+	fake := newFake(true)
+	flaky := &flakyStore{}
+	h := &harness{t: t, path: filepath.Join(t.TempDir(), "berth.db"), fake: fake, pool: testPool()}
+	h.wrap = func(s store.Store) store.Store { flaky.Store = s; return flaky }
+	h.start()
+	flaky.failCommits.Store(1000)
+	flaky.failLoads.Store(1000)
+	j := h.submit(berth.JobSpec{Steps: oneStep("x")})
+	name := berth.StepName(j.ID, 1, 0)
+	waitFor(t, "several passes over a broken store", func() bool { return flaky.failLoads.Load() < 995 })
+	if n := fake.started(name); n != 0 {
+		t.Fatalf("a step was submitted while the store could not record it")
+	}
+	flaky.failCommits.Store(0)
+	flaky.failLoads.Store(0)
+	h.finish(j.ID, 1, 0, 0)
+	h.waitState(j.ID, berth.JobSucceeded)
+	if n := fake.started(name); n != 1 {
+		t.Fatalf("step started %d times", n)
+	}
 }

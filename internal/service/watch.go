@@ -128,9 +128,9 @@ func (l *loop) applyReport(r report) {
 	}
 	now := l.s.clock.Now()
 	c.observed = true
-	// A cluster being terminated at our request is as good as gone: its
-	// steps fail because we end them.
-	gone := r.cluster.State.Terminal() || c.c.State == berth.ClusterTerminating
+	// A cluster the provider is tearing down, or that we asked to
+	// terminate, is as good as gone: its steps fail because it ends.
+	gone := r.cluster.State.Terminal() || r.cluster.State == berth.ClusterTerminating || c.c.State == berth.ClusterTerminating
 	if r.listed {
 		c.steps = make(map[string]provider.Step, len(r.steps))
 		for _, st := range r.steps {
@@ -138,6 +138,9 @@ func (l *loop) applyReport(r report) {
 		}
 		for _, j := range l.jobsOn(c.c.ID) {
 			l.advance(j, c, gone, now)
+		}
+		if !gone {
+			l.cancelOrphans(c, r.steps)
 		}
 	}
 	switch r.cluster.State {
@@ -157,12 +160,42 @@ func (l *loop) applyReport(r report) {
 			l.loseCluster(c, "terminated outside Berth: "+r.cluster.Reason, r.cluster.Capacity, now)
 			return
 		}
-		c.c.State, c.c.EndedAt = berth.ClusterTerminated, now
-		l.dirtyClusters[c.c.ID] = true
-		l.endedClusters = append(l.endedClusters, c)
-		l.event("", c.c.ID, "terminated", c.c.Reason)
-		l.s.metrics.clusterEnded(c.c, now)
-		l.requeueFrom(c, now)
+		l.endCluster(c, now)
+	}
+}
+
+// endCluster records that a cluster we were terminating is gone.
+func (l *loop) endCluster(c *clusterRT, now time.Time) {
+	c.c.State, c.c.EndedAt = berth.ClusterTerminated, now
+	if c.c.EndsLost {
+		c.c.State = berth.ClusterLost
+	}
+	l.dirtyClusters[c.c.ID] = true
+	l.endedClusters = append(l.endedClusters, c)
+	l.event("", c.c.ID, string(c.c.State), c.c.Reason)
+	l.s.metrics.clusterEnded(c.c, now)
+	l.requeueFrom(c, now)
+}
+
+// cancelOrphans cancels running steps of ours that no running attempt owns:
+// the step of an attempt that ended while its submission's fate was
+// unknown (a timed-out call, a cancel or timeout that came first). Without
+// this such a step would run on beside the job's next attempt.
+func (l *loop) cancelOrphans(c *clusterRT, steps []provider.Step) {
+	for _, st := range steps {
+		if st.State.Terminal() {
+			continue
+		}
+		jobID, n, idx, ok := berth.ParseStepName(st.Name)
+		if !ok {
+			continue
+		}
+		if j, live := l.jobs[jobID]; live {
+			if a := j.CurrentAttempt(); a != nil && a.N == n && a.ClusterID == c.c.ID && a.Steps[len(a.Steps)-1].Index == idx {
+				continue
+			}
+		}
+		l.actions = append(l.actions, action{kind: actCancel, cluster: c, jobID: jobID, attempt: n, step: idx, name: st.Name, stepID: st.ID})
 	}
 }
 
@@ -207,7 +240,7 @@ func (l *loop) advance(j *berth.Job, c *clusterRT, gone bool, now time.Time) {
 		return
 	}
 	cur.EndedAt, cur.ExitCode, cur.Message = or(ps.EndedAt, now), ps.ExitCode, ps.Message
-	stop, stopping := l.stopping[j.ID]
+	stop, stopping := l.stopReason(j, now)
 	switch ps.State {
 	case berth.StepSucceeded:
 		last := cur.Index+1 >= len(j.Steps)

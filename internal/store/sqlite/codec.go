@@ -217,7 +217,7 @@ func utc(t time.Time) time.Time {
 }
 
 const clusterCols = `id, pool, state, provider_id, fallback, slots, price_per_hour,
-	created_at, ready_at, idle_since, ended_at, reason, capacity`
+	created_at, ready_at, idle_since, ended_at, reason, capacity, ends_lost`
 
 func scanCluster(sc scanner) (berth.Cluster, error) {
 	var (
@@ -225,7 +225,7 @@ func scanCluster(sc scanner) (berth.Cluster, error) {
 		created, ready, idleSince, ended sql.NullInt64
 	)
 	err := sc.Scan(&c.ID, &c.Pool, &c.State, &c.ProviderID, &c.Fallback, &c.Slots, &c.PricePerHour,
-		&created, &ready, &idleSince, &ended, &c.Reason, &c.Capacity)
+		&created, &ready, &idleSince, &ended, &c.Reason, &c.Capacity, &c.EndsLost)
 	if err != nil {
 		return berth.Cluster{}, err
 	}
@@ -239,7 +239,7 @@ func scanCluster(sc scanner) (berth.Cluster, error) {
 func clusterArgs(e *encoder, c *berth.Cluster) []any {
 	return []any{
 		c.ID, c.Pool, string(c.State), c.ProviderID, c.Fallback, c.Slots, c.PricePerHour,
-		e.time(c.CreatedAt), e.time(c.ReadyAt), e.time(c.IdleSince), e.time(c.EndedAt), c.Reason, c.Capacity,
+		e.time(c.CreatedAt), e.time(c.ReadyAt), e.time(c.IdleSince), e.time(c.EndedAt), c.Reason, c.Capacity, c.EndsLost,
 	}
 }
 

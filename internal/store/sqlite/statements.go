@@ -36,12 +36,13 @@ var (
 			started_at = excluded.started_at, ended_at = excluded.ended_at,
 			first_step = excluded.first_step, steps = excluded.steps, cost = excluded.cost`
 
-	upsertClusterSQL = `INSERT INTO clusters (` + clusterCols + `) VALUES (` + placeholders(13) + `)
+	upsertClusterSQL = `INSERT INTO clusters (` + clusterCols + `) VALUES (` + placeholders(14) + `)
 		ON CONFLICT (id) DO UPDATE SET
 			pool = excluded.pool, state = excluded.state, provider_id = excluded.provider_id,
 			fallback = excluded.fallback, slots = excluded.slots, price_per_hour = excluded.price_per_hour,
 			created_at = excluded.created_at, ready_at = excluded.ready_at, idle_since = excluded.idle_since,
-			ended_at = excluded.ended_at, reason = excluded.reason, capacity = excluded.capacity`
+			ended_at = excluded.ended_at, reason = excluded.reason, capacity = excluded.capacity,
+			ends_lost = excluded.ends_lost`
 
 	insertEventSQL = `INSERT INTO events (at, job_id, cluster_id, kind, message) VALUES (?, ?, ?, ?, ?)`
 )

@@ -108,6 +108,7 @@ func newCluster(id, pool string, state berth.ClusterState, created time.Time) be
 		EndedAt:      created.Add(time.Hour + 3),
 		Reason:       "spot capacity reclaimed",
 		Capacity:     true,
+		EndsLost:     true,
 	}
 }
 

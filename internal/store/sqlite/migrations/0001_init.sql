@@ -82,7 +82,8 @@ CREATE TABLE clusters (
     idle_since     INTEGER,
     ended_at       INTEGER,
     reason         TEXT    NOT NULL,
-    capacity       INTEGER NOT NULL
+    capacity       INTEGER NOT NULL,
+    ends_lost      INTEGER NOT NULL
 );
 CREATE INDEX clusters_created_at ON clusters (created_at, id);
 CREATE INDEX clusters_pool ON clusters (pool, created_at, id);

@@ -20,6 +20,7 @@ import (
 
 	"github.com/berthhq/berth/internal/berth"
 	"github.com/berthhq/berth/internal/client"
+	"github.com/berthhq/berth/internal/wait"
 )
 
 const deadline = 3 * time.Minute
@@ -126,13 +127,7 @@ func (s *server) stop() {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	end := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-time.After(20 * time.Millisecond)
-	}
+	wait.For(t, deadline, what, cond)
 }
 
 const configYAML = `

@@ -18,6 +18,7 @@ import (
 	"github.com/berthhq/berth/internal/api/apitest"
 	"github.com/berthhq/berth/internal/berth"
 	"github.com/berthhq/berth/internal/clock"
+	"github.com/berthhq/berth/internal/wait"
 )
 
 var t0 = time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
@@ -150,13 +151,7 @@ func (r response) wantError(t testing.TB, status int, code, msg string) {
 // waitFor polls cond until it holds or a deadline passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	wait.For(t, 10*time.Second, what, cond)
 }
 
 const goodSpec = `{"pool": "small", "name": "phase-3", "steps": [{"name": "t", "args": ["echo", "hi"]}],

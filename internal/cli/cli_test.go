@@ -19,6 +19,7 @@ import (
 	"github.com/berthhq/berth/internal/api/apitest"
 	"github.com/berthhq/berth/internal/berth"
 	"github.com/berthhq/berth/internal/clock"
+	"github.com/berthhq/berth/internal/wait"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -446,13 +447,7 @@ func TestAPIErrors(t *testing.T) {
 // waitForWaiter returns once a long poll is blocked in the service.
 func waitForWaiter(t *testing.T, svc *apitest.Service) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for svc.Waiters() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no long poll reached the service")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	wait.For(t, 10*time.Second, "a long poll to reach the service", func() bool { return svc.Waiters() > 0 })
 }
 
 func TestWait(t *testing.T) {

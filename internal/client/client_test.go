@@ -16,6 +16,7 @@ import (
 	"github.com/berthhq/berth/internal/berth"
 	"github.com/berthhq/berth/internal/client"
 	"github.com/berthhq/berth/internal/clock"
+	"github.com/berthhq/berth/internal/wait"
 )
 
 var t0 = time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
@@ -130,13 +131,7 @@ func TestWaitJob(t *testing.T) {
 		j, err := c.WaitJob(ctx, j.ID, time.Hour) // more than MaxWait: capped, not refused
 		done <- result{j, err}
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for svc.Waiters() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("WaitJob never reached the service")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	wait.For(t, 10*time.Second, "WaitJob to reach the service", func() bool { return svc.Waiters() > 0 })
 	if err := svc.Finish(j.ID, berth.JobFailed, berth.ReasonStepFailed); err != nil {
 		t.Fatal(err)
 	}
@@ -318,13 +313,7 @@ func TestContextCancel(t *testing.T) {
 		_, err := c.WaitJob(ctx, j.ID, time.Minute)
 		done <- err
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for svc.Waiters() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("WaitJob never reached the service")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	wait.For(t, 10*time.Second, "WaitJob to reach the service", func() bool { return svc.Waiters() > 0 })
 	cancel()
 	select {
 	case err := <-done:

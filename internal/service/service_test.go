@@ -14,6 +14,7 @@ import (
 	"github.com/berthhq/berth/internal/berth"
 	"github.com/berthhq/berth/internal/store"
 	"github.com/berthhq/berth/internal/store/sqlite"
+	"github.com/berthhq/berth/internal/wait"
 )
 
 const deadline = 20 * time.Second
@@ -96,13 +97,7 @@ func (h *harness) submit(spec berth.JobSpec) berth.Job {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	end := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-time.After(5 * time.Millisecond)
-	}
+	wait.For(t, deadline, what, cond)
 }
 
 func (h *harness) job(id string) berth.Job {

@@ -17,6 +17,7 @@ import (
 	"github.com/berthhq/berth/internal/berth"
 	"github.com/berthhq/berth/internal/store"
 	"github.com/berthhq/berth/internal/store/storetest"
+	"github.com/berthhq/berth/internal/wait"
 
 	"modernc.org/sqlite"
 )
@@ -182,9 +183,7 @@ func TestCloseDuringSubmissions(t *testing.T) {
 			}
 		})
 	}
-	for deadline := time.Now().Add(30 * time.Second); count.Load() < workers && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond) // a poll tick, not a wait for a state
-	}
+	wait.For(t, 30*time.Second, "every writer to have a job acknowledged", func() bool { return count.Load() >= workers })
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

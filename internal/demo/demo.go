@@ -121,7 +121,7 @@ func (d *demo) run(ctx context.Context) (Result, error) {
 // step is a demo command: it prints and works for a while.
 func (d *demo) step(name string) berth.Step {
 	secs := fmt.Sprintf("%.1f", d.o.StepTime.Seconds())
-	return berth.Step{Name: name, Args: []string{"sh", "-c", "echo \"$0 running on $(hostname)\"; sleep " + secs, name}}
+	return berth.Step{Name: name, Args: []string{"sh", "-c", "echo \"$0 running as pid $$\"; sleep " + secs, name}}
 }
 
 // serialPhases is problem 1.

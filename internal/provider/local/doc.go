@@ -21,7 +21,9 @@
 //	    lock                           flock: writers exclusive, ListSteps shared
 //	    steps/<stepID>/
 //	        spec.json                  name, argv, env, dir, submitted_at
-//	        proc.json                  pid, pgid, start_ticks, started_at
+//	        proc.json                  pid, pgid, start_ticks, started_at, gated
+//	        ran                        marker: the wrapper took the go line and
+//	                                   runs the command (empty; created by the wrapper)
 //	        stdout, stderr             the process's output
 //	        exit                       exit code, written by the wrapper (exit.tmp + rename)
 //	        cancelled                  marker: when CancelStep was asked
@@ -39,6 +41,29 @@
 // race on one rename that only one of them can win. The step directory is
 // named from the step name (a sanitized prefix for people, a hash for
 // uniqueness), which is what makes SubmitStep idempotent across restarts.
+//
+// A step's process starts behind a gate, because the server can crash
+// between starting the wrapper and recording its pid, and a process that
+// ran without a record could be neither watched nor stopped, nor told from
+// a step that never ran. The wrapper's stdin is a pipe from the server; it
+// waits for the line "go", which the server writes only after proc.json is
+// durable. A server that dies first closes the pipe, and the wrapper exits
+// on end of file having run and written nothing. Having read go, the
+// wrapper creates the ran marker, acknowledges on a second pipe (its fd 3)
+// and only then runs the command, with stdin from /dev/null. SubmitStep
+// returns only after that acknowledgement, or after recording start_error
+// if the wrapper ended without it.
+//
+// So, reading a step under the cluster lock, where no submission is half
+// done: spec.json without proc.json, or a gated proc.json without the ran
+// marker, is a submission that never ran and never will. ListSteps omits
+// it, as if it had not been submitted, and SubmitStep of the same name
+// moves it aside into tmp/ and submits afresh under the same id. A wrapper
+// left alive by such a crash is still deciding — it meets end of file, or
+// runs the step if the go line reached the pipe before the crash — and
+// SubmitStep waits for it to decide (killing it if it is stuck) before it
+// replaces anything. A step with the ran marker, no exit file and a dead
+// wrapper ran and vanished: failed, as before.
 //
 // A cluster has no process of its own. It is starting until created_at +
 // boot_time and ready after, a state derived from durable facts and the

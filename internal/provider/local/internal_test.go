@@ -120,16 +120,9 @@ func TestReadTail(t *testing.T) {
 	}
 }
 
-// stepFixture is a ready cluster with a step directory made by hand, as a
-// crash or a stranger's process would leave it.
-type stepFixture struct {
-	p       *Provider
-	cluster string
-	id      string
-	dir     string
-}
-
-func newStepFixture(t *testing.T) stepFixture {
+// readyCluster returns a provider and a ready cluster on it, terminated
+// when the test ends.
+func readyCluster(t *testing.T) (*Provider, string) {
 	t.Helper()
 	p, err := New(Options{Dir: t.TempDir(), Log: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
@@ -140,13 +133,29 @@ func newStepFixture(t *testing.T) stepFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.TerminateCluster(context.Background(), cluster) })
+	return p, cluster
+}
+
+// stepFixture is a ready cluster with a step directory made by hand, as a
+// crash or a stranger's process would leave it.
+type stepFixture struct {
+	p       *Provider
+	cluster string
+	name    string
+	id      string
+	dir     string
+}
+
+func newStepFixture(t *testing.T) stepFixture {
+	t.Helper()
+	p, cluster := readyCluster(t)
 	name := "berth:job-x:1:0"
 	id := stepID(name)
 	dir := filepath.Join(p.stepsDir(cluster), id)
 	if err := p.placeStepDir(dir, &stepSpec{Name: name, Argv: []string{"true"}, SubmittedAt: clock.Real{}.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	return stepFixture{p, cluster, id, dir}
+	return stepFixture{p, cluster, name, id, dir}
 }
 
 func (f stepFixture) step(t *testing.T) provider.Step {
@@ -158,11 +167,14 @@ func (f stepFixture) step(t *testing.T) provider.Step {
 	return steps[0]
 }
 
-// startDetached starts a process in its own session, as the provider does,
-// and reaps it at the end of the test.
-func startDetached(t *testing.T) (*exec.Cmd, procRecord) {
+// startDetached starts argv (by default a long sleep) in its own session,
+// as the provider does, and kills and reaps it at the end of the test.
+func startDetached(t *testing.T, argv ...string) (*exec.Cmd, procRecord) {
 	t.Helper()
-	cmd := exec.Command("sleep", "600")
+	if len(argv) == 0 {
+		argv = []string{"sleep", "600"}
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -176,23 +188,6 @@ func startDetached(t *testing.T) (*exec.Cmd, procRecord) {
 		t.Fatal(err)
 	}
 	return cmd, procRecord{PID: cmd.Process.Pid, PGID: cmd.Process.Pid, StartTicks: st.start, StartedAt: clock.Real{}.Now()}
-}
-
-func TestNeverStartedStep(t *testing.T) {
-	t.Parallel()
-	f := newStepFixture(t)
-	s := f.step(t)
-	if s.State != berth.StepFailed || !strings.HasPrefix(s.Message, "never started") {
-		t.Fatalf("a step without a pid record is %+v, want failed: never started", s)
-	}
-	// Adopted, not started again.
-	id, err := f.p.SubmitStep(context.Background(), f.cluster, provider.StepRequest{Name: "berth:job-x:1:0", Step: berth.Step{Args: []string{"true"}}})
-	if err != nil || id != f.id {
-		t.Fatalf("SubmitStep = %s, %v; want %s", id, err, f.id)
-	}
-	if _, err := os.Stat(filepath.Join(f.dir, "proc.json")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("the resubmission started the step: %v", err)
-	}
 }
 
 func TestLiveness(t *testing.T) {

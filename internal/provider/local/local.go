@@ -80,6 +80,12 @@ type Provider struct {
 	// procfs is false where /proc is missing: liveness then rests on
 	// signal 0 alone.
 	procfs bool
+	// startTimeout is the package's startTimeout; tests shorten it.
+	startTimeout time.Duration
+	// submitHook, set only by tests, is called at the hook points of
+	// SubmitStep with the step's id and its wrapper's pid, so that a test
+	// can crash the server there.
+	submitHook func(point, stepID string, pid int)
 }
 
 var (
@@ -114,6 +120,7 @@ func New(opts Options) (*Provider, error) {
 		clock:            opts.Clock,
 		log:              opts.Log,
 		mv:               "mv",
+		startTimeout:     startTimeout,
 	}
 	if p.fallbackBootTime == 0 {
 		p.fallbackBootTime = p.bootTime
@@ -359,7 +366,9 @@ func (p *Provider) endCluster(id string, end func(*clusterRecord)) error {
 	for _, sid := range ids {
 		pr, err := readProc(filepath.Join(p.stepsDir(id), sid))
 		if errors.Is(err, fs.ErrNotExist) {
-			continue // never started
+			// Its submitter died before the gate: the wrapper runs
+			// nothing and has exited, or is about to.
+			continue
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("step %s: %w", sid, err))

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -498,14 +500,20 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// The crash test runs a real server in a child process (this test binary
-// again), kills it with SIGKILL after it started a step, and adopts the
-// step from a new Provider over the same directory.
+// The crash tests run a real server in a child process (this test binary
+// again), kill it with SIGKILL after it started a step, or inside
+// SubmitStep, and read the step from a new Provider over the same
+// directory.
 
 const (
 	helperDirEnv     = "BERTH_LOCAL_HELPER_DIR"
 	helperClusterEnv = "BERTH_LOCAL_HELPER_CLUSTER"
 	helperStepEnv    = "BERTH_LOCAL_HELPER_STEP"
+	// helperCrashAtEnv names the hook point of SubmitStep where the
+	// helper stops, after writing the step's id and its wrapper's pid to
+	// the file helperMarkerEnv names, to be killed there.
+	helperCrashAtEnv = "BERTH_LOCAL_HELPER_CRASH_AT"
+	helperMarkerEnv  = "BERTH_LOCAL_HELPER_MARKER"
 )
 
 type helperStep struct {
@@ -513,12 +521,12 @@ type helperStep struct {
 	Step berth.Step `json:"step"`
 }
 
-// TestHelperServer is the crashing server of TestSurvivesServerCrash; it
-// does nothing in a normal run.
+// TestHelperServer is the crashing server of TestSurvivesServerCrash and
+// TestServerCrashInsideSubmit; it does nothing in a normal run.
 func TestHelperServer(t *testing.T) {
 	dir := os.Getenv(helperDirEnv)
 	if dir == "" {
-		t.Skip("helper process for TestSurvivesServerCrash")
+		t.Skip("helper process for the crash tests")
 	}
 	var hs helperStep
 	if err := json.Unmarshal([]byte(os.Getenv(helperStepEnv)), &hs); err != nil {
@@ -527,6 +535,23 @@ func TestHelperServer(t *testing.T) {
 	p, err := local.New(local.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if at := os.Getenv(helperCrashAtEnv); at != "" {
+		marker := os.Getenv(helperMarkerEnv)
+		local.SetSubmitHook(p, func(point, stepID string, pid int) {
+			if point != at {
+				return
+			}
+			if err := os.WriteFile(marker+".tmp", fmt.Appendf(nil, "%s %d\n", stepID, pid), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(marker+".tmp", marker); err != nil {
+				t.Fatal(err)
+			}
+			// Idle until the parent kills this process, as below.
+			time.Sleep(2 * time.Minute)
+			t.Fatal("the helper server was never killed inside SubmitStep")
+		})
 	}
 	ctx := context.Background()
 	cluster, err := p.CreateCluster(ctx, provider.CreateRequest{ClusterID: os.Getenv(helperClusterEnv), Pool: "small", Slots: 1})
@@ -544,16 +569,10 @@ func TestHelperServer(t *testing.T) {
 	t.Fatal("the helper server was never killed")
 }
 
-func TestSurvivesServerCrash(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	work := t.TempDir()
-	ran, release := filepath.Join(work, "ran"), filepath.Join(work, "release")
-	cluster := providertest.NewClusterID()
-	hs := helperStep{
-		Name: providertest.NewStepName(),
-		Step: sh(`echo ran >> "$1"; while [ ! -e "$2" ]; do sleep 0.05; done; echo released`, ran, release),
-	}
+// helperServer returns the command that runs TestHelperServer on dir and
+// cluster, submitting hs, with env added to its environment.
+func helperServer(t *testing.T, dir, cluster string, hs helperStep, env ...string) *exec.Cmd {
+	t.Helper()
 	b, err := json.Marshal(hs)
 	if err != nil {
 		t.Fatal(err)
@@ -564,7 +583,22 @@ func TestSurvivesServerCrash(t *testing.T) {
 	}
 	server := exec.Command(exe, "-test.run=^TestHelperServer$")
 	server.Env = append(os.Environ(), helperDirEnv+"="+dir, helperClusterEnv+"="+cluster, helperStepEnv+"="+string(b))
+	server.Env = append(server.Env, env...)
 	server.Stderr = t.Output()
+	return server
+}
+
+func TestSurvivesServerCrash(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	work := t.TempDir()
+	ran, release := filepath.Join(work, "ran"), filepath.Join(work, "release")
+	cluster := providertest.NewClusterID()
+	hs := helperStep{
+		Name: providertest.NewStepName(),
+		Step: sh(`echo ran >> "$1"; while [ ! -e "$2" ]; do sleep 0.05; done; echo released`, ran, release),
+	}
+	server := helperServer(t, dir, cluster, hs)
 	out, err := server.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -625,5 +659,112 @@ func TestSurvivesServerCrash(t *testing.T) {
 	}
 	if b, err := os.ReadFile(ran); err != nil || string(b) != "ran\n" {
 		t.Errorf("the step ran %q, want once (err %v)", b, err)
+	}
+}
+
+// TestServerCrashInsideSubmit kills the server inside SubmitStep, after it
+// started the step's wrapper and before it let it run the step: before the
+// pid record, and between the pid record and the go line. The step never
+// runs, is not listed, and a new submission of its name runs it once,
+// under the same id.
+func TestServerCrashInsideSubmit(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		point string
+		// files is what the step's directory holds after the crash: the
+		// wrapper must have added nothing.
+		files []string
+	}{
+		{local.HookStarted, []string{"spec.json", "stderr", "stdout"}},
+		{local.HookRecorded, []string{"proc.json", "spec.json", "stderr", "stdout"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.point, func(t *testing.T) {
+			t.Parallel()
+			dir, work := t.TempDir(), t.TempDir()
+			ran, marker := filepath.Join(work, "ran"), filepath.Join(work, "marker")
+			cluster := providertest.NewClusterID()
+			hs := helperStep{Name: providertest.NewStepName(), Step: sh(`echo ran >> "$1"`, ran)}
+			server := helperServer(t, dir, cluster, hs, helperCrashAtEnv+"="+tt.point, helperMarkerEnv+"="+marker)
+			server.Stdout = t.Output()
+			if err := server.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan struct{})
+			go func() {
+				_ = server.Wait()
+				close(exited)
+			}()
+			// Whatever happens, no process may outlive the test.
+			p := newProvider(t, local.Options{Dir: dir})
+			providertest.Cleanup(t, p, cluster)
+			t.Cleanup(func() {
+				server.Process.Kill()
+				<-exited
+			})
+
+			var stepID string
+			var wrapper int
+			waitUntil(t, "inside SubmitStep", func() bool {
+				select {
+				case <-exited:
+					t.Fatalf("the helper server ended before reaching %s", tt.point)
+				default:
+				}
+				b, err := os.ReadFile(marker)
+				if err != nil {
+					return false
+				}
+				_, err = fmt.Sscan(string(b), &stepID, &wrapper)
+				return err == nil
+			})
+			if err := server.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			<-exited
+
+			ctx := context.Background()
+			if steps, err := p.ListSteps(ctx, cluster); err != nil || len(steps) != 0 {
+				t.Fatalf("after the crash ListSteps = %+v, %v; want the step not listed", steps, err)
+			}
+			// The wrapper meets the end of its gate and exits, having run
+			// and written nothing.
+			waitUntil(t, "the crashed server's wrapper gone", func() bool { return gone(wrapper) })
+			if _, err := os.Stat(ran); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("the step ran though its server died before letting it: %v", err)
+			}
+			logs, err := p.StepLogs(ctx, cluster, stepID)
+			if err != nil {
+				t.Fatalf("StepLogs: %v", err)
+			}
+			entries, err := os.ReadDir(logs.Location)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var files []string
+			for _, e := range entries {
+				files = append(files, e.Name())
+			}
+			if !slices.Equal(files, tt.files) || logs.Stdout != "" || logs.Stderr != "" {
+				t.Fatalf("the step's directory holds %v, stdout %q, stderr %q; want %v and no output", files, logs.Stdout, logs.Stderr, tt.files)
+			}
+			if steps, err := p.ListSteps(ctx, cluster); err != nil || len(steps) != 0 {
+				t.Fatalf("with its wrapper gone ListSteps = %+v, %v; want the step not listed", steps, err)
+			}
+
+			if again := submit(t, p, cluster, hs.Name, hs.Step); again != stepID {
+				t.Fatalf("resubmission after the crash = %s, want %s", again, stepID)
+			}
+			s := providertest.WaitStep(t, p, cluster, stepID, deadline, "ended", providertest.Terminal)
+			if s.State != berth.StepSucceeded || s.Name != hs.Name {
+				t.Fatalf("resubmitted step ended %s, want succeeded", providertest.Format(s))
+			}
+			if b, err := os.ReadFile(ran); err != nil || string(b) != "ran\n" {
+				t.Fatalf("the step ran %q (err %v), want once", b, err)
+			}
+			if steps, err := p.ListSteps(ctx, cluster); err != nil || len(steps) != 1 {
+				t.Fatalf("ListSteps = %+v, %v; want the one step", steps, err)
+			}
+		})
 	}
 }

@@ -21,6 +21,10 @@ type procRecord struct {
 	// at launch; 0 when /proc could not say.
 	StartTicks uint64    `json:"start_ticks,omitempty"`
 	StartedAt  time.Time `json:"started_at"`
+	// Gated says the wrapper waits for the go line and leaves the ran
+	// marker. Records without it come from wrappers that ran their step
+	// at once, so their steps are taken to have run.
+	Gated bool `json:"gated,omitempty"`
 }
 
 func readProc(stepDir string) (procRecord, error) {

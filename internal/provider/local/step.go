@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -21,14 +22,47 @@ import (
 	"github.com/berthhq/berth/internal/provider"
 )
 
-// wrapper runs a step's argv and records its exit code atomically. Its
-// arguments are the step directory, the path of mv, then the argv. The
-// argv runs in a subshell that execs it, so that it is a process of its
-// own (a builtin such as exit or exec cannot end the wrapper before it
+// wrapper runs a step's argv behind a start gate and records its exit code
+// atomically. Its arguments are the step directory, the path of mv, then
+// the argv.
+//
+// The gate: the wrapper's stdin is a pipe from the server, and it runs
+// nothing until it reads the line "go", which the server writes only once
+// proc.json is on disk. If the server dies first the read meets end of
+// file and the wrapper exits having written nothing, so a step is never
+// run without a record of its process. Having read go, the wrapper creates
+// the ran marker — an empty file, whose appearance is atomic — and then
+// closes fd 3, the server's acknowledgement pipe; only then does it run the
+// argv, with stdin from /dev/null. A step with proc.json and no ran marker
+// whose wrapper has ended therefore never ran and never will.
+//
+// The argv runs in a subshell that execs it, so that it is a process of
+// its own (a builtin such as exit or exec cannot end the wrapper before it
 // records the code) and a missing executable is exit code 127 with the
 // shell's "not found" on stderr.
-const wrapper = `d=$1 mv=$2; shift 2; (exec "$@"); c=$?; ` +
+const wrapper = `d=$1 mv=$2; shift 2; ` +
+	`IFS= read -r g && [ "$g" = go ] || exit 125; ` +
+	`: >"$d/ran" || exit 125; exec 3>&-; ` +
+	`(exec "$@" </dev/null); c=$?; ` +
 	`printf '%d\n' "$c" >"$d/exit.tmp" && "$mv" -f "$d/exit.tmp" "$d/exit"; exit "$c"`
+
+// goLine opens the start gate.
+const goLine = "go\n"
+
+// startTimeout bounds how long the server waits for a wrapper to take the
+// go line and answer: a shell reading one line takes milliseconds, so a
+// wrapper that has not answered by then is stuck (stopped, say) and is
+// killed.
+const startTimeout = 10 * time.Second
+
+// settleTick is how often settle looks at a wrapper that is deciding.
+const settleTick = 5 * time.Millisecond
+
+// Points of SubmitStep where a test's hook may crash the server.
+const (
+	hookStarted  = "started"  // the wrapper runs; proc.json is not written yet
+	hookRecorded = "recorded" // proc.json is written; the go line is not
+)
 
 // MessageVanished starts the message of a step whose process ended without
 // recording an exit code: killed, or its machine restarted.
@@ -101,7 +135,9 @@ func checkStepRequest(req provider.StepRequest) error {
 // a step of that name exists on the cluster, whatever its state, it returns
 // its id and starts nothing. A process that cannot be started at all (a
 // missing working directory, say) is still a step: it is recorded and
-// reported failed, with the reason, by ListSteps.
+// reported failed, with the reason, by ListSteps. A step of that name that
+// never ran — its submitter died before opening the start gate — is
+// replaced by a fresh one under the same id.
 func (p *Provider) SubmitStep(ctx context.Context, clusterID string, req provider.StepRequest) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
@@ -112,6 +148,9 @@ func (p *Provider) SubmitStep(ctx context.Context, clusterID string, req provide
 	if err := checkStepRequest(req); err != nil {
 		return "", fmt.Errorf("submit step %q to cluster %s: %w: %w", req.Name, clusterID, err, berth.ErrInvalid)
 	}
+	// Exclusive for the whole submission, gate and acknowledgement
+	// included: no other caller, in this server or another on the same
+	// directory, ever sees a step half submitted.
 	unlock, err := p.lockCluster(clusterID, syscall.LOCK_EX)
 	if err != nil {
 		return "", fmt.Errorf("submit step %q: %w", req.Name, err)
@@ -120,8 +159,16 @@ func (p *Provider) SubmitStep(ctx context.Context, clusterID string, req provide
 
 	id := stepID(req.Name)
 	dir := filepath.Join(p.stepsDir(clusterID), id)
+	replace := false
 	if _, err := os.Stat(filepath.Join(dir, "spec.json")); err == nil {
-		return id, nil
+		never, err := p.neverRan(dir)
+		if err != nil {
+			return "", fmt.Errorf("submit step %q to cluster %s: %w", req.Name, clusterID, err)
+		}
+		if !never {
+			return id, nil
+		}
+		replace = true
 	}
 	c, err := p.readCluster(clusterID)
 	if err != nil {
@@ -129,6 +176,12 @@ func (p *Provider) SubmitStep(ctx context.Context, clusterID string, req provide
 	}
 	if st := c.state(p.clock.Now()); st != berth.ClusterReady {
 		return "", fmt.Errorf("submit step %q: cluster %s is %s: %w", req.Name, clusterID, st, provider.ErrNotReady)
+	}
+	if replace {
+		if err := p.discardStepDir(dir); err != nil {
+			return "", fmt.Errorf("submit step %q to cluster %s: replace the submission that never ran: %w", req.Name, clusterID, err)
+		}
+		p.log.Info("local step replaced: its earlier submission never ran", "cluster_id", clusterID, "step_id", id, "step_name", req.Name)
 	}
 
 	spec := stepSpec{
@@ -176,7 +229,31 @@ func (p *Provider) placeStepDir(dir string, spec *stepSpec) error {
 	return syncDir(filepath.Dir(dir))
 }
 
-// start launches the wrapper in a session of its own and records its pid.
+// discardStepDir moves a step directory that never ran out of the way,
+// into tmp/, and removes it there: once the rename is durable the step's
+// id is free, and a crash during the removal leaves only litter in tmp/.
+func (p *Provider) discardStepDir(dir string) error {
+	trash, err := os.MkdirTemp(filepath.Join(p.dir, "tmp"), "replaced-")
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(dir, filepath.Join(trash, filepath.Base(dir))); err != nil {
+		os.Remove(trash)
+		return err
+	}
+	if err := syncDir(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(trash); err != nil {
+		p.log.Warn("local step: remove a replaced step directory", "dir", trash, "err", err)
+	}
+	return nil
+}
+
+// start launches the wrapper in a session of its own, records its pid,
+// opens its start gate and waits for it to say it ran the step. Errors
+// leave a directory that ListSteps omits and SubmitStep replaces: the
+// wrapper ran nothing.
 func (p *Provider) start(clusterID, id, dir string, spec *stepSpec) error {
 	stdout, err := os.OpenFile(filepath.Join(dir, "stdout"), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
@@ -188,6 +265,20 @@ func (p *Provider) start(clusterID, id, dir string, spec *stepSpec) error {
 		return err
 	}
 	defer stderr.Close()
+	// The gate (the wrapper's stdin) and the acknowledgement (its fd 3).
+	// The server's ends are close-on-exec, so no other child holds them:
+	// the gate reads end of file the moment this server dies.
+	gateR, gateW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("gate pipe: %w", err)
+	}
+	defer gateW.Close()
+	ackR, ackW, err := os.Pipe()
+	if err != nil {
+		gateR.Close()
+		return fmt.Errorf("acknowledgement pipe: %w", err)
+	}
+	defer ackR.Close()
 
 	args := append([]string{"-c", wrapper, "berth-step", dir, p.mv}, spec.Argv...)
 	cmd := exec.Command("/bin/sh", args...)
@@ -205,7 +296,8 @@ func (p *Provider) start(clusterID, id, dir string, spec *stepSpec) error {
 	for _, k := range slices.Sorted(maps.Keys(spec.Env)) {
 		cmd.Env = append(cmd.Env, k+"="+spec.Env[k])
 	}
-	cmd.Stdout, cmd.Stderr = stdout, stderr // stdin stays nil: /dev/null
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = gateR, stdout, stderr
+	cmd.ExtraFiles = []*os.File{ackW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	log := p.log.With("cluster_id", clusterID, "step_id", id, "step_name", spec.Name)
 	// Checked here because exec reports a bad working directory as an
@@ -214,14 +306,15 @@ func (p *Provider) start(clusterID, id, dir string, spec *stepSpec) error {
 	if err == nil {
 		err = cmd.Start()
 	}
+	// The child has its copies; ours would keep the acknowledgement from
+	// ever reading end of file.
+	gateR.Close()
+	ackW.Close()
 	if err != nil {
 		log.Warn("local step could not start", "err", err)
-		if werr := writeFileAtomic(filepath.Join(dir, "start_error"), []byte(err.Error()+"\n")); werr != nil {
-			return fmt.Errorf("start: %w (and recording that: %v)", err, werr)
-		}
-		return nil
+		return p.recordStartError(dir, err.Error())
 	}
-	pr := procRecord{PID: cmd.Process.Pid, PGID: cmd.Process.Pid, StartedAt: p.clock.Now()}
+	pr := procRecord{PID: cmd.Process.Pid, PGID: cmd.Process.Pid, StartedAt: p.clock.Now(), Gated: true}
 	// Read before anyone waits for the child: until then even a child
 	// that has already exited is a zombie whose stat is still there.
 	if p.procfs {
@@ -232,13 +325,144 @@ func (p *Provider) start(clusterID, id, dir string, spec *stepSpec) error {
 	// Reap in the background so that an ended step does not linger as the
 	// server's zombie. After a restart its orphan is init's to reap.
 	go cmd.Wait()
+	p.hook(hookStarted, id, pr.PID)
 	if err := writeJSON(filepath.Join(dir, "proc.json"), pr); err != nil {
-		// Without a record the step could never be watched or stopped.
-		_ = p.signalGroup(pr, syscall.SIGKILL)
+		// Without a record the step could never be watched or stopped;
+		// the gate closes unopened and the wrapper exits.
 		return fmt.Errorf("record pid: %w", err)
 	}
-	log.Info("local step started", "pid", pr.PID)
+	p.hook(hookRecorded, id, pr.PID)
+
+	acked := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, ackR) // ends when the wrapper closes fd 3 or dies
+		close(acked)
+	}()
+	// A failed write means the wrapper has already ended; the
+	// acknowledgement's end of file says as much.
+	_, _ = gateW.Write([]byte(goLine))
+	gateW.Close()
+	reason := "the wrapper ended before it ran the command (see stderr)"
+	if !waitClosed(acked, p.startTimeout) {
+		log.Warn("local step: the wrapper did not take the go line; killing it", "pid", pr.PID, "timeout", p.startTimeout.String())
+		if err := p.signalGroup(pr, syscall.SIGKILL); err != nil {
+			return fmt.Errorf("kill a stuck wrapper: %w", err)
+		}
+		if !waitClosed(acked, p.startTimeout) {
+			return fmt.Errorf("wrapper %d outlived SIGKILL for %v", pr.PID, p.startTimeout)
+		}
+		reason = fmt.Sprintf("the wrapper did not take the go line within %v and was killed", p.startTimeout)
+	}
+	if hasRan(dir) {
+		log.Info("local step started", "pid", pr.PID)
+		return nil
+	}
+	// The caller gets this step's id, so it must be listed: as a failure
+	// to start, not omitted as if it had never been submitted.
+	log.Warn("local step could not start", "pid", pr.PID, "err", reason)
+	return p.recordStartError(dir, reason)
+}
+
+func (p *Provider) recordStartError(dir, reason string) error {
+	if err := writeFileAtomic(filepath.Join(dir, "start_error"), []byte(reason+"\n")); err != nil {
+		return fmt.Errorf("start: %s (and recording that: %w)", reason, err)
+	}
 	return nil
+}
+
+func (p *Provider) hook(point, stepID string, pid int) {
+	if p.submitHook != nil {
+		p.submitHook(point, stepID, pid)
+	}
+}
+
+// waitClosed waits for ch to close, for at most d. It waits on another
+// process, not on anything of Berth's time, so it uses the wall clock:
+// under a fake clock it would never end.
+func waitClosed(ch <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// hasRan reports whether the wrapper took the go line: the ran marker.
+func hasRan(dir string) bool {
+	_, err := os.Lstat(filepath.Join(dir, "ran"))
+	return err == nil
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
+
+// neverRan reports whether the step in dir never ran and never will, so
+// that its name is free again. It must be called under the cluster's
+// exclusive lock, so that no submission of the step is in progress: a step
+// without proc.json (or a gated one without the ran marker) is then one
+// whose submitter died before opening its gate. If that wrapper is still
+// alive it is deciding: it meets end of file or, if the go line reached
+// the pipe before the crash, runs the step; settle waits to see which.
+func (p *Provider) neverRan(dir string) (bool, error) {
+	if exists(filepath.Join(dir, "start_error")) {
+		return false, nil
+	}
+	pr, err := readProc(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		// Listed as failed; it may have run, so it is never replaced.
+		return false, nil
+	}
+	if !pr.Gated || hasRan(dir) || exists(filepath.Join(dir, "exit")) {
+		return false, nil
+	}
+	ran, err := p.settle(dir, pr)
+	return !ran, err
+}
+
+// settle waits until a gated wrapper that has no ran marker has decided:
+// it created the marker (it runs the step) or it ended (it never will).
+// After its server's crash the gate is closed, so it decides at once; one
+// that does not within startTimeout is stuck, and is killed. It reports
+// whether the step ran.
+func (p *Provider) settle(dir string, pr procRecord) (bool, error) {
+	if p.waitDecided(dir, pr) {
+		return hasRan(dir), nil
+	}
+	p.log.Warn("local step: a wrapper left by a crashed submission did not decide; killing it",
+		"dir", dir, "pid", pr.PID, "timeout", p.startTimeout.String())
+	if err := p.signalGroup(pr, syscall.SIGKILL); err != nil {
+		return false, fmt.Errorf("kill the undecided wrapper %d: %w", pr.PID, err)
+	}
+	if !p.waitDecided(dir, pr) {
+		return false, fmt.Errorf("wrapper %d outlived SIGKILL for %v", pr.PID, p.startTimeout)
+	}
+	return hasRan(dir), nil
+}
+
+// waitDecided polls, for at most startTimeout of wall-clock time (see
+// waitClosed), until the wrapper has created the ran marker or ended.
+func (p *Provider) waitDecided(dir string, pr procRecord) bool {
+	decided := func() bool { return hasRan(dir) || !p.alive(pr) }
+	timeout := time.NewTimer(p.startTimeout)
+	defer timeout.Stop()
+	tick := time.NewTicker(settleTick)
+	defer tick.Stop()
+	for !decided() {
+		select {
+		case <-timeout.C:
+			return decided()
+		case <-tick.C:
+		}
+	}
+	return true
 }
 
 func checkWorkDir(dir string) error {
@@ -262,8 +486,9 @@ func (p *Provider) ListSteps(ctx context.Context, clusterID string) ([]provider.
 	if err := checkClusterID(clusterID); err != nil {
 		return nil, fmt.Errorf("list steps: %w", err)
 	}
-	// Shared: never see a step between its rename into place and its pid
-	// record.
+	// Shared against SubmitStep's exclusive lock: never see a step in the
+	// middle of its submission, between its rename into place and its
+	// wrapper's word that it ran.
 	unlock, err := p.lockCluster(clusterID, syscall.LOCK_SH)
 	if err != nil {
 		return nil, fmt.Errorf("list steps: %w", err)
@@ -283,7 +508,10 @@ func (p *Provider) ListSteps(ctx context.Context, clusterID string) ([]provider.
 	}
 	all := make([]listed, 0, len(ids))
 	for _, id := range ids {
-		s, spec := p.readStep(c, id)
+		s, spec, ok := p.readStep(c, id)
+		if !ok {
+			continue
+		}
 		all = append(all, listed{s, spec.SubmittedAt})
 	}
 	slices.SortFunc(all, func(a, b listed) int {
@@ -314,47 +542,55 @@ func (p *Provider) stepIDs(clusterID string) ([]string, error) {
 	return ids, nil
 }
 
-// readStep derives a step's state from its files. The order matters: a
-// start error or a missing pid record ends the step at once; a cancel
-// request wins over the exit code (a step that exits in its SIGTERM handler
-// has not done its work); an exit code wins over liveness.
-func (p *Provider) readStep(c *clusterRecord, id string) (provider.Step, stepSpec) {
-	s, spec := p.deriveStep(c, id)
+// readStep derives a step's state from its files; ok is false for a step
+// that never ran and never will, which is reported as if it had never been
+// submitted. The order matters: a start error ends the step at once; a
+// missing pid record, or a gate never opened, hides it; a cancel request
+// wins over the exit code (a step that exits in its SIGTERM handler has not
+// done its work); an exit code wins over liveness.
+func (p *Provider) readStep(c *clusterRecord, id string) (s provider.Step, spec stepSpec, ok bool) {
+	s, spec, ok = p.deriveStep(c, id)
 	// File times come from the kernel's coarse clock, StartedAt from ours:
 	// never let the end come before the start.
 	if !s.EndedAt.IsZero() && s.EndedAt.Before(s.StartedAt) {
 		s.EndedAt = s.StartedAt
 	}
-	return s, spec
+	return s, spec, ok
 }
 
-func (p *Provider) deriveStep(c *clusterRecord, id string) (provider.Step, stepSpec) {
+func (p *Provider) deriveStep(c *clusterRecord, id string) (provider.Step, stepSpec, bool) {
 	dir := filepath.Join(p.stepsDir(c.ID), id)
 	s := provider.Step{ID: id, State: berth.StepFailed}
 	var spec stepSpec
 	if err := readJSON(filepath.Join(dir, "spec.json"), &spec); err != nil {
 		s.Message = "unreadable step record: " + err.Error()
-		return s, spec
+		return s, spec, true
 	}
 	s.Name = spec.Name
 
 	if msg, at, ok := readNote(filepath.Join(dir, "start_error")); ok {
 		s.Message = "could not start: " + msg
 		s.StartedAt, s.EndedAt = at, at
-		return s, spec
+		return s, spec, true
 	}
 	pr, err := readProc(dir)
-	if err != nil {
+	if errors.Is(err, fs.ErrNotExist) {
 		// Under the cluster lock a step without a pid record is one whose
-		// submitter died before writing it: it cannot be watched, and
-		// starting it now could run it twice.
-		if errors.Is(err, fs.ErrNotExist) {
-			s.Message = "never started: the server stopped while submitting it"
-		} else {
-			s.Message = "unreadable step record: " + err.Error()
-		}
+		// submitter died before writing it, so before opening the gate:
+		// its wrapper exits on end of file without running it.
+		return s, spec, false
+	}
+	if err != nil {
+		s.Message = "unreadable step record: " + err.Error()
 		s.EndedAt = spec.SubmittedAt
-		return s, spec
+		return s, spec, true
+	}
+	if pr.Gated && !hasRan(dir) && !exists(filepath.Join(dir, "exit")) {
+		// Likewise a submitter that died after the pid record but before
+		// the wrapper's acknowledgement. Its wrapper has ended without
+		// running the step or is about to decide; if it turns out to run
+		// it, it shows up as running from then on.
+		return s, spec, false
 	}
 	s.StartedAt = pr.StartedAt
 
@@ -374,14 +610,14 @@ func (p *Provider) deriveStep(c *clusterRecord, id string) (provider.Step, stepS
 	if _, cancelAt, ok := readNote(filepath.Join(dir, "cancelled")); ok {
 		if alive {
 			s.State, s.Message = berth.StepRunning, "cancelling"
-			return s, spec
+			return s, spec, true
 		}
 		s.State, s.Message = berth.StepCancelled, "cancelled"
 		s.EndedAt = cancelAt
 		if exited && exitAt.Before(cancelAt) {
 			s.EndedAt = exitAt
 		}
-		return s, spec
+		return s, spec, true
 	}
 	switch {
 	case exitErr != nil:
@@ -391,7 +627,7 @@ func (p *Provider) deriveStep(c *clusterRecord, id string) (provider.Step, stepS
 		s.EndedAt = exitAt
 		if code == 0 {
 			s.State = berth.StepSucceeded
-			return s, spec
+			return s, spec, true
 		}
 		s.Message = exitMessage(code, spec.Argv)
 	case alive:
@@ -407,7 +643,7 @@ func (p *Provider) deriveStep(c *clusterRecord, id string) (provider.Step, stepS
 		}
 		s.EndedAt = lastSignOfLife(dir, pr.StartedAt, c)
 	}
-	return s, spec
+	return s, spec, true
 }
 
 func exitMessage(code int, argv []string) string {
@@ -474,8 +710,8 @@ func lastSignOfLife(dir string, started time.Time, c *clusterRecord) time.Time {
 
 // CancelStep records the cancellation, then asks the step's process group
 // to stop (SIGTERM) and kills it after a short grace. It returns without
-// waiting for the grace. Cancelling an ended step does nothing; cancelling
-// one that is still stopping signals it again.
+// waiting for the grace. Cancelling an ended step, or one that never ran,
+// does nothing; cancelling one that is still stopping signals it again.
 func (p *Provider) CancelStep(ctx context.Context, clusterID, stepID string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -499,7 +735,15 @@ func (p *Provider) CancelStep(ctx context.Context, clusterID, stepID string) err
 	if _, err := os.Stat(filepath.Join(dir, "spec.json")); err != nil {
 		return fmt.Errorf("cancel step %s on cluster %s: %w", stepID, clusterID, berth.ErrNotFound)
 	}
-	if s, _ := p.readStep(c, stepID); s.State.Terminal() {
+	// A step that never ran has nothing to stop, and never will have.
+	never, err := p.neverRan(dir)
+	if err != nil {
+		return fmt.Errorf("cancel step %s: %w", stepID, err)
+	}
+	if never {
+		return nil
+	}
+	if s, _, _ := p.readStep(c, stepID); s.State.Terminal() {
 		return nil
 	}
 	pr, err := readProc(dir)

@@ -43,7 +43,11 @@ type Client struct {
 // long polls last up to MaxWait, so bound calls with their context instead.
 func New(base, token string, hc *http.Client) *Client {
 	if hc == nil {
-		hc = &http.Client{}
+		// Workflow workers submit and long-poll many jobs at once: keep
+		// their connections instead of the default two per host.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 64
+		hc = &http.Client{Transport: tr}
 	}
 	return &Client{base: strings.TrimRight(base, "/"), token: token, hc: hc}
 }
@@ -335,10 +339,24 @@ func (c *Client) Kill(ctx context.Context, id string) (berth.Cluster, error) {
 }
 
 // TerminateAll terminates every live cluster and waits, polling every
-// tick, until none is left or ctx ends. Demos, tests and benchmarks end
-// with it, so that they leave nothing running.
+// tick, until those are gone or ctx ends. Demos, tests and benchmarks end
+// with it, so that they leave nothing running. (A pool with min_clusters
+// above 0 starts replacements, which it leaves alone.)
 func (c *Client) TerminateAll(ctx context.Context, tick time.Duration) error {
+	cs, err := c.Clusters(ctx, "", "")
+	if err != nil {
+		return err
+	}
 	asked := map[string]bool{}
+	for _, cl := range cs {
+		if cl.State.Terminal() {
+			continue
+		}
+		if _, err := c.Terminate(ctx, cl.ID); err != nil && !errors.Is(err, berth.ErrConflict) {
+			return fmt.Errorf("terminate %s: %w", cl.ID, err)
+		}
+		asked[cl.ID] = true
+	}
 	for {
 		cs, err := c.Clusters(ctx, "", "")
 		if err != nil {
@@ -346,17 +364,9 @@ func (c *Client) TerminateAll(ctx context.Context, tick time.Duration) error {
 		}
 		live := 0
 		for _, cl := range cs {
-			if cl.State.Terminal() {
-				continue
+			if asked[cl.ID] && !cl.State.Terminal() {
+				live++
 			}
-			live++
-			if asked[cl.ID] {
-				continue
-			}
-			if _, err := c.Terminate(ctx, cl.ID); err != nil && !errors.Is(err, berth.ErrConflict) {
-				return fmt.Errorf("terminate %s: %w", cl.ID, err)
-			}
-			asked[cl.ID] = true
 		}
 		if live == 0 {
 			return nil

@@ -160,6 +160,11 @@ func (s *Server) Stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	herr := s.http.Shutdown(ctx)
+	if errors.Is(herr, context.DeadlineExceeded) {
+		// Requests still open after the grace (a long poll, a client that
+		// dialled and never spoke) are cut: their clients retry.
+		herr = s.http.Close()
+	}
 	if herr != nil {
 		herr = fmt.Errorf("stop http: %w", herr)
 	}

@@ -94,8 +94,9 @@ func (l *loop) queueActions(now time.Time) {
 			l.resolveUncreated(c, now)
 		}
 	}
-	for _, id := range keys(l.jobs) {
-		j := l.jobs[id]
+	// Jobs in map order: sorting the whole queue on every pass would cost
+	// more than the rest of the pass, and act orders the calls by kind.
+	for _, j := range l.jobs {
 		a := j.CurrentAttempt()
 		if a == nil {
 			continue

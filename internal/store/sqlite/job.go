@@ -385,7 +385,10 @@ func (s *Store) JobsAfter(ctx context.Context, seq int64, limit int) ([]berth.Jo
 // CancelRequests returns, in Seq order, the ids of live jobs with a cancel
 // request.
 func (s *Store) CancelRequests(ctx context.Context) ([]string, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT id FROM jobs WHERE cancel_requested = 1 AND state IN `+liveJobStates+` ORDER BY seq`)
+	// INDEXED BY: without statistics SQLite would pick jobs_state_seq and
+	// read the whole queue; the partial index holds just the pending
+	// requests.
+	rows, err := s.read.QueryContext(ctx, `SELECT id FROM jobs INDEXED BY jobs_cancel_pending WHERE cancel_requested = 1 AND state IN `+liveJobStates+` ORDER BY seq`)
 	if err != nil {
 		return nil, s.fail(ctx, "list cancel requests", err)
 	}

@@ -42,7 +42,9 @@ CREATE TABLE jobs (
 CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX jobs_state_seq ON jobs (state, seq);
 CREATE INDEX jobs_pool_seq ON jobs (pool, seq);
-CREATE INDEX jobs_cancel_requested ON jobs (seq) WHERE cancel_requested = 1;
+-- The loop asks for pending cancel requests on every pass: this index holds
+-- only those, so the question costs nothing however long the queue is.
+CREATE INDEX jobs_cancel_pending ON jobs (seq) WHERE cancel_requested = 1 AND state IN ('queued', 'running');
 
 CREATE TABLE job_labels (
     job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,

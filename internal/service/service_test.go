@@ -139,6 +139,16 @@ func (h *harness) waitReady(n int) []berth.Cluster {
 	return cs
 }
 
+// submitRunning submits a job and waits until its first attempt's first
+// step runs at the provider; it returns the job and that step's name.
+func (h *harness) submitRunning(spec berth.JobSpec) (berth.Job, string) {
+	h.t.Helper()
+	j := h.submit(spec)
+	name := berth.StepName(j.ID, 1, 0)
+	waitFor(h.t, "step "+name+" to run", func() bool { return h.fake.started(name) == 1 })
+	return j, name
+}
+
 func oneStep(args ...string) []berth.Step {
 	return []berth.Step{{Name: "s", Args: args}}
 }
@@ -408,9 +418,7 @@ func TestBootTimeoutLosesAndReplaces(t *testing.T) {
 func TestRestartAdoptsRunningStep(t *testing.T) {
 	fake := newFake(true)
 	h := newHarness(t, testPool(), fake)
-	j := h.submit(berth.JobSpec{Steps: oneStep("x")})
-	name := berth.StepName(j.ID, 1, 0)
-	waitFor(t, "step to run", func() bool { return fake.started(name) == 1 })
+	j, name := h.submitRunning(berth.JobSpec{Steps: oneStep("x")})
 	h.stop()
 	h.start()
 	h.finish(j.ID, 1, 0, 0)
@@ -593,9 +601,7 @@ func TestTerminateIsRetriedUntilDone(t *testing.T) {
 func TestCancelAcrossRestartIsNotAFailure(t *testing.T) {
 	fake := newFake(true)
 	h := newHarness(t, testPool(), fake)
-	j := h.submit(berth.JobSpec{Steps: oneStep("x")})
-	name := berth.StepName(j.ID, 1, 0)
-	waitFor(t, "step to run", func() bool { return fake.started(name) == 1 })
+	j, name := h.submitRunning(berth.JobSpec{Steps: oneStep("x")})
 	h.stop()
 	st, err := sqlite.Open(context.Background(), h.path, testLog(t))
 	if err != nil {

@@ -142,6 +142,10 @@ type LocalSpec struct {
 	// Dir is where local clusters keep their processes' state; a relative
 	// path is relative to the working directory. Default "berth-local".
 	Dir string `yaml:"dir,omitempty"`
+	// PollInterval is how often Berth looks at each local cluster: the
+	// most it takes to notice a step ended. 0 means the local provider's
+	// default (200ms).
+	PollInterval Duration `yaml:"poll_interval,omitempty"`
 }
 
 // Fallback is the spec a pool switches to when AfterFailures capacity

@@ -34,7 +34,7 @@ func TestDefault(t *testing.T) {
 			IdleTimeout:  dur("30s"),
 			BootTimeout:  dur("1m"),
 			PricePerHour: 1.0,
-			Local:        &LocalSpec{BootTime: dur("1s"), Dir: "berth-local"},
+			Local:        &LocalSpec{BootTime: dur("1s"), Dir: "berth-local", PollInterval: dur("200ms")},
 		}},
 	}
 	if !reflect.DeepEqual(c, want) {

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"time"
+
 	"errors"
 	"fmt"
 	"maps"
@@ -242,6 +244,9 @@ func (l *LocalSpec) validate(bootTimeout Duration) problems {
 	}
 	if l.Dir == "" {
 		ps.add("dir", "required")
+	}
+	if l.PollInterval < 0 || l.PollInterval > Duration(time.Minute) {
+		ps.add("poll_interval", "must be between 0 (the default) and 1m")
 	}
 	return ps
 }

@@ -51,6 +51,7 @@ func TestValidateErrors(t *testing.T) {
 		{"price inf", "pools: [{name: a, provider: local, price_per_hour: .inf}]", []string{`pool "a": price_per_hour:`}},
 
 		{"local boot time", "pools: [{name: a, provider: local, local: {boot_time: -1s}}]", []string{`pool "a": local.boot_time: must be ≥ 0`}},
+		{"local poll interval", "pools: [{name: a, provider: local, local: {poll_interval: 2m}}]", []string{`pool "a": local.poll_interval: must be between 0 (the default) and 1m`}},
 		{"local boot time over timeout", "pools: [{name: a, provider: local, local: {boot_time: 2m}}]",
 			[]string{`pool "a": local.boot_time: must be less than the pool's boot_timeout (1m0s)`}},
 		{"emr spec on local", "pools: [{name: a, provider: local, emr: " + emrSpec + "}]", []string{`pool "a": emr: only for emr pools`}},

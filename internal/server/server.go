@@ -115,7 +115,7 @@ func newProvider(p config.Pool, o Options) (provider.Provider, error) {
 	case config.ProviderLocal:
 		opts := local.Options{Dir: config.DefaultLocalDir, Clock: o.Clock, Log: o.Log.With("pool", p.Name)}
 		if p.Local != nil {
-			opts.Dir, opts.BootTime = p.Local.Dir, p.Local.BootTime.Std()
+			opts.Dir, opts.BootTime, opts.PollInterval = p.Local.Dir, p.Local.BootTime.Std(), p.Local.PollInterval.Std()
 		}
 		if fb := p.FallbackLocal(); fb != nil {
 			opts.FallbackBootTime = fb.BootTime.Std()

@@ -186,48 +186,62 @@ func BenchmarkThroughput(b *testing.B) {
 }
 
 // BenchmarkLocalListSteps is one watcher poll's ListSteps on a local
-// cluster that has already run n steps. The service polls every live
-// cluster this way every 200ms, and the provider reads every step the
-// cluster ever ran, so a long-lived warm cluster costs more per poll as
-// its history grows.
+// cluster that has already run n steps, all ended. The service polls every
+// live cluster this way every 200ms. "warm" is a Provider that has listed
+// the cluster before and keeps its finished steps: it reads the steps
+// directory and nothing else. "cold" is a new Provider each time (New
+// included), as after a restart: it reads every step the cluster ever ran,
+// which is what every poll cost before finished steps were kept.
 func BenchmarkLocalListSteps(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
-		b.Run(fmt.Sprintf("steps=%d", n), func(b *testing.B) {
-			ctx := b.Context()
-			prov, err := local.New(local.Options{Dir: b.TempDir()})
+		ctx := b.Context()
+		dir := b.TempDir()
+		prov, err := local.New(local.Options{Dir: dir})
+		if err != nil {
+			b.Fatal(err)
+		}
+		id, err := prov.CreateCluster(ctx, provider.CreateRequest{ClusterID: berth.NewID("cl", time.Now()), Pool: poolName, Slots: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() {
+			if err := prov.TerminateCluster(context.Background(), id); err != nil {
+				b.Error(err)
+			}
+		})
+		for i := range n {
+			req := provider.StepRequest{Name: fmt.Sprintf("berth:job-%d:1:0", i), Step: berth.Step{Name: "s", Args: []string{"true"}}}
+			if _, err := prov.SubmitStep(ctx, id, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+		wait.For(b, time.Minute, fmt.Sprintf("%d steps to end", n), func() bool {
+			steps, err := prov.ListSteps(ctx, id)
 			if err != nil {
 				b.Fatal(err)
 			}
-			id, err := prov.CreateCluster(ctx, provider.CreateRequest{ClusterID: berth.NewID("cl", time.Now()), Pool: poolName, Slots: 1})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() {
-				if err := prov.TerminateCluster(context.Background(), id); err != nil {
-					b.Error(err)
+			ended := 0
+			for _, s := range steps {
+				if s.State.Terminal() {
+					ended++
 				}
-			})
-			for i := range n {
-				req := provider.StepRequest{Name: fmt.Sprintf("berth:job-%d:1:0", i), Step: berth.Step{Name: "s", Args: []string{"true"}}}
-				if _, err := prov.SubmitStep(ctx, id, req); err != nil {
+			}
+			return ended == n
+		})
+		b.Run(fmt.Sprintf("steps=%d/warm", n), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := prov.ListSteps(ctx, id); err != nil {
 					b.Fatal(err)
 				}
 			}
-			wait.For(b, time.Minute, fmt.Sprintf("%d steps to end", n), func() bool {
-				steps, err := prov.ListSteps(ctx, id)
+		})
+		b.Run(fmt.Sprintf("steps=%d/cold", n), func(b *testing.B) {
+			for b.Loop() {
+				cold, err := local.New(local.Options{Dir: dir})
 				if err != nil {
 					b.Fatal(err)
 				}
-				ended := 0
-				for _, s := range steps {
-					if s.State.Terminal() {
-						ended++
-					}
-				}
-				return ended == n
-			})
-			for b.Loop() {
-				if _, err := prov.ListSteps(ctx, id); err != nil {
+				if _, err := cold.ListSteps(ctx, id); err != nil {
 					b.Fatal(err)
 				}
 			}

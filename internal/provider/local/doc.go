@@ -81,6 +81,12 @@
 // termination and against ListSteps, within one server and across servers
 // sharing a directory; it is released by the kernel if the holder dies.
 //
+// A watcher lists a cluster's steps every poll, and a warm cluster's history
+// only grows, so a Provider keeps in memory each step it has read in a state
+// that can never change (finished.go says which) and reads from disk only
+// the others. That memory is a copy of the files, never their substitute: a
+// new Provider over the same Dir reads the same answers from disk.
+//
 // The package needs a Unix system; the /proc checks are skipped where /proc
 // is missing, leaving the signal-0 test alone.
 package local

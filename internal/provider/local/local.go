@@ -82,6 +82,8 @@ type Provider struct {
 	procfs bool
 	// startTimeout is the package's startTimeout; tests shorten it.
 	startTimeout time.Duration
+	// finished holds the steps ListSteps has seen end for good.
+	finished *finishedSteps
 	// submitHook, set only by tests, is called at the hook points of
 	// SubmitStep with the step's id and its wrapper's pid, so that a test
 	// can crash the server there.
@@ -121,6 +123,7 @@ func New(opts Options) (*Provider, error) {
 		log:              opts.Log,
 		mv:               "mv",
 		startTimeout:     startTimeout,
+		finished:         newFinishedSteps(),
 	}
 	if p.fallbackBootTime == 0 {
 		p.fallbackBootTime = p.bootTime
@@ -286,10 +289,15 @@ func (p *Provider) DescribeCluster(ctx context.Context, id string) (provider.Clu
 	}
 	c, err := p.readCluster(id)
 	if errors.Is(err, provider.ErrUnknownCluster) {
+		p.finished.drop(id)
 		return provider.Cluster{ID: id, State: berth.ClusterLost, Reason: ReasonUnknown}, nil
 	}
 	if err != nil {
 		return provider.Cluster{}, fmt.Errorf("describe cluster %s: %w", id, err)
+	}
+	if c.ended() {
+		// Ended elsewhere, perhaps by another Provider on the same Dir.
+		p.finished.drop(id)
 	}
 	return provider.Cluster{ID: id, State: c.state(p.clock.Now()), Reason: c.Reason, Capacity: c.Capacity}, nil
 }
@@ -307,6 +315,7 @@ func (p *Provider) TerminateCluster(ctx context.Context, id string) error {
 	err := p.endCluster(id, func(c *clusterRecord) {
 		c.State, c.Reason = recordTerminated, reasonTerminated
 	})
+	p.finished.drop(id)
 	if errors.Is(err, provider.ErrUnknownCluster) {
 		return nil
 	}
@@ -330,6 +339,7 @@ func (p *Provider) KillCluster(ctx context.Context, id string) error {
 	err := p.endCluster(id, func(c *clusterRecord) {
 		c.State, c.Reason, c.Capacity = recordLost, ReasonKilled, true
 	})
+	p.finished.drop(id)
 	if err != nil {
 		return fmt.Errorf("kill cluster %s: %w", id, err)
 	}

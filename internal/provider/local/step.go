@@ -478,7 +478,9 @@ func checkWorkDir(dir string) error {
 
 // ListSteps reports every step of the cluster from what is on disk, so a
 // new Provider over the same directory sees the steps an earlier one
-// started.
+// started. Steps this Provider has already seen finished for good come
+// from its memory (see finishedSteps): a poll lists the steps directory
+// and reads only the steps that may still change.
 func (p *Provider) ListSteps(ctx context.Context, clusterID string) ([]provider.Step, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -491,30 +493,47 @@ func (p *Provider) ListSteps(ctx context.Context, clusterID string) ([]provider.
 	// wrapper's word that it ran.
 	unlock, err := p.lockCluster(clusterID, syscall.LOCK_SH)
 	if err != nil {
+		if errors.Is(err, provider.ErrUnknownCluster) {
+			p.finished.drop(clusterID)
+		}
 		return nil, fmt.Errorf("list steps: %w", err)
 	}
 	defer unlock()
 	c, err := p.readCluster(clusterID)
 	if err != nil {
+		if errors.Is(err, provider.ErrUnknownCluster) {
+			p.finished.drop(clusterID)
+		}
 		return nil, fmt.Errorf("list steps of cluster %s: %w", clusterID, err)
 	}
 	ids, err := p.stepIDs(clusterID)
 	if err != nil {
 		return nil, fmt.Errorf("list steps of cluster %s: %w", clusterID, err)
 	}
-	type listed struct {
-		step      provider.Step
-		submitted time.Time
+	all, read := []listedStep(nil), ids
+	if c.ended() {
+		p.finished.drop(clusterID)
+	} else {
+		all, read = p.finished.lookup(c, ids)
 	}
-	all := make([]listed, 0, len(ids))
-	for _, id := range ids {
-		s, spec, ok := p.readStep(c, id)
-		if !ok {
+	var finished []listedStep
+	for _, id := range read {
+		v := p.readStep(c, id)
+		if !v.listed {
 			continue
 		}
-		all = append(all, listed{s, spec.SubmittedAt})
+		l := listedStep{v.step, v.submitted}
+		all = append(all, l)
+		if v.final {
+			finished = append(finished, l)
+		}
 	}
-	slices.SortFunc(all, func(a, b listed) int {
+	// Still under the lock: no termination by this or another Provider
+	// can come between the cluster's record read above and this.
+	if !c.ended() {
+		p.finished.add(c, finished)
+	}
+	slices.SortFunc(all, func(a, b listedStep) int {
 		if c := a.submitted.Compare(b.submitted); c != 0 {
 			return c
 		}
@@ -542,65 +561,91 @@ func (p *Provider) stepIDs(clusterID string) ([]string, error) {
 	return ids, nil
 }
 
-// readStep derives a step's state from its files; ok is false for a step
-// that never ran and never will, which is reported as if it had never been
-// submitted. The order matters: a start error ends the step at once; a
-// missing pid record, or a gate never opened, hides it; a cancel request
-// wins over the exit code (a step that exits in its SIGTERM handler has not
-// done its work); an exit code wins over liveness.
-func (p *Provider) readStep(c *clusterRecord, id string) (s provider.Step, spec stepSpec, ok bool) {
-	s, spec, ok = p.deriveStep(c, id)
-	// File times come from the kernel's coarse clock, StartedAt from ours:
-	// never let the end come before the start.
-	if !s.EndedAt.IsZero() && s.EndedAt.Before(s.StartedAt) {
-		s.EndedAt = s.StartedAt
-	}
-	return s, spec, ok
+// stepView is what readStep makes of a step's files.
+type stepView struct {
+	step      provider.Step
+	submitted time.Time
+	// listed is false for a step that never ran and never will, which is
+	// reported as if it had never been submitted.
+	listed bool
+	// final says that no later read can answer differently, so that
+	// ListSteps may keep the answer: the step has ended for good and
+	// nothing is left that could still write its files.
+	final bool
 }
 
-func (p *Provider) deriveStep(c *clusterRecord, id string) (provider.Step, stepSpec, bool) {
+// readStep derives a step's state from its files. The order matters: a
+// start error ends the step at once; a missing pid record, or a gate never
+// opened, hides it; a cancel request wins over the exit code (a step that
+// exits in its SIGTERM handler has not done its work); an exit code wins
+// over liveness.
+func (p *Provider) readStep(c *clusterRecord, id string) stepView {
+	v := p.deriveStep(c, id)
+	// File times come from the kernel's coarse clock, StartedAt from ours:
+	// never let the end come before the start.
+	if s := &v.step; !s.EndedAt.IsZero() && s.EndedAt.Before(s.StartedAt) {
+		s.EndedAt = s.StartedAt
+	}
+	return v
+}
+
+// deriveStep is readStep before its end time is clamped. What it calls
+// final: a start error and an exit code, which are written once and
+// atomically (and a step that has either is never cancelled or replaced
+// afterwards); a cancelled step whose wrapper is dead and can no longer
+// write an exit code; and a vanished step whose process group is empty.
+// An unreadable file is never final: the read may fail for a passing
+// reason, such as too many open files.
+func (p *Provider) deriveStep(c *clusterRecord, id string) stepView {
 	dir := filepath.Join(p.stepsDir(c.ID), id)
-	s := provider.Step{ID: id, State: berth.StepFailed}
+	v := stepView{step: provider.Step{ID: id, State: berth.StepFailed}, listed: true}
+	s := &v.step
 	var spec stepSpec
 	if err := readJSON(filepath.Join(dir, "spec.json"), &spec); err != nil {
 		s.Message = "unreadable step record: " + err.Error()
-		return s, spec, true
+		return v
 	}
-	s.Name = spec.Name
+	s.Name, v.submitted = spec.Name, spec.SubmittedAt
 
 	if msg, at, ok := readNote(filepath.Join(dir, "start_error")); ok {
 		s.Message = "could not start: " + msg
 		s.StartedAt, s.EndedAt = at, at
-		return s, spec, true
+		v.final = true
+		return v
 	}
 	pr, err := readProc(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		// Under the cluster lock a step without a pid record is one whose
 		// submitter died before writing it, so before opening the gate:
 		// its wrapper exits on end of file without running it.
-		return s, spec, false
+		v.listed = false
+		return v
 	}
 	if err != nil {
 		s.Message = "unreadable step record: " + err.Error()
 		s.EndedAt = spec.SubmittedAt
-		return s, spec, true
+		return v
 	}
 	if pr.Gated && !hasRan(dir) && !exists(filepath.Join(dir, "exit")) {
 		// Likewise a submitter that died after the pid record but before
 		// the wrapper's acknowledgement. Its wrapper has ended without
 		// running the step or is about to decide; if it turns out to run
 		// it, it shows up as running from then on.
-		return s, spec, false
+		v.listed = false
+		return v
 	}
 	s.StartedAt = pr.StartedAt
 
 	code, exitAt, exited, exitErr := readExit(dir)
-	alive := false
+	alive, pending := false, false
 	if !exited && exitErr == nil {
 		alive = p.alive(pr)
 		if !alive {
 			// The wrapper writes the code and then exits: look again, or
-			// a step that just finished would read as vanished.
+			// a step that just finished would read as vanished. An
+			// exit.tmp seen first is a rename that a dead wrapper's mv
+			// may still make; without one, no exit file can ever come.
+			pending = exists(filepath.Join(dir, "exit.tmp"))
 			code, exitAt, exited, exitErr = readExit(dir)
 		}
 	}
@@ -610,14 +655,15 @@ func (p *Provider) deriveStep(c *clusterRecord, id string) (provider.Step, stepS
 	if _, cancelAt, ok := readNote(filepath.Join(dir, "cancelled")); ok {
 		if alive {
 			s.State, s.Message = berth.StepRunning, "cancelling"
-			return s, spec, true
+			return v
 		}
 		s.State, s.Message = berth.StepCancelled, "cancelled"
 		s.EndedAt = cancelAt
 		if exited && exitAt.Before(cancelAt) {
 			s.EndedAt = exitAt
 		}
-		return s, spec, true
+		v.final = exited || exitErr == nil && !pending
+		return v
 	}
 	switch {
 	case exitErr != nil:
@@ -625,9 +671,10 @@ func (p *Provider) deriveStep(c *clusterRecord, id string) (provider.Step, stepS
 		s.EndedAt = exitAt
 	case exited:
 		s.EndedAt = exitAt
+		v.final = true
 		if code == 0 {
 			s.State = berth.StepSucceeded
-			return s, spec, true
+			return v
 		}
 		s.Message = exitMessage(code, spec.Argv)
 	case alive:
@@ -641,9 +688,14 @@ func (p *Provider) deriveStep(c *clusterRecord, id string) (provider.Step, stepS
 			}
 			s.Message += ")"
 		}
+		// What is left of the step's group could still write the output
+		// that dates its end: only a group empty before that is read makes
+		// the answer final.
+		quiet := groupGone(pr)
 		s.EndedAt = lastSignOfLife(dir, pr.StartedAt, c)
+		v.final = quiet && !pending
 	}
-	return s, spec, true
+	return v
 }
 
 func exitMessage(code int, argv []string) string {
@@ -743,7 +795,7 @@ func (p *Provider) CancelStep(ctx context.Context, clusterID, stepID string) err
 	if never {
 		return nil
 	}
-	if s, _, _ := p.readStep(c, stepID); s.State.Terminal() {
+	if v := p.readStep(c, stepID); v.step.State.Terminal() {
 		return nil
 	}
 	pr, err := readProc(dir)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -548,8 +549,7 @@ func TestHelperServer(t *testing.T) {
 			if err := os.Rename(marker+".tmp", marker); err != nil {
 				t.Fatal(err)
 			}
-			// Idle until the parent kills this process, as below.
-			time.Sleep(2 * time.Minute)
+			idleUntilKilled()
 			t.Fatal("the helper server was never killed inside SubmitStep")
 		})
 	}
@@ -563,11 +563,14 @@ func TestHelperServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Stdout.WriteString("submitted " + id + "\n")
-	// Idle until the parent kills this process; the bound only matters
-	// if the parent itself died first.
-	time.Sleep(2 * time.Minute)
+	idleUntilKilled()
 	t.Fatal("the helper server was never killed")
 }
+
+// idleUntilKilled blocks the helper server until its parent kills it, or,
+// should the parent die first, until its stdin (a pipe the parent holds
+// open) closes.
+func idleUntilKilled() { _, _ = io.Copy(io.Discard, os.Stdin) }
 
 // helperServer returns the command that runs TestHelperServer on dir and
 // cluster, submitting hs, with env added to its environment.
@@ -585,6 +588,9 @@ func helperServer(t *testing.T, dir, cluster string, hs helperStep, env ...strin
 	server.Env = append(os.Environ(), helperDirEnv+"="+dir, helperClusterEnv+"="+cluster, helperStepEnv+"="+string(b))
 	server.Env = append(server.Env, env...)
 	server.Stderr = t.Output()
+	if _, err := server.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
 	return server
 }
 

@@ -196,19 +196,7 @@ func BenchmarkLocalListSteps(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
 		ctx := b.Context()
 		dir := b.TempDir()
-		prov, err := local.New(local.Options{Dir: dir})
-		if err != nil {
-			b.Fatal(err)
-		}
-		id, err := prov.CreateCluster(ctx, provider.CreateRequest{ClusterID: berth.NewID("cl", time.Now()), Pool: poolName, Slots: 1})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() {
-			if err := prov.TerminateCluster(context.Background(), id); err != nil {
-				b.Error(err)
-			}
-		})
+		prov, id := newLocalCluster(b, dir)
 		for i := range n {
 			req := provider.StepRequest{Name: fmt.Sprintf("berth:job-%d:1:0", i), Step: berth.Step{Name: "s", Args: []string{"true"}}}
 			if _, err := prov.SubmitStep(ctx, id, req); err != nil {
@@ -255,19 +243,7 @@ func BenchmarkLocalListSteps(b *testing.B) {
 // its lock, so this is also the most one cluster can start per second.
 func BenchmarkLocalSubmitStep(b *testing.B) {
 	ctx := b.Context()
-	prov, err := local.New(local.Options{Dir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	id, err := prov.CreateCluster(ctx, provider.CreateRequest{ClusterID: berth.NewID("cl", time.Now()), Pool: poolName, Slots: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		if err := prov.TerminateCluster(context.Background(), id); err != nil {
-			b.Error(err)
-		}
-	})
+	prov, id := newLocalCluster(b, b.TempDir())
 	i := 0
 	for b.Loop() {
 		i++
@@ -276,4 +252,24 @@ func BenchmarkLocalSubmitStep(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// newLocalCluster makes a local provider on dir with one cluster of one
+// slot, terminated when the benchmark ends.
+func newLocalCluster(b *testing.B, dir string) (*local.Provider, string) {
+	b.Helper()
+	prov, err := local.New(local.Options{Dir: dir})
+	if err != nil {
+		b.Fatal(err)
+	}
+	id, err := prov.CreateCluster(b.Context(), provider.CreateRequest{ClusterID: berth.NewID("cl", time.Now()), Pool: poolName, Slots: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if err := prov.TerminateCluster(context.Background(), id); err != nil {
+			b.Error(err)
+		}
+	})
+	return prov, id
 }

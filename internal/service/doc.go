@@ -25,7 +25,17 @@
 //
 // Step 5 comes before step 6, so nothing is ever started that the store does
 // not know about. If a commit fails, the pass's changes are thrown away,
-// state is reloaded from the store, and nothing is acted on.
+// state is reloaded from the store, and nothing is acted on; if even the
+// reload fails, the loop does nothing but retry it.
+//
+// Provider calls are derived from state, not remembered: a starting cluster
+// without a provider id asks for CreateCluster, a terminating one for
+// TerminateCluster, a running attempt's unsubmitted step for SubmitStep. So
+// after any failure or restart the same state asks for the same calls, and
+// the providers make them idempotent. A cluster Berth gives up on (boot
+// timeout, failed creation) is not simply marked lost: it stays terminating
+// (with ends_lost) until the provider confirms it is gone, so a cluster that
+// comes up late is not left running, unwatched and billed.
 //
 // # At most one submission per attempt
 //
@@ -36,6 +46,16 @@
 // SubmitStep are idempotent on them, and a restarted service first waits for
 // a cluster's first report and adopts any step it finds by name before it
 // submits anything on that cluster.
+//
+// # Attribution
+//
+// A step failure is the job's (it uses up retries); everything else is the
+// infrastructure's (max_infra_retries). Steps are listed before the cluster
+// is described, and providers mark a cluster dead before killing its steps,
+// so a step that failed because its cluster died comes in the same report
+// as the death and is charged to the loss. A running step named for an
+// attempt that no longer runs (its submission timed out, or a cancel came
+// first) is cancelled when a watcher sees it.
 //
 // # Loss
 //

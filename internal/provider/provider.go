@@ -65,6 +65,15 @@ type Finder interface {
 	FindCluster(ctx context.Context, clusterID string) (id string, found bool, err error)
 }
 
+// StepChecker is the optional capability to say up front whether the
+// provider can run a step at all (the local provider runs argv, not jars),
+// so that a job it never could run is refused at submission instead of
+// failing on a cluster.
+type StepChecker interface {
+	// CheckStep returns an error wrapping berth.ErrInvalid, or nil.
+	CheckStep(step berth.Step) error
+}
+
 // LogReader is the optional capability to serve a step's output.
 type LogReader interface {
 	StepLogs(ctx context.Context, clusterID, stepID string) (berth.Logs, error)

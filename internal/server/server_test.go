@@ -173,6 +173,7 @@ func TestBadInputGetsA4xxAndChangesNothing(t *testing.T) {
 		{"POST", "/v1/jobs", `{"pool": "p", "steps": [{"args": ["true"]}], "affinity_required": true}`, "", 400},
 		{"POST", "/v1/jobs", `{"pool": "p", "steps": [{"args": ["true"], "env": {"A=B": "c"}}]}`, "", 400},
 		{"POST", "/v1/jobs", many, "", 400},
+		{"POST", "/v1/jobs", `{"pool": "p", "steps": [{"jar": "s3://b/x.jar", "args": ["a"]}]}`, "", 422},
 		{"POST", "/v1/jobs", big, "", 413},
 		{"POST", "/v1/jobs", `{"pool": "p", "steps": [{"args": ["true"]}]}`, "text/plain", 415},
 		{"PUT", "/v1/jobs", `{}`, "", 405},

@@ -263,6 +263,17 @@ func (l *loop) failedCall(r result, c *clusterRT, live bool, now time.Time) {
 	if errors.Is(r.err, context.Canceled) || !live {
 		return
 	}
+	if r.kind == actSubmit && errors.Is(r.err, berth.ErrInvalid) {
+		// The provider says the step itself is wrong: the job's failure,
+		// and no retry of the call will change it.
+		if j, ok := l.jobs[r.jobID]; ok {
+			if a := j.CurrentAttempt(); a != nil && a.N == r.attempt {
+				l.event(j.ID, c.c.ID, "step_failed", fmt.Sprintf("attempt %d step %d refused by the provider: %v", a.N, r.step, r.err))
+				l.userFailure(j, berth.ReasonStepFailed, now)
+			}
+		}
+		return
+	}
 	throttled := errors.Is(r.err, berth.ErrThrottled) || errors.Is(r.err, provider.ErrNotReady)
 	if !throttled {
 		l.tries[key]++

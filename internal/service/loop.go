@@ -233,6 +233,15 @@ func (l *loop) shutdown() {
 
 // runCommand runs an API command and a pass, and answers after the commit.
 func (l *loop) runCommand(ctx context.Context, cmd command) {
+	if l.broken {
+		// The in-memory state is not the stored one: a command run on it
+		// would be answered and then thrown away.
+		if err := l.load(ctx); err != nil {
+			cmd.reply <- fmt.Errorf("%w: the store cannot be read: %v", berth.ErrUnavailable, err)
+			return
+		}
+		l.broken = false
+	}
 	err := cmd.fn(l)
 	if err == nil {
 		err = l.runOnce(ctx)

@@ -247,8 +247,16 @@ func (s *Service) Submit(ctx context.Context, spec berth.JobSpec) (berth.Job, bo
 	if err := spec.Validate(); err != nil {
 		return berth.Job{}, false, err
 	}
-	if _, ok := s.pools[spec.Pool]; !ok {
+	p, ok := s.pools[spec.Pool]
+	if !ok {
 		return berth.Job{}, false, fmt.Errorf("%w: pool: unknown pool %q", berth.ErrUnprocessable, spec.Pool)
+	}
+	if sc, ok := p.prov.(provider.StepChecker); ok {
+		for i, st := range spec.Steps {
+			if err := sc.CheckStep(st); err != nil {
+				return berth.Job{}, false, fmt.Errorf("%w: steps[%d]: pool %s (provider %s) cannot run it: %v", berth.ErrUnprocessable, i, p.pool.Name, p.pool.Provider, err)
+			}
+		}
 	}
 	now := s.clock.Now()
 	job, created, err := s.store.CreateJob(ctx, spec.NewJob(berth.NewID("job", now), now))

@@ -234,13 +234,8 @@ func TestStepFailureIsRetriedThenFails(t *testing.T) {
 func TestLostClusterRequeuesFromInfraBudget(t *testing.T) {
 	fake := newFake(true)
 	h := newHarness(t, testPool(), fake)
-	j := h.submit(berth.JobSpec{Steps: oneStep("x"), Retries: 0})
-	var first berth.Job
-	waitFor(t, "first step to run", func() bool {
-		first = h.job(j.ID)
-		return len(fake.running()) == 1
-	})
-	fake.lose("fake-"+first.ClusterID, "spot", true)
+	j, _ := h.submitRunning(berth.JobSpec{Steps: oneStep("x"), Retries: 0})
+	fake.lose("fake-"+h.job(j.ID).ClusterID, "spot", true)
 	h.finish(j.ID, 2, 0, 0)
 	j = h.waitState(j.ID, berth.JobSucceeded)
 	if len(j.Attempts) != 2 || j.Attempts[0].Reason != berth.ReasonClusterLost {
@@ -724,5 +719,18 @@ func TestFailedCommitActsOnNothing(t *testing.T) {
 	h.waitState(j.ID, berth.JobSucceeded)
 	if n := fake.started(name); n != 1 {
 		t.Fatalf("step started %d times", n)
+	}
+}
+
+// A step the provider refuses as invalid is the job's failure at once, not
+// the infrastructure's after retries.
+func TestInvalidStepIsTheJobsFailure(t *testing.T) {
+	fake := newFake(true)
+	fake.set(func(f *fakeProvider) { f.failSubmit = fmt.Errorf("%w: no such program", berth.ErrInvalid) })
+	h := newHarness(t, testPool(), fake)
+	j := h.submit(berth.JobSpec{Steps: oneStep("x")})
+	j = h.waitState(j.ID, berth.JobFailed)
+	if j.Reason != berth.ReasonStepFailed || j.InfraFailures != 0 || len(j.Attempts) != 1 {
+		t.Fatalf("reason %s, infra %d, attempts %d", j.Reason, j.InfraFailures, len(j.Attempts))
 	}
 }

@@ -19,7 +19,10 @@ const maxPollBackoff = 2 * time.Minute
 // report is what a watcher saw of its cluster.
 type report struct {
 	clusterID string
-	cluster   provider.Cluster
+	// from is the poke channel of the watcher that sent it: after a
+	// reload, reports of a replaced watcher are ignored.
+	from    chan struct{}
+	cluster provider.Cluster
 	// steps is set when listed is; a starting cluster's steps are not
 	// listed.
 	steps  []provider.Step
@@ -45,6 +48,7 @@ func (l *loop) watch(c *clusterRT) {
 		last, wait, starting := "", interval, false
 		for {
 			r, err := poll(ctx, prov, id, pid, !starting)
+			r.from = poke
 			switch {
 			case ctx.Err() != nil:
 				return
@@ -123,7 +127,7 @@ func (r report) fingerprint() string {
 // applyReport folds a watcher's report into the loop's state.
 func (l *loop) applyReport(r report) {
 	c, ok := l.clusters[r.clusterID]
-	if !ok {
+	if !ok || r.from != c.poke {
 		return
 	}
 	now := l.s.clock.Now()

@@ -391,6 +391,25 @@ func (p *Provider) endCluster(id string, end func(*clusterRecord)) error {
 	return errors.Join(errs...)
 }
 
+// FindCluster reports whether a live cluster was created for clusterID
+// (the local provider's id for a cluster is Berth's own).
+func (p *Provider) FindCluster(ctx context.Context, clusterID string) (string, bool, error) {
+	if err := checkClusterID(clusterID); err != nil {
+		return "", false, fmt.Errorf("find cluster: %w", err)
+	}
+	c, err := p.readCluster(clusterID)
+	if errors.Is(err, provider.ErrUnknownCluster) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("find cluster %s: %w", clusterID, err)
+	}
+	if c.ended() {
+		return "", false, nil
+	}
+	return clusterID, true, nil
+}
+
 // readCluster reads cluster.json; a missing cluster directory is
 // provider.ErrUnknownCluster.
 func (p *Provider) readCluster(id string) (*clusterRecord, error) {

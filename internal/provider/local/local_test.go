@@ -774,3 +774,29 @@ func TestServerCrashInsideSubmit(t *testing.T) {
 		})
 	}
 }
+
+func TestFindClusterAndCheckStep(t *testing.T) {
+	p := newProvider(t, local.Options{})
+	ctx := context.Background()
+	cluster := providertest.NewClusterID()
+	if _, found, err := p.FindCluster(ctx, cluster); err != nil || found {
+		t.Fatalf("FindCluster before create: found=%v err=%v", found, err)
+	}
+	id := providertest.Create(t, p, provider.CreateRequest{ClusterID: cluster, Pool: "small", Slots: 1})
+	providertest.Cleanup(t, p, id)
+	if got, found, err := p.FindCluster(ctx, cluster); err != nil || !found || got != id {
+		t.Fatalf("FindCluster after create: %q found=%v err=%v", got, found, err)
+	}
+	if err := p.TerminateCluster(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := p.FindCluster(ctx, cluster); err != nil || found {
+		t.Fatalf("FindCluster of a terminated cluster: found=%v err=%v", found, err)
+	}
+	if err := p.CheckStep(berth.Step{Args: []string{"true"}}); err != nil {
+		t.Errorf("CheckStep(true) = %v", err)
+	}
+	if err := p.CheckStep(berth.Step{Jar: "s3://b/x.jar"}); !errors.Is(err, berth.ErrInvalid) {
+		t.Errorf("CheckStep(jar) = %v, want ErrInvalid", err)
+	}
+}

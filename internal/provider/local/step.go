@@ -104,11 +104,22 @@ func stepID(name string) string {
 	return prefix + "-" + hex.EncodeToString(sum[:8])
 }
 
+// CheckStep says whether the local provider can run a step at all.
+func (p *Provider) CheckStep(s berth.Step) error {
+	if err := checkStep(s); err != nil {
+		return fmt.Errorf("%w: %v", berth.ErrInvalid, err)
+	}
+	return nil
+}
+
 func checkStepRequest(req provider.StepRequest) error {
 	if req.Name == "" {
 		return errors.New("step name is required")
 	}
-	s := req.Step
+	return checkStep(req.Step)
+}
+
+func checkStep(s berth.Step) error {
 	if s.Jar != "" || s.MainClass != "" {
 		return errors.New("the local provider runs argv steps; jar and main_class are for EMR")
 	}

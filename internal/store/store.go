@@ -64,6 +64,10 @@ type Store interface {
 	Close() error
 }
 
+// EventCancelRequested is the kind of the event RequestCancel appends; every
+// driver writes it.
+const EventCancelRequested = "cancel_requested"
+
 // JobFilter narrows ListJobs. Zero fields do not filter.
 type JobFilter struct {
 	State  berth.JobState

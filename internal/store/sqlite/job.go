@@ -16,9 +16,6 @@ import (
 	"github.com/berthhq/berth/internal/store"
 )
 
-// EventCancelRequested is the kind of the event RequestCancel appends.
-const EventCancelRequested = "cancel_requested"
-
 // querier is what reads need from a transaction or a pool.
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -345,7 +342,7 @@ func (s *Store) RequestCancel(ctx context.Context, id string, at time.Time) (ber
 		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET cancel_requested = 1 WHERE id = ?`, id); err != nil {
 			return s.fail(ctx, op, err)
 		}
-		if _, err := tx.StmtContext(ctx, s.stmt.insertEvent).ExecContext(ctx, atArg, id, "", EventCancelRequested, "cancel requested"); err != nil {
+		if _, err := tx.StmtContext(ctx, s.stmt.insertEvent).ExecContext(ctx, atArg, id, "", store.EventCancelRequested, "cancel requested"); err != nil {
 			return s.fail(ctx, op+": event", err)
 		}
 		j.CancelRequested = true

@@ -49,12 +49,6 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
 }
 
-func TestEventKind(t *testing.T) {
-	if EventCancelRequested != storetest.EventCancelRequested {
-		t.Errorf("EventCancelRequested = %q, the suite expects %q", EventCancelRequested, storetest.EventCancelRequested)
-	}
-}
-
 var t0 = time.Date(2026, 11, 24, 10, 0, 0, 987654321, time.UTC)
 
 func job(id string) berth.Job {

@@ -37,9 +37,6 @@ import (
 	"github.com/berthhq/berth/internal/store"
 )
 
-// EventCancelRequested is the event kind RequestCancel appends.
-const EventCancelRequested = "cancel_requested"
-
 // Run runs the suite. open must return a new, empty store for the test it
 // is given and close it when that test ends; every subtest opens its own.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
@@ -412,8 +409,8 @@ func testRequestCancel(t *testing.T, s store.Store) {
 			if len(evs) != 1 {
 				t.Fatalf("%d events, want 1: %+v", len(evs), evs)
 			}
-			if evs[0].Kind != EventCancelRequested || evs[0].JobID != j.ID || !evs[0].At.Equal(when) || evs[0].Seq <= 0 {
-				t.Errorf("event %+v, want kind %q for job %s at %s", evs[0], EventCancelRequested, j.ID, when)
+			if evs[0].Kind != store.EventCancelRequested || evs[0].JobID != j.ID || !evs[0].At.Equal(when) || evs[0].Seq <= 0 {
+				t.Errorf("event %+v, want kind %q for job %s at %s", evs[0], store.EventCancelRequested, j.ID, when)
 			}
 		})
 	}

@@ -17,6 +17,10 @@ import (
 // pickupBatch is how many new submissions one store read picks up.
 const pickupBatch = 1000
 
+// unobservedGrace is how long a cluster restored from the store past its
+// boot_timeout is spared while its watcher has not reported.
+const unobservedGrace = 2 * time.Minute
+
 // poolRT is a pool at run time.
 type poolRT struct {
 	pool  berth.Pool
@@ -35,6 +39,9 @@ type clusterRT struct {
 	// service started. Nothing is submitted to a cluster before that, so a
 	// step submitted before a crash is adopted by name, not started again.
 	observed bool
+	// restoredAt is when the cluster was loaded from the store; zero for
+	// clusters this service started.
+	restoredAt time.Time
 	// steps is the latest report's steps by name.
 	steps map[string]provider.Step
 	stop  context.CancelFunc
@@ -139,7 +146,7 @@ func (l *loop) load(ctx context.Context) error {
 		}
 	}
 	for _, c := range st.Clusters {
-		rt := &clusterRT{c: c, pool: l.s.pools[c.Pool]}
+		rt := &clusterRT{c: c, pool: l.s.pools[c.Pool], restoredAt: l.s.clock.Now()}
 		l.clusters[c.ID] = rt
 		if c.ProviderID != "" {
 			l.watch(rt)
@@ -404,8 +411,9 @@ func (l *loop) apply(plan scheduler.Plan, now time.Time) {
 	for _, lo := range plan.Lose {
 		c, ok := l.clusters[lo.ClusterID]
 		// A cluster restored from the store may have come up while the
-		// service was down: wait for its first report before judging it.
-		if !ok || (c.c.ProviderID != "" && !c.observed) {
+		// service was down: wait for its first report before judging it,
+		// but not forever if the provider never answers about it.
+		if !ok || (c.c.ProviderID != "" && !c.observed && now.Sub(c.restoredAt) < unobservedGrace) {
 			continue
 		}
 		l.abandon(c, lo.Reason, now)

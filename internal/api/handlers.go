@@ -170,7 +170,7 @@ func (s *server) getPool(w http.ResponseWriter, r *http.Request) error {
 
 func (s *server) listClusters(w http.ResponseWriter, r *http.Request) error {
 	q := parseQuery(r)
-	f := store.ClusterFilter{Pool: q.str("pool"), State: q.clusterState("state")}
+	f := store.ClusterFilter{Pool: q.str("pool"), State: state(q, "state", "cluster", berth.ClusterStates)}
 	if q.err != nil {
 		return q.err
 	}

@@ -84,19 +84,14 @@ func (q *query) duration(name string, max time.Duration) time.Duration {
 	return d
 }
 
-func (q *query) jobState(name string) berth.JobState {
-	s := berth.JobState(q.str(name))
+// state reads a job or cluster state; what names the kind in the error.
+func state[S interface {
+	~string
+	Valid() bool
+}](q *query, name, what string, all []S) S {
+	s := S(q.str(name))
 	if s != "" && !s.Valid() {
-		q.fail(name, "unknown job state %q (one of %v)", s, berth.JobStates)
-		return ""
-	}
-	return s
-}
-
-func (q *query) clusterState(name string) berth.ClusterState {
-	s := berth.ClusterState(q.str(name))
-	if s != "" && !s.Valid() {
-		q.fail(name, "unknown cluster state %q (one of %v)", s, berth.ClusterStates)
+		q.fail(name, "unknown %s state %q (one of %v)", what, s, all)
 		return ""
 	}
 	return s
@@ -134,7 +129,7 @@ func (q *query) labels(name string) map[string]string {
 
 func (q *query) jobFilter() store.JobFilter {
 	return store.JobFilter{
-		State:  q.jobState("state"),
+		State:  state(q, "state", "job", berth.JobStates),
 		Pool:   q.str("pool"),
 		Labels: q.labels("label"),
 		Limit:  q.integer("limit", 0, 1, store.MaxLimit),

@@ -50,7 +50,7 @@ type Provider interface {
 
 // Killer is the optional fault-injection capability: the cluster dies as if
 // its spot capacity were reclaimed, and DescribeCluster then reports it lost
-// with Capacity set.
+// with Class ClassCapacity.
 type Killer interface {
 	KillCluster(ctx context.Context, id string) error
 }
@@ -107,9 +107,11 @@ type Cluster struct {
 	State berth.ClusterState
 	// Reason explains terminated and lost.
 	Reason string
-	// Capacity is true when a loss was due to capacity (spot reclaim,
-	// insufficient capacity).
-	Capacity bool
+	// Class says what a loss means for policy: ClassCapacity for a spot
+	// reclaim or a shortage (counts towards the pool's fallback),
+	// ClassPermanent for a spec that can never work (a bootstrap that
+	// always fails: blocks the pool), empty or ClassTransient otherwise.
+	Class Class
 }
 
 // StepRequest asks for one step.
@@ -137,3 +139,56 @@ var ErrNotReady = errors.New("cluster not ready")
 // ErrUnknownCluster is returned for an id the provider never issued, where
 // the method cannot answer "lost" instead.
 var ErrUnknownCluster = fmt.Errorf("%w: unknown cluster", berth.ErrNotFound)
+
+// Class is what a provider failure means for Berth's policy. Creation
+// errors and lost clusters carry one, so that policy can tell a hiccup from
+// a shortage from a spec that can never work.
+type Class string
+
+const (
+	// ClassTransient: try again; nothing is wrong with the request.
+	ClassTransient Class = "transient"
+	// ClassCapacity: the provider lacks capacity (spot reclaimed,
+	// insufficient capacity): back off, and count towards the pool's
+	// switch to its fallback spec.
+	ClassCapacity Class = "capacity"
+	// ClassPermanent: the request can never work as it is (a bad
+	// bootstrap script, a validation error, access denied). The pool is
+	// blocked: starting cluster after cluster for it would only spend.
+	ClassPermanent Class = "permanent"
+)
+
+// Error is a provider failure with its class. Providers return it (or wrap
+// it) for failures they can classify; an error without one is transient.
+type Error struct {
+	Class Class
+	// Code is the provider's own name for the failure
+	// ("ValidationException", "BootstrapFailure").
+	Code    string
+	Message string
+	// Err is the underlying error, if any.
+	Err error
+}
+
+func (e *Error) Error() string {
+	msg := e.Message
+	if msg == "" && e.Err != nil {
+		msg = e.Err.Error()
+	}
+	if e.Code != "" {
+		return fmt.Sprintf("%s (%s): %s", e.Code, e.Class, msg)
+	}
+	return fmt.Sprintf("%s: %s", e.Class, msg)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ClassOf returns the class of err: that of the first *Error in its chain,
+// and ClassTransient for any other error.
+func ClassOf(err error) Class {
+	var pe *Error
+	if errors.As(err, &pe) && pe.Class != "" {
+		return pe.Class
+	}
+	return ClassTransient
+}

@@ -68,7 +68,7 @@ func (f *fakeProvider) DescribeCluster(ctx context.Context, id string) (provider
 	if !ok {
 		return provider.Cluster{ID: id, State: berth.ClusterLost, Reason: "unknown"}, nil
 	}
-	return provider.Cluster{ID: id, State: c.state, Reason: c.lost, Capacity: c.cap}, nil
+	return provider.Cluster{ID: id, State: c.state, Reason: c.lost, Class: lossClassOf(c.cap)}, nil
 }
 
 func (f *fakeProvider) TerminateCluster(ctx context.Context, id string) error {
@@ -278,4 +278,11 @@ func (f *fakeProvider) cancelStep(name string) {
 			}
 		}
 	}
+}
+
+func lossClassOf(capacity bool) provider.Class {
+	if capacity {
+		return provider.ClassCapacity
+	}
+	return ""
 }

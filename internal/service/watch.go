@@ -158,10 +158,10 @@ func (l *loop) applyReport(r report) {
 			l.s.log.Info("cluster ready", "cluster_id", c.c.ID, "pool", c.c.Pool, "boot", now.Sub(c.c.CreatedAt))
 		}
 	case berth.ClusterLost:
-		l.loseCluster(c, r.cluster.Reason, r.cluster.Capacity, now)
+		l.loseCluster(c, r.cluster.Reason, r.cluster.Class == provider.ClassCapacity, now)
 	case berth.ClusterTerminated:
 		if c.c.State != berth.ClusterTerminating {
-			l.loseCluster(c, "terminated outside Berth: "+r.cluster.Reason, r.cluster.Capacity, now)
+			l.loseCluster(c, "terminated outside Berth: "+r.cluster.Reason, r.cluster.Class == provider.ClassCapacity, now)
 			return
 		}
 		l.endCluster(c, now)

@@ -299,7 +299,7 @@ func (p *Provider) DescribeCluster(ctx context.Context, id string) (provider.Clu
 		// Ended elsewhere, perhaps by another Provider on the same Dir.
 		p.finished.drop(id)
 	}
-	return provider.Cluster{ID: id, State: c.state(p.clock.Now()), Reason: c.Reason, Capacity: c.Capacity}, nil
+	return provider.Cluster{ID: id, State: c.state(p.clock.Now()), Reason: c.Reason, Class: lossClass(c.Capacity)}, nil
 }
 
 // TerminateCluster marks the cluster terminated and kills every step's
@@ -465,4 +465,12 @@ func readJSON(path string, v any) error {
 		return fmt.Errorf("read %s: %w", filepath.Base(path), err)
 	}
 	return nil
+}
+
+// lossClass is the failure class of a recorded loss.
+func lossClass(capacity bool) provider.Class {
+	if capacity {
+		return provider.ClassCapacity
+	}
+	return ""
 }

@@ -478,8 +478,8 @@ func testKill(t *testing.T, h Harness) {
 		t.Fatalf("KillCluster: %v", err)
 	}
 	c := WaitCluster(t, p, cluster, h.Deadline, "lost", func(c provider.Cluster) bool { return c.State.Terminal() })
-	if c.State != berth.ClusterLost || !c.Capacity {
-		t.Fatalf("killed cluster is %+v, want lost with Capacity", c)
+	if c.State != berth.ClusterLost || c.Class != provider.ClassCapacity {
+		t.Fatalf("killed cluster is %+v, want lost with class capacity", c)
 	}
 	if c.Reason == "" {
 		t.Errorf("killed cluster gives no reason")

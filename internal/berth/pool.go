@@ -36,7 +36,20 @@ type PoolState struct {
 	// FallbackUntil is when the pool goes back to its primary spec; zero or
 	// past when the primary spec is in force.
 	FallbackUntil time.Time `json:"fallback_until,omitzero"`
+	// BlockedAt is when a permanent provider failure showed that the pool's
+	// spec cannot work; zero while the pool is not blocked. A blocked pool
+	// starts no cluster until its configuration changes or someone
+	// unblocks it.
+	BlockedAt time.Time `json:"blocked_at,omitzero"`
+	// BlockedReason is the provider's message for the failure.
+	BlockedReason string `json:"blocked_reason,omitempty"`
+	// BlockedSpec fingerprints the pool's configuration when it was
+	// blocked, so that a changed configuration lifts the block.
+	BlockedSpec string `json:"blocked_spec,omitempty"`
 }
+
+// Blocked reports whether the pool is blocked.
+func (p PoolState) Blocked() bool { return !p.BlockedAt.IsZero() }
 
 // FallbackActive reports whether new clusters of the pool use its fallback
 // spec at now.

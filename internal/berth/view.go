@@ -1,5 +1,7 @@
 package berth
 
+import "time"
+
 // PoolStatus is a pool with its live counts, as the API shows it.
 type PoolStatus struct {
 	Pool
@@ -14,6 +16,11 @@ type PoolStatus struct {
 	FreeSlots int                  `json:"free_slots"`
 	// FallbackActive is true while new clusters use the fallback spec.
 	FallbackActive bool `json:"fallback_active"`
+	// Blocked is true while a permanent provider failure keeps the pool
+	// from starting clusters; BlockedReason is the provider's message.
+	Blocked       bool      `json:"blocked"`
+	BlockedReason string    `json:"blocked_reason,omitempty"`
+	BlockedAt     time.Time `json:"blocked_at,omitzero"`
 }
 
 // ClusterDetail is a cluster with the attempts that ran on it and its

@@ -48,10 +48,13 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) error {
 			}
 		}
 		for _, p := range b.Pools {
-			_, err := tx.ExecContext(ctx, `INSERT INTO pool_state (pool, capacity_failures, first_failure_at, fallback_until) VALUES (?, ?, ?, ?)
+			_, err := tx.ExecContext(ctx, `INSERT INTO pool_state (pool, capacity_failures, first_failure_at, fallback_until, blocked_at, blocked_reason, blocked_spec)
+				VALUES (?, ?, ?, ?, ?, ?, ?)
 				ON CONFLICT (pool) DO UPDATE SET capacity_failures = excluded.capacity_failures,
-					first_failure_at = excluded.first_failure_at, fallback_until = excluded.fallback_until`,
-				p.Pool, p.CapacityFailures, enc.time(p.FirstFailureAt), enc.time(p.FallbackUntil))
+					first_failure_at = excluded.first_failure_at, fallback_until = excluded.fallback_until,
+					blocked_at = excluded.blocked_at, blocked_reason = excluded.blocked_reason, blocked_spec = excluded.blocked_spec`,
+				p.Pool, p.CapacityFailures, enc.time(p.FirstFailureAt), enc.time(p.FallbackUntil),
+				enc.time(p.BlockedAt), p.BlockedReason, p.BlockedSpec)
 			if err != nil {
 				return s.fail(ctx, "commit: pool state "+p.Pool, err)
 			}

@@ -140,13 +140,14 @@ func (l *loop) resolveUncreated(c *clusterRT, now time.Time) {
 	l.endCluster(c, now)
 }
 
-// act starts the committed actions, each in its own goroutine; results come
-// back to the loop through s.results.
-func (l *loop) act(ctx context.Context) {
-	now := l.s.clock.Now()
+// act starts the committed actions as provider calls on the executor;
+// results come back to the loop as inputs. It returns how many it started.
+func (l *loop) act(ctx context.Context) int {
+	now := l.now
 	actions := l.actions
 	l.actions = nil
 	sort.SliceStable(actions, func(a, b int) bool { return actions[a].kind < actions[b].kind })
+	n := 0
 	for _, a := range actions {
 		key := a.key()
 		if l.inflight[key] || now.Before(l.retryAt[key]) {
@@ -155,28 +156,18 @@ func (l *loop) act(ctx context.Context) {
 		a.prov = a.cluster.pool.prov
 		a.providerID = a.cluster.c.ProviderID
 		a.req = provider.CreateRequest{ClusterID: a.cluster.c.ID, Pool: a.cluster.c.Pool, Slots: a.cluster.c.Slots, Fallback: a.cluster.c.Fallback}
+		if !l.s.spawn(func() { l.s.post(call(ctx, a)) }) {
+			// Stopping: the state on disk asks for this call again after
+			// the restart, and the provider makes it idempotent.
+			continue
+		}
 		l.inflight[key] = true
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			r := l.call(ctx, a)
-			select {
-			case l.s.results <- r:
-			case <-ctx.Done():
-				// Stopping: the state on disk asks for this call again after
-				// the restart, and the provider makes it idempotent.
-			}
-		}()
+		n++
 	}
+	return n
 }
 
-func (l *loop) call(ctx context.Context, a action) result {
-	select {
-	case l.calls <- struct{}{}:
-		defer func() { <-l.calls }()
-	case <-ctx.Done():
-		return result{action: a, err: ctx.Err()}
-	}
+func call(ctx context.Context, a action) result {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	r := result{action: a}
@@ -202,7 +193,7 @@ func (l *loop) call(ctx context.Context, a action) result {
 func (l *loop) applyResult(r result) {
 	key := r.key()
 	delete(l.inflight, key)
-	now := l.s.clock.Now()
+	now := l.now
 	c, live := l.clusters[r.cluster.c.ID]
 	if r.err != nil {
 		l.failedCall(r, c, live, now)

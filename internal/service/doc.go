@@ -3,30 +3,38 @@
 //
 // # The loop
 //
-// One goroutine owns all job and cluster state. Each pass (runOnce):
+// The loop owns all job and cluster state; its passes run one at a time, on
+// an executor (see package executor) that is goroutines on the wall clock in
+// berth serve and discrete events in virtual time in a simulation. Each pass
+// (runOnce):
 //
 //  1. picks up new submissions and cancel requests from the store;
-//  2. applies what the providers reported (one watcher goroutine per
-//     cluster polls DescribeCluster and ListSteps and sends a report only
-//     when something changed) and what finished provider calls returned;
+//  2. applies what the providers reported (one watcher per cluster polls
+//     DescribeCluster and ListSteps and sends a report only when something
+//     changed), what finished provider calls returned, and API commands;
 //  3. ends attempts that were cancelled or timed out;
 //  4. asks the pure scheduler for a plan over a snapshot of its state;
 //  5. commits every change of the pass to the store in ONE transaction;
 //  6. only then acts: creates clusters, submits and cancels steps,
-//     terminates clusters, each call in its own goroutine whose result comes
-//     back to the loop as an input of a later pass.
+//     terminates clusters, each call a task on the executor whose result
+//     comes back to the loop as an input of a later pass.
 //
 // The loop wakes on events (a submission, a report, a finished call, an API
 // command) and on the earliest time the scheduler said something would come
 // due, with a slow ticker as a safety net; an idle system dispatches at once
-// and costs nothing.
+// and costs nothing. Nothing in the loop, the watchers or the calls blocks
+// waiting for another task, so the simulated executor can run them all in
+// one goroutine.
 //
 // # Durable before acted on
 //
 // Step 5 comes before step 6, so nothing is ever started that the store does
 // not know about. If a commit fails, the pass's changes are thrown away,
-// state is reloaded from the store, and nothing is acted on; if even the
-// reload fails, the loop does nothing but retry it.
+// state is reloaded from the store, nothing is acted on, and the loop holds
+// back, from a tenth of a second doubling to half a minute, so a store that
+// cannot write (a full disk) is not retried in a tight loop; meanwhile the
+// service is not ready. If even the reload fails, the loop does nothing but
+// retry it.
 //
 // Provider calls are derived from state, not remembered: a starting cluster
 // without a provider id asks for CreateCluster, a terminating one for

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/berthhq/berth/internal/berth"
@@ -44,21 +43,20 @@ type clusterRT struct {
 	restoredAt time.Time
 	// steps is the latest report's steps by name.
 	steps map[string]provider.Step
-	stop  context.CancelFunc
-	poke  chan struct{}
+	// watcher polls the cluster at its provider; nil until it has a
+	// provider id.
+	watcher *watcher
 }
 
 func (c *clusterRT) pokeWatcher() {
-	if c.poke == nil {
-		return
-	}
-	select {
-	case c.poke <- struct{}{}:
-	default:
+	if c.watcher != nil {
+		c.watcher.poke()
 	}
 }
 
-// command is a request from the API that must run on the loop's goroutine.
+// command is a request from the API that must run on the loop. Its reply,
+// if any, gets fn's error, or once the pass that follows it has committed,
+// the commit's.
 type command struct {
 	fn    func(l *loop) error
 	reply chan error
@@ -78,11 +76,16 @@ type loop struct {
 	retryAt  map[string]time.Time
 	tries    map[string]int
 	wakeAt   time.Time
-	wg       sync.WaitGroup
-	// calls bounds the provider calls in flight.
-	calls chan struct{}
-	// pending holds reports and results received but not yet applied.
+	// now is the time of the pass in progress: everything it decides and
+	// records is stamped with it.
+	now time.Time
+	// commitWait is how long the loop holds back after a failed commit;
+	// zero after a good one.
+	commitWait time.Duration
+	// pending holds inputs received but not yet applied.
 	pending []any
+	// replies wait for the pass's commit.
+	replies []chan error
 	// broken is set when a commit failed and the state could not be
 	// reloaded: the in-memory state is then not the stored one.
 	broken bool
@@ -103,7 +106,7 @@ type loop struct {
 }
 
 func (s *Service) newLoop(ctx context.Context) (*loop, error) {
-	l := &loop{s: s, ctx: ctx, calls: make(chan struct{}, maxCalls)}
+	l := &loop{s: s, ctx: ctx}
 	if err := l.load(ctx); err != nil {
 		return nil, err
 	}
@@ -139,6 +142,11 @@ func (l *loop) load(ctx context.Context) error {
 	for i := range st.Jobs {
 		j := st.Jobs[i]
 		l.jobs[j.ID] = &j
+	}
+	// Pool state is what the store has, and nothing a failed pass left
+	// behind.
+	for _, p := range l.s.pools {
+		p.state = berth.PoolState{Pool: p.pool.Name}
 	}
 	for _, ps := range st.Pools {
 		if p, ok := l.s.pools[ps.Pool]; ok {
@@ -201,97 +209,58 @@ func (l *loop) reset() {
 	l.started = nil
 }
 
-func (l *loop) run(ctx context.Context) {
-	tick := l.s.tick
-	for {
-		l.runOnce(ctx)
-		var timer <-chan time.Time
-		wait := tick
-		if !l.wakeAt.IsZero() {
-			if d := l.wakeAt.Sub(l.s.clock.Now()); d < wait {
-				wait = max(d, time.Millisecond)
-			}
-		}
-		timer = l.s.clock.After(wait)
-		select {
-		case <-ctx.Done():
-			l.shutdown()
-			return
-		case <-l.s.wake:
-		case r := <-l.s.reports:
-			l.pending = append(l.pending, r)
-		case r := <-l.s.results:
-			l.pending = append(l.pending, r)
-		case cmd := <-l.s.commands:
-			l.runCommand(ctx, cmd)
-			continue
-		case <-timer:
-		}
-	}
-}
-
 func (l *loop) shutdown() {
 	for _, c := range l.clusters {
-		if c.stop != nil {
-			c.stop()
+		if c.watcher != nil {
+			c.watcher.stop()
 		}
 	}
 }
 
-// runCommand runs an API command and a pass, and answers after the commit.
-func (l *loop) runCommand(ctx context.Context, cmd command) {
-	if l.broken {
-		// The in-memory state is not the stored one: a command run on it
-		// would be answered and then thrown away.
-		if err := l.load(ctx); err != nil {
-			cmd.reply <- fmt.Errorf("%w: the store cannot be read: %v", berth.ErrUnavailable, err)
-			return
-		}
-		l.broken = false
-	}
-	err := cmd.fn(l)
-	if err == nil {
-		err = l.runOnce(ctx)
-	}
-	cmd.reply <- err
-}
-
-// drainInputs applies the reports and results that woke the loop and every
-// one already waiting, in arrival order, so one pass handles a burst.
-func (l *loop) drainInputs() {
-	for {
-		select {
-		case r := <-l.s.reports:
-			l.pending = append(l.pending, r)
-			continue
-		case r := <-l.s.results:
-			l.pending = append(l.pending, r)
-			continue
-		default:
-		}
-		break
-	}
+// applyInputs applies the inputs that came in since the last pass, in
+// arrival order, so one pass handles a burst.
+func (l *loop) applyInputs() {
 	for _, in := range l.pending {
 		switch in := in.(type) {
 		case report:
 			l.applyReport(in)
 		case result:
 			l.applyResult(in)
+		case command:
+			if err := in.fn(l); err != nil {
+				in.answer(err)
+			} else if in.reply != nil {
+				l.replies = append(l.replies, in.reply)
+			}
 		}
 	}
 	l.pending = l.pending[:0]
 }
 
-// runOnce is one pass of the loop; see the package comment. It returns the
-// commit's error, if any.
-func (l *loop) runOnce(ctx context.Context) error {
-	now := l.s.clock.Now()
+func (c command) answer(err error) {
+	if c.reply != nil {
+		c.reply <- err
+	}
+}
+
+// pass is one pass of the loop over the inputs that woke it.
+func (l *loop) pass(inputs []any) Pass {
+	l.pending = append(l.pending, inputs...)
+	p := Pass{At: l.s.clock.Now(), Inputs: len(l.pending)}
+	p.Err = l.runOnce(l.ctx, p.At, &p)
+	return p
+}
+
+// runOnce is one pass of the loop at now; see the package comment. It
+// returns the commit's error, if any.
+func (l *loop) runOnce(ctx context.Context, now time.Time, p *Pass) error {
+	l.now = now
 	if l.broken {
 		// The last commit failed and the state could not be read back:
 		// nothing may be decided or acted on until it is.
 		if err := l.load(ctx); err != nil {
 			l.s.log.Error("reload state", "err", err)
-			l.wakeAt = now.Add(time.Second)
+			l.failCommands(err)
 			return err
 		}
 		l.broken = false
@@ -301,27 +270,53 @@ func (l *loop) runOnce(ctx context.Context) error {
 	if err := l.pickUp(ctx); err != nil {
 		l.s.log.Error("pick up submissions", "err", err)
 	}
-	l.drainInputs()
+	l.applyInputs()
 	l.stopAttempts(now)
 	plan := scheduler.Schedule(l.snapshot(now))
 	l.apply(plan, now)
 	l.settleIdle(now)
 	l.queueActions(now)
+	p.Jobs, p.Clusters, p.Events = len(l.dirtyJobs), len(l.dirtyClusters), len(l.events)
 	if err := l.commit(ctx, now); err != nil {
 		l.s.log.Error("commit failed; reloading state and acting on nothing", "err", err)
+		l.s.setCommitErr(err)
+		l.failCommands(err)
 		if lerr := l.load(ctx); lerr != nil {
 			l.s.log.Error("reload state", "err", lerr)
 			l.broken = true
 		}
-		l.wakeAt = now.Add(time.Second)
 		return err
 	}
+	l.s.setCommitErr(nil)
+	for _, r := range l.replies {
+		r <- nil
+	}
+	l.replies = l.replies[:0]
 	l.wakeAt = plan.WakeAt
 	if w := l.nextDue(now); !w.IsZero() && (l.wakeAt.IsZero() || w.Before(l.wakeAt)) {
 		l.wakeAt = w
 	}
-	l.act(ctx)
+	p.Calls = l.act(ctx)
 	return nil
+}
+
+// failCommands answers the commands waiting for this pass's commit, and
+// those not yet applied, with the store's failure.
+func (l *loop) failCommands(err error) {
+	err = fmt.Errorf("%w: the store cannot commit: %v", berth.ErrUnavailable, err)
+	for _, r := range l.replies {
+		r <- err
+	}
+	l.replies = l.replies[:0]
+	kept := l.pending[:0]
+	for _, in := range l.pending {
+		if c, ok := in.(command); ok {
+			c.answer(err)
+			continue
+		}
+		kept = append(kept, in)
+	}
+	l.pending = kept
 }
 
 // pickUp reads new submissions and cancel requests from the store.
@@ -444,7 +439,7 @@ func (l *loop) apply(plan scheduler.Plan, now time.Time) {
 func (l *loop) startCluster(st scheduler.Start, now time.Time) {
 	p := l.s.pools[st.Pool]
 	c := &clusterRT{pool: p, c: berth.Cluster{
-		ID:           berth.NewID("cl", now),
+		ID:           l.s.newID("cl", now),
 		Pool:         p.pool.Name,
 		State:        berth.ClusterStarting,
 		Fallback:     st.Fallback,
@@ -744,7 +739,7 @@ func (l *loop) nextDue(now time.Time) time.Time {
 
 // event records one entry of history, committed with the pass.
 func (l *loop) event(jobID, clusterID, kind, msg string) {
-	l.events = append(l.events, berth.Event{At: l.s.clock.Now(), JobID: jobID, ClusterID: clusterID, Kind: kind, Message: msg})
+	l.events = append(l.events, berth.Event{At: l.now, JobID: jobID, ClusterID: clusterID, Kind: kind, Message: msg})
 }
 
 // commit writes the pass's changes in one transaction and publishes the
@@ -785,8 +780,8 @@ func (l *loop) commit(ctx context.Context, now time.Time) error {
 	}
 	for _, c := range l.endedClusters {
 		c.pool.ended[c.c.State]++
-		if c.stop != nil {
-			c.stop()
+		if c.watcher != nil {
+			c.watcher.stop()
 		}
 		delete(l.clusters, c.c.ID)
 	}
@@ -863,8 +858,8 @@ func keys[V any](m map[string]V) []string {
 	return out
 }
 
-// clusterCommand runs fn on the loop's goroutine against a live cluster
-// and returns the cluster after the pass that follows it has committed.
+// clusterCommand runs fn on the loop against a live cluster and returns
+// the cluster after the pass that follows it has committed.
 func (s *Service) clusterCommand(ctx context.Context, id string, fn func(l *loop, c *clusterRT) error) (berth.Cluster, error) {
 	c, err := s.store.GetCluster(ctx, id)
 	if err != nil {
@@ -875,25 +870,13 @@ func (s *Service) clusterCommand(ctx context.Context, id string, fn func(l *loop
 		return c, fmt.Errorf("%w: cluster %s is already %s", berth.ErrConflict, id, c.State)
 	}
 	reply := make(chan error, 1)
-	cmd := command{reply: reply, fn: func(l *loop) error {
-		rt, ok := l.clusters[id]
-		if !ok {
-			return fmt.Errorf("%w: cluster %s has ended", berth.ErrConflict, id)
-		}
-		return fn(l, rt)
-	}}
-	wait := s.clock.After(commandWait)
-	select {
-	case s.commands <- cmd:
-	case <-ctx.Done():
-		return berth.Cluster{}, ctx.Err()
-	case <-wait:
-		return berth.Cluster{}, fmt.Errorf("%w: the loop is busy", berth.ErrUnavailable)
-	}
+	s.post(clusterOp(id, fn, reply))
 	select {
 	case err = <-reply:
 	case <-ctx.Done():
 		return berth.Cluster{}, ctx.Err()
+	case <-s.clock.After(commandWait):
+		return berth.Cluster{}, fmt.Errorf("%w: the loop is busy", berth.ErrUnavailable)
 	}
 	if err != nil {
 		return berth.Cluster{}, err
@@ -904,4 +887,15 @@ func (s *Service) clusterCommand(ctx context.Context, id string, fn func(l *loop
 	}
 	s.fill(&c)
 	return c, nil
+}
+
+// clusterOp is a command on one live cluster.
+func clusterOp(id string, fn func(l *loop, c *clusterRT) error, reply chan error) command {
+	return command{reply: reply, fn: func(l *loop) error {
+		rt, ok := l.clusters[id]
+		if !ok {
+			return fmt.Errorf("%w: cluster %s has ended", berth.ErrConflict, id)
+		}
+		return fn(l, rt)
+	}}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/berthhq/berth/internal/berth"
 	"github.com/berthhq/berth/internal/clock"
+	"github.com/berthhq/berth/internal/executor"
 	"github.com/berthhq/berth/internal/provider"
 	"github.com/berthhq/berth/internal/store"
 )
@@ -49,12 +50,25 @@ type Options struct {
 	// RetryBackoff is the wait before the first retry after a step failure;
 	// it doubles with each further failure up to MaxRetryBackoff.
 	RetryBackoff time.Duration
+	// Executor runs the loop's passes, provider calls, watchers and timers,
+	// and is its clock. Nil means executor.NewReal on Clock; when set,
+	// Clock is ignored.
+	Executor executor.Executor
+	// NewID makes the ids of jobs and clusters; nil means berth.NewID. A
+	// simulation passes one that does not draw on the system's randomness.
+	NewID func(prefix string, now time.Time) string
+	// OnPass, when set, is called after each pass of the loop with what it
+	// did. Tests and the simulator step on it.
+	OnPass func(Pass)
 }
 
 // Service runs the loop and answers the API.
 type Service struct {
 	store   store.Store
 	clock   clock.Clock
+	exec    executor.Executor
+	newID   func(prefix string, now time.Time) string
+	onPass  func(Pass)
 	log     *slog.Logger
 	tick    time.Duration
 	backoff time.Duration
@@ -66,11 +80,7 @@ type Service struct {
 	pools     map[string]*poolRT
 	poolNames []string
 
-	// Inputs of the loop.
-	wake     chan struct{}
-	reports  chan report
-	results  chan result
-	commands chan command
+	run runner
 
 	mu sync.Mutex
 	// next is the commit to come; long polls wait for it.
@@ -78,8 +88,12 @@ type Service struct {
 	view    view
 	running bool
 
+	// commitErr is the last commit's error, nil once a commit succeeded:
+	// a service whose store cannot write is not ready.
+	commitErr error
+
+	ctx    context.Context
 	cancel context.CancelFunc
-	done   chan struct{}
 	l      *loop
 }
 
@@ -97,8 +111,11 @@ func New(o Options) (*Service, error) {
 	if len(o.Pools) == 0 {
 		return nil, errors.New("service: no pools")
 	}
-	if o.Clock == nil {
-		o.Clock = clock.Real{}
+	if o.Executor == nil {
+		o.Executor = executor.NewReal(o.Clock, maxCalls)
+	}
+	if o.NewID == nil {
+		o.NewID = berth.NewID
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -111,16 +128,15 @@ func New(o Options) (*Service, error) {
 	}
 	s := &Service{
 		store:     o.Store,
-		clock:     o.Clock,
+		clock:     o.Executor,
+		exec:      o.Executor,
+		newID:     o.NewID,
+		onPass:    o.OnPass,
 		log:       o.Log,
 		tick:      o.Tick,
 		backoff:   o.RetryBackoff,
 		callRetry: retryBase,
 		pools:     map[string]*poolRT{},
-		wake:      make(chan struct{}, 1),
-		reports:   make(chan report, 256),
-		results:   make(chan result, 256),
-		commands:  make(chan command),
 		next:      newCommitNote(),
 	}
 	for _, p := range o.Pools {
@@ -142,19 +158,20 @@ func New(o Options) (*Service, error) {
 // starts the loop. It returns once the loop runs.
 func (s *Service) Start(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.ctx, s.cancel = ctx, cancel
 	l, err := s.newLoop(ctx)
 	if err != nil {
 		cancel()
+		s.cancel = nil
 		return err
 	}
-	s.cancel, s.done, s.l = cancel, make(chan struct{}), l
 	s.mu.Lock()
 	s.running = true
 	s.mu.Unlock()
-	go func() {
-		defer close(s.done)
-		l.run(ctx)
-	}()
+	s.run.mu.Lock()
+	s.l = l
+	s.run.mu.Unlock()
+	s.Wake()
 	return nil
 }
 
@@ -162,23 +179,29 @@ func (s *Service) Start(ctx context.Context) error {
 // waits for its provider calls and watchers. Clusters and steps keep
 // running, to be adopted by the next Start.
 func (s *Service) Stop() {
-	if s.cancel == nil {
+	if !s.stopLoop() {
 		return
+	}
+	s.run.wg.Wait()
+	s.l.shutdown()
+}
+
+// Abandon drops the service at once, as a crash would: nothing it had
+// scheduled runs any more, and nothing is waited for. Clusters and steps
+// keep running at their providers, and what was committed stays in the
+// store, for a new service to adopt. Simulations crash Berth with it; on
+// the real executor, use Stop.
+func (s *Service) Abandon() { s.stopLoop() }
+
+func (s *Service) stopLoop() bool {
+	if s.cancel == nil || !s.close() {
+		return false
 	}
 	s.mu.Lock()
 	s.running = false
 	s.mu.Unlock()
 	s.cancel()
-	<-s.done
-	s.l.wg.Wait()
-}
-
-// Wake asks the loop for a pass soon. It never blocks.
-func (s *Service) Wake() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+	return true
 }
 
 // commitNote tells long polls about one commit of the loop. Notes form a
@@ -231,10 +254,13 @@ func follow(n *commitNote, jobID string) (*commitNote, bool) {
 // Ready reports whether the loop runs and the store answers.
 func (s *Service) Ready(ctx context.Context) error {
 	s.mu.Lock()
-	running := s.running
+	running, commitErr := s.running, s.commitErr
 	s.mu.Unlock()
 	if !running {
 		return fmt.Errorf("%w: the loop is not running", berth.ErrUnavailable)
+	}
+	if commitErr != nil {
+		return fmt.Errorf("%w: the store cannot commit: %v", berth.ErrUnavailable, commitErr)
 	}
 	if err := s.store.Ping(ctx); err != nil {
 		return fmt.Errorf("%w: store: %v", berth.ErrUnavailable, err)
@@ -259,7 +285,7 @@ func (s *Service) Submit(ctx context.Context, spec berth.JobSpec) (berth.Job, bo
 		}
 	}
 	now := s.clock.Now()
-	job, created, err := s.store.CreateJob(ctx, spec.NewJob(berth.NewID("job", now), now))
+	job, created, err := s.store.CreateJob(ctx, spec.NewJob(s.newID("job", now), now))
 	if err != nil {
 		return berth.Job{}, false, fmt.Errorf("submit: %w", err)
 	}
@@ -353,7 +379,12 @@ func (s *Service) JobLogs(ctx context.Context, id string, attempt, step int) (be
 	if !ok {
 		return berth.Logs{}, fmt.Errorf("%w: provider %q keeps no logs", berth.ErrUnsupported, p.pool.Provider)
 	}
-	logs, err := lr.StepLogs(ctx, c.ProviderID, st.ProviderID)
+	var logs berth.Logs
+	err = s.callNow(ctx, func(ctx context.Context) error {
+		var err error
+		logs, err = lr.StepLogs(ctx, c.ProviderID, st.ProviderID)
+		return err
+	})
 	if err != nil {
 		return berth.Logs{}, fmt.Errorf("logs of %s attempt %d step %d: %w", id, attempt, step, err)
 	}
@@ -483,7 +514,7 @@ func (s *Service) Kill(ctx context.Context, id string) (berth.Cluster, error) {
 	if c.ProviderID == "" {
 		return c, fmt.Errorf("%w: cluster %s has not been created by its provider yet", berth.ErrConflict, id)
 	}
-	if err := k.KillCluster(ctx, c.ProviderID); err != nil {
+	if err := s.callNow(ctx, func(ctx context.Context) error { return k.KillCluster(ctx, c.ProviderID) }); err != nil {
 		return berth.Cluster{}, fmt.Errorf("kill cluster %s: %w", id, err)
 	}
 	// Have its watcher look now rather than at its next poll, and wait
@@ -511,4 +542,10 @@ func (s *Service) Kill(ctx context.Context, id string) (berth.Cluster, error) {
 			return c, ctx.Err()
 		}
 	}
+}
+
+func (s *Service) setCommitErr(err error) {
+	s.mu.Lock()
+	s.commitErr = err
+	s.mu.Unlock()
 }

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/clock"
 	"github.com/berthhq/berth/internal/provider"
 )
 
@@ -19,9 +22,9 @@ const maxPollBackoff = 2 * time.Minute
 // report is what a watcher saw of its cluster.
 type report struct {
 	clusterID string
-	// from is the poke channel of the watcher that sent it: after a
-	// reload, reports of a replaced watcher are ignored.
-	from    chan struct{}
+	// from is the watcher that sent it: after a reload, reports of a
+	// replaced watcher are ignored.
+	from    *watcher
 	cluster provider.Cluster
 	// steps is set when listed is; a starting cluster's steps are not
 	// listed.
@@ -29,55 +32,132 @@ type report struct {
 	listed bool
 }
 
-// watch starts the cluster's watcher: the one goroutine that polls the
-// provider about it. It sends a report when something changed, so an
-// unchanged cluster costs the loop nothing.
+// watcher is the one poller of a cluster: it asks the provider about it
+// every poll interval (or at once when poked) and reports to the loop only
+// when something changed, so an unchanged cluster costs the loop nothing.
+// It is a chain of tasks on the executor, a poll then a timer then a poll,
+// never more than one poll in flight, and never blocks.
+type watcher struct {
+	s        *Service
+	id, pid  string
+	prov     provider.Provider
+	interval time.Duration
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	stopped bool
+	polling bool
+	poked   bool
+	timer   clock.Timer
+
+	// Touched only by the poll in flight:
+	last     string
+	wait     time.Duration
+	starting bool
+}
+
+// watch starts the cluster's watcher.
 func (l *loop) watch(c *clusterRT) {
-	ctx, cancel := context.WithCancel(l.ctx)
-	c.stop, c.poke = cancel, make(chan struct{}, 1)
-	prov, id, pid, poke := c.pool.prov, c.c.ID, c.c.ProviderID, c.poke
+	if c.watcher != nil {
+		c.watcher.stop()
+	}
 	interval := provider.DefaultPollInterval
-	if p, ok := prov.(provider.Poller); ok {
+	if p, ok := c.pool.prov.(provider.Poller); ok {
 		interval = p.PollInterval()
 	}
-	log := l.s.log.With("cluster_id", id, "provider_id", pid)
-	clk := l.s.clock
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		last, wait, starting := "", interval, false
-		for {
-			r, err := poll(ctx, prov, id, pid, !starting)
-			r.from = poke
-			switch {
-			case ctx.Err() != nil:
-				return
-			case err != nil:
-				wait = min(2*wait, maxPollBackoff)
-				lvl := "provider poll failed"
-				if errors.Is(err, berth.ErrThrottled) {
-					lvl = "provider throttled the poll; slowing down"
-				}
-				log.Warn(lvl, "err", err, "next_poll", wait)
-			default:
-				wait, starting = interval, r.cluster.State == berth.ClusterStarting
-				if fp := r.fingerprint(); fp != last {
-					select {
-					case l.s.reports <- r:
-						last = fp
-					case <-ctx.Done():
-						return
-					}
-				}
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-poke:
-			case <-clk.After(wait):
-			}
+	w := &watcher{
+		s: l.s, id: c.c.ID, pid: c.c.ProviderID, prov: c.pool.prov, interval: interval,
+		log: l.s.log.With("cluster_id", c.c.ID, "provider_id", c.c.ProviderID), wait: interval,
+	}
+	c.watcher = w
+	w.mu.Lock()
+	w.polling = true
+	w.mu.Unlock()
+	if !l.s.spawn(w.poll) {
+		w.stop()
+	}
+}
+
+func (w *watcher) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+}
+
+// poke asks for a poll now rather than at the next interval.
+func (w *watcher) poke() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case w.stopped:
+	case w.polling:
+		w.poked = true
+	case w.timer != nil && w.timer.Stop():
+		w.timer = nil
+		w.polling = true
+		if !w.s.spawn(w.poll) {
+			w.polling = false
 		}
-	}()
+	}
+}
+
+// fire is the timer's end: the next poll.
+func (w *watcher) fire() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped || w.polling {
+		return
+	}
+	w.timer = nil
+	w.polling = true
+	if !w.s.spawn(w.poll) {
+		w.polling = false
+	}
+}
+
+func (w *watcher) poll() {
+	w.mu.Lock()
+	stopped := w.stopped
+	w.mu.Unlock()
+	if stopped {
+		return
+	}
+	ctx, cancel := context.WithTimeout(w.s.ctx, callTimeout)
+	r, err := poll(ctx, w.prov, w.id, w.pid, !w.starting)
+	cancel()
+	r.from = w
+	switch {
+	case w.s.ctx.Err() != nil:
+		return
+	case err != nil:
+		w.wait = min(2*w.wait, maxPollBackoff)
+		msg := "provider poll failed"
+		if errors.Is(err, berth.ErrThrottled) {
+			msg = "provider throttled the poll; slowing down"
+		}
+		w.log.Warn(msg, "err", err, "next_poll", w.wait)
+	default:
+		w.wait, w.starting = w.interval, r.cluster.State == berth.ClusterStarting
+		if fp := r.fingerprint(); fp != w.last {
+			w.last = fp
+			w.s.post(r)
+		}
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.polling = false
+	if w.stopped {
+		return
+	}
+	wait := w.wait
+	if w.poked {
+		w.poked, wait = false, 0
+	}
+	w.timer = w.s.after(wait, w.fire)
 }
 
 // poll asks the provider about one cluster: one ListSteps (unless the
@@ -127,10 +207,10 @@ func (r report) fingerprint() string {
 // applyReport folds a watcher's report into the loop's state.
 func (l *loop) applyReport(r report) {
 	c, ok := l.clusters[r.clusterID]
-	if !ok || r.from != c.poke {
+	if !ok || r.from != c.watcher {
 		return
 	}
-	now := l.s.clock.Now()
+	now := l.now
 	c.observed = true
 	// A cluster the provider is tearing down, or that we asked to
 	// terminate, is as good as gone: its steps fail because it ends.

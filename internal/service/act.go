@@ -94,13 +94,8 @@ func (l *loop) queueActions(now time.Time) {
 			l.resolveUncreated(c, now)
 		}
 	}
-	// Jobs in map order: sorting the whole queue on every pass would cost
-	// more than the rest of the pass, and act orders the calls by kind.
-	for _, j := range l.jobs {
+	for _, j := range l.jobsWhere(func(j *berth.Job) bool { return j.CurrentAttempt() != nil }) {
 		a := j.CurrentAttempt()
-		if a == nil {
-			continue
-		}
 		c, ok := l.clusters[a.ClusterID]
 		if !ok {
 			continue

@@ -579,17 +579,27 @@ func (l *loop) infraFailure(j *berth.Job, reason berth.Reason, why string, now t
 	l.event(j.ID, a.ClusterID, "requeued", fmt.Sprintf("%s during attempt %d; queued again (infrastructure retry %d of %d)", why, a.N, j.InfraFailures, j.MaxInfraRetries))
 }
 
-// jobsOn returns the jobs with a running attempt on a cluster, in a stable
-// order.
-func (l *loop) jobsOn(clusterID string) []*berth.Job {
+// jobsWhere returns the live jobs that keep, in id order, so that what the
+// loop does with them does not depend on map order and a simulation
+// replays.
+func (l *loop) jobsWhere(keep func(*berth.Job) bool) []*berth.Job {
 	var out []*berth.Job
 	for _, j := range l.jobs {
-		if a := j.CurrentAttempt(); a != nil && a.ClusterID == clusterID {
+		if keep(j) {
 			out = append(out, j)
 		}
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
 	return out
+}
+
+// jobsOn returns the jobs with a running attempt on a cluster, in a stable
+// order.
+func (l *loop) jobsOn(clusterID string) []*berth.Job {
+	return l.jobsWhere(func(j *berth.Job) bool {
+		a := j.CurrentAttempt()
+		return a != nil && a.ClusterID == clusterID
+	})
 }
 
 // endAttempt closes a job's running attempt.
@@ -668,7 +678,9 @@ func (l *loop) finishStopped(j *berth.Job, r berth.Reason, now time.Time) {
 
 // stopAttempts acts on cancel requests and timeouts.
 func (l *loop) stopAttempts(now time.Time) {
-	for _, j := range l.jobs {
+	for _, j := range l.jobsWhere(func(j *berth.Job) bool {
+		return j.CurrentAttempt() != nil || j.State == berth.JobQueued && j.CancelRequested
+	}) {
 		if j.State.Terminal() {
 			continue
 		}

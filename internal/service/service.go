@@ -330,12 +330,21 @@ func (s *Service) Jobs(ctx context.Context, f store.JobFilter) ([]berth.Job, str
 
 // Cancel asks for a job to be cancelled and waits a little for it to end.
 func (s *Service) Cancel(ctx context.Context, id string) (berth.Job, error) {
+	if job, err := s.RequestCancel(ctx, id); err != nil {
+		return job, err
+	}
+	return s.WaitJob(ctx, id, cancelWait)
+}
+
+// RequestCancel records that a job is to be cancelled, wakes the loop and
+// returns without waiting.
+func (s *Service) RequestCancel(ctx context.Context, id string) (berth.Job, error) {
 	job, err := s.store.RequestCancel(ctx, id, s.clock.Now())
 	if err != nil {
 		return job, err
 	}
 	s.Wake()
-	return s.WaitJob(ctx, id, cancelWait)
+	return job, nil
 }
 
 // JobEvents returns a job's history.
@@ -477,24 +486,36 @@ func (s *Service) fill(c *berth.Cluster) {
 // Drain stops a cluster from taking new jobs; it is terminated when its
 // running jobs end.
 func (s *Service) Drain(ctx context.Context, id string) (berth.Cluster, error) {
-	return s.clusterCommand(ctx, id, func(l *loop, c *clusterRT) error {
-		switch c.c.State {
-		case berth.ClusterStarting, berth.ClusterReady:
-			l.setClusterState(c, berth.ClusterDraining, "drained by request")
-		}
-		return nil
-	})
+	return s.clusterCommand(ctx, id, drain)
 }
+
+func drain(l *loop, c *clusterRT) error {
+	switch c.c.State {
+	case berth.ClusterStarting, berth.ClusterReady:
+		l.setClusterState(c, berth.ClusterDraining, "drained by request")
+	}
+	return nil
+}
+
+func terminate(l *loop, c *clusterRT) error {
+	if c.c.State != berth.ClusterTerminating {
+		l.setClusterState(c, berth.ClusterTerminating, "terminated by request")
+	}
+	return nil
+}
+
+// RequestDrain and RequestTerminate hand Drain's and Terminate's work to
+// the loop and return without waiting for it: for callers that cannot
+// wait, such as a simulation, which runs in the loop's own goroutine.
+func (s *Service) RequestDrain(id string) { s.post(clusterOp(id, drain, nil)) }
+
+// RequestTerminate is Terminate without the wait; see RequestDrain.
+func (s *Service) RequestTerminate(id string) { s.post(clusterOp(id, terminate, nil)) }
 
 // Terminate ends a cluster now. Jobs running on it go back to the queue as
 // if the cluster had been lost.
 func (s *Service) Terminate(ctx context.Context, id string) (berth.Cluster, error) {
-	return s.clusterCommand(ctx, id, func(l *loop, c *clusterRT) error {
-		if c.c.State != berth.ClusterTerminating {
-			l.setClusterState(c, berth.ClusterTerminating, "terminated by request")
-		}
-		return nil
-	})
+	return s.clusterCommand(ctx, id, terminate)
 }
 
 // Kill makes the cluster die as if its spot capacity were reclaimed, on

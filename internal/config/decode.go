@@ -268,13 +268,16 @@ func nameOf(pool *yaml.Node) string {
 }
 
 // checkInteger says what is wrong with n as a value of integer type t;
-// empty when nothing is. yaml wraps a float beyond int64 around; that is
-// refused here.
+// empty when nothing is. yaml truncates a float into an int, and wraps one
+// beyond int64 around; both are refused here.
 func checkInteger(n *yaml.Node, t reflect.Type) string {
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!float" {
 		var f float64
 		_ = n.Decode(&f)
-		if f < math.MinInt64 || f >= 1<<63 {
+		switch {
+		case math.IsNaN(f) || math.IsInf(f, 0) || f != math.Trunc(f):
+			return "must be a whole number, got " + n.Value
+		case f < math.MinInt64 || f >= 1<<63:
 			return "number out of range: " + n.Value
 		}
 	}

@@ -1,11 +1,12 @@
 // Package config reads the one YAML file that configures `berth serve`: where
 // to listen, where to keep state, and the pools of clusters Berth manages.
 //
-// Parse is the whole pipeline: decode strictly (an unknown field is an error
-// that names it and its line), fill in the defaults for fields the file left
-// out, then Validate every field at once so that a user sees every mistake in
-// one go, each naming its pool and field. Default is the embedded
-// default.yaml that `berth serve` runs without --config.
+// Parse is the whole pipeline: decode strictly (an unknown field, or a value
+// that does not fit its field, is an error naming its pool, field and line),
+// fill in the defaults for fields the file left out, then Validate every
+// field, so that a user sees every mistake in one go, each naming its pool
+// and field. Default is the embedded default.yaml that `berth serve` runs
+// without --config.
 package config
 
 import (
@@ -13,13 +14,10 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"strings"
 	"time"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/berthhq/berth/internal/berth"
 )
@@ -198,26 +196,31 @@ func Load(path string) (*Config, error) {
 // Parse decodes a configuration, fills in the defaults of absent fields and
 // validates the result. Its errors wrap berth.ErrInvalid.
 func Parse(data []byte) (*Config, error) {
-	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	switch err := dec.Decode(&c); {
-	case errors.Is(err, io.EOF):
-		// An empty file: the defaults apply and Validate asks for a pool.
-	case err != nil:
+	doc, err := readDocument(data)
+	if err != nil {
 		return nil, invalid(fmt.Errorf("parse: %w", err))
-	default:
-		var extra yaml.Node
-		if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-			return nil, invalid(errors.New("parse: the file holds more than one YAML document"))
+	}
+	var c Config
+	var bad []*FieldError
+	if doc != nil {
+		// An empty file has no document: the defaults apply and Validate
+		// asks for a pool.
+		if bad, err = decode(doc, &c); err != nil {
+			return nil, invalid(fmt.Errorf("parse: %w", err))
 		}
 	}
-	// Decoding into a Node cannot fail where decoding into Config did not.
-	var doc yaml.Node
-	_ = yaml.Unmarshal(data, &doc)
-	c.applyDefaults(presentPoolKeys(&doc))
-	if err := c.Validate(); err != nil {
-		return nil, err
+	c.applyDefaults(presentPoolKeys(doc))
+	errs := make([]error, 0, len(bad))
+	for _, e := range bad {
+		errs = append(errs, e)
+	}
+	for _, e := range c.fieldErrors() {
+		if !after(e, bad) {
+			errs = append(errs, e)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return &c, nil
 }

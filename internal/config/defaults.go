@@ -88,20 +88,8 @@ func defaultMarkets(groups []InstanceGroup) {
 // presentPoolKeys lists, for each pool of a parsed document, the keys it
 // was written with, following aliases and merge keys (<<: *base).
 func presentPoolKeys(doc *yaml.Node) []keySet {
-	root := resolve(doc)
-	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
-		root = resolve(root.Content[0])
-	}
-	if root.Kind != yaml.MappingNode {
-		return nil
-	}
-	var pools *yaml.Node
-	for i := 0; i+1 < len(root.Content); i += 2 {
-		if root.Content[i].Value == "pools" {
-			pools = resolve(root.Content[i+1])
-		}
-	}
-	if pools == nil || pools.Kind != yaml.SequenceNode {
+	pools := poolsNode(doc)
+	if pools == nil {
 		return nil
 	}
 	out := make([]keySet, len(pools.Content))

@@ -25,6 +25,10 @@ func TestDurationUnmarshal(t *testing.T) {
 		{`soon`, 0, `invalid duration "soon"`},
 		{`""`, 0, `invalid duration ""`},
 		{`1.5`, 0, `invalid duration "1.5"`},
+		{`2562047h`, 2562047 * time.Hour, ""},
+		{`999999999h`, 0, `duration out of range: "999999999h"`},
+		{`-999999999h`, 0, `duration out of range: "-999999999h"`},
+		{`1h1h`, 2 * time.Hour, ""},
 		{`[1s]`, 0, "a duration must be a string"},
 		{`{h: 1}`, 0, "a duration must be a string"},
 	}
@@ -66,7 +70,7 @@ func TestDurationMarshal(t *testing.T) {
 }
 
 // TestDurationErrorsInConfig checks that every bad duration of a file is
-// reported, each with its line, in one error.
+// reported, each with its pool, field and line, in one error.
 func TestDurationErrorsInConfig(t *testing.T) {
 	_, err := Parse([]byte(`pools:
   - name: a
@@ -77,7 +81,10 @@ func TestDurationErrorsInConfig(t *testing.T) {
 	if err == nil {
 		t.Fatal("Parse accepted bad durations")
 	}
-	for _, w := range []string{`line 4: invalid duration "30"`, `line 5: invalid duration "1 minute"`} {
+	for _, w := range []string{
+		`pool "a": idle_timeout: invalid duration "30": write a duration such as "30s", "10m" or "1h" (line 4)`,
+		`pool "a": boot_timeout: invalid duration "1 minute": write a duration such as "30s", "10m" or "1h" (line 5)`,
+	} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error does not contain %q:\n%v", w, err)
 		}

@@ -36,17 +36,29 @@ type FieldError struct {
 	// Pool is how the message names the pool at fault — `pool "small"`, or
 	// `pool[3]` when it has no name — and empty for top-level fields.
 	Pool string
-	// Field is the field's path as written in the file, e.g. max_clusters
-	// or emr.instance_groups[1].market.
+	// Field is the field's path as written in the file, e.g. max_clusters,
+	// emr.instance_groups[1].market or emr.tags["team"]; empty when a pool
+	// (or the file) as a whole is at fault.
 	Field string
 	Msg   string
+	// Line is the line of the file the mistake is on, for those found
+	// while decoding (an unknown field, a value that does not fit); zero
+	// for those Validate finds.
+	Line int
 }
 
 func (e *FieldError) Error() string {
-	if e.Pool == "" {
-		return e.Field + ": " + e.Msg
+	var b strings.Builder
+	for _, s := range []string{e.Pool, e.Field} {
+		if s != "" {
+			b.WriteString(s + ": ")
+		}
 	}
-	return e.Pool + ": " + e.Field + ": " + e.Msg
+	b.WriteString(e.Msg)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, " (line %d)", e.Line)
+	}
+	return b.String()
 }
 
 func (e *FieldError) Unwrap() error { return berth.ErrInvalid }
@@ -70,21 +82,24 @@ func (ps *problems) addAll(prefix string, qs problems) {
 // each a *FieldError naming its pool and field; nil when there is none. It
 // expects the defaults to have been filled in, as Parse does.
 func (c *Config) Validate() error {
+	fes := c.fieldErrors()
+	errs := make([]error, len(fes))
+	for i, e := range fes {
+		errs[i] = e
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) fieldErrors() []*FieldError {
 	var ps problems
 	c.validateServer(&ps)
-	errs := make([]error, 0, len(ps))
-	for _, p := range ps {
-		errs = append(errs, p)
-	}
+	errs := []*FieldError(ps)
 	if len(c.Pools) == 0 {
 		errs = append(errs, &FieldError{Field: "pools", Msg: "at least one pool is required"})
 	}
 	seen := make(map[string]int, len(c.Pools))
 	for i, p := range c.Pools {
-		where := fmt.Sprintf("pool[%d]", i)
-		if p.Name != "" {
-			where = fmt.Sprintf("pool %q", p.Name)
-		}
+		where := poolWhere(i, p.Name)
 		for _, q := range p.validate() {
 			q.Pool = where
 			errs = append(errs, q)
@@ -98,7 +113,7 @@ func (c *Config) Validate() error {
 		}
 		seen[p.Name] = i
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 func (c *Config) validateServer(ps *problems) {

@@ -50,6 +50,47 @@ func TestValidateErrors(t *testing.T) {
 		{"price nan", "pools: [{name: a, provider: local, price_per_hour: .nan}]", []string{`pool "a": price_per_hour:`}},
 		{"price inf", "pools: [{name: a, provider: local, price_per_hour: .inf}]", []string{`pool "a": price_per_hour:`}},
 
+		// Values that do not fit their field are reported like the
+		// mistakes Validate finds, with the line beside.
+		{"slots fraction", "pools: [{name: small, provider: local, slots: 2.5}]", []string{`pool "small": slots: must be a whole number, got 2.5 (line 1)`}},
+		{"slots infinite", "pools: [{name: a, provider: local, slots: .inf}]", []string{`pool "a": slots: must be a whole number, got .inf`}},
+		{"slots string", "pools: [{name: a, provider: local, slots: two}]", []string{`pool "a": slots: must be a whole number, got "two"`}},
+		{"slots quoted", "pools: [{name: a, provider: local, slots: '2'}]", []string{`pool "a": slots: must be a whole number, got "2"`}},
+		{"slots list", "pools: [{name: a, provider: local, slots: [2]}]", []string{`pool "a": slots: must be a whole number, got a list`}},
+		{"min fraction", "pools: [{name: a, provider: local, min_clusters: 0.5}]", []string{`pool "a": min_clusters: must be a whole number, got 0.5`}},
+		{"max out of range", "pools: [{name: a, provider: local, max_clusters: 99999999999999999999}]",
+			[]string{`pool "a": max_clusters: number out of range: 99999999999999999999`}},
+		{"max beyond int64", "pools: [{name: a, provider: local, max_clusters: 18446744073709551615}]",
+			[]string{`pool "a": max_clusters: number out of range: 18446744073709551615`}},
+		{"max 2^63 as a float", "pools: [{name: a, provider: local, max_clusters: 9.223372036854775808e18}]",
+			[]string{`pool "a": max_clusters: number out of range: 9.223372036854775808e18`}},
+		{"min out of range", "pools: [{name: a, provider: local, min_clusters: -1e30}]", []string{`pool "a": min_clusters: number out of range: -1e30`}},
+		{"price out of range", "pools: [{name: a, provider: local, price_per_hour: 1e999}]", []string{`pool "a": price_per_hour: number out of range: 1e999`}},
+		{"price string", "pools: [{name: a, provider: local, price_per_hour: cheap}]", []string{`pool "a": price_per_hour: must be a number, got "cheap"`}},
+		{"boot timeout out of range", "pools: [{name: a, provider: local, boot_timeout: 999999999h}]",
+			[]string{`pool "a": boot_timeout: duration out of range: "999999999h"`}},
+		{"local boot time out of range", "pools: [{name: small, provider: local, local: {boot_time: 999999999h}}]",
+			[]string{`pool "small": local.boot_time: duration out of range: "999999999h"`}},
+		{"local not a mapping", "pools: [{name: a, provider: local, local: fast}]", []string{`pool "a": local: must be a mapping of fields, got "fast"`}},
+		{"fallback after fraction", "pools: [{name: a, provider: local, fallback: {after_failures: 1.5, for: 1h, local: {}}}]",
+			[]string{`pool "a": fallback.after_failures: must be a whole number, got 1.5`}},
+		{"fallback for out of range", "pools: [{name: a, provider: local, fallback: {after_failures: 1, for: 99999999999h, local: {}}}]",
+			[]string{`pool "a": fallback.for: duration out of range`}},
+		{"emr count fraction", "pools: [{name: a, provider: emr, emr: {region: r, release_label: emr-7, instance_groups: [{role: MASTER, instance_type: m, count: 1.5}]}}]",
+			[]string{`pool "a": emr.instance_groups[0].count: must be a whole number, got 1.5`}},
+		{"emr fleet capacity", "pools: [{name: a, provider: emr, emr: {region: r, release_label: emr-7, instance_fleets: [{role: MASTER, target_on_demand_capacity: 1, target_spot_capacity: 0.5, instance_types: [m]}]}}]",
+			[]string{`pool "a": emr.instance_fleets[0].target_spot_capacity: must be a whole number, got 0.5`}},
+		{"fallback emr count", "pools: [{name: a, provider: emr, emr: " + emrSpec + ", fallback: {after_failures: 1, for: 1h, emr: {instance_groups: [{role: MASTER, instance_type: m, count: 1e99}]}}}]",
+			[]string{`pool "a": fallback.emr.instance_groups[0].count: number out of range: 1e99`}},
+		{"emr tag value", "pools: [{name: a, provider: emr, emr: {region: r, release_label: emr-7, instance_groups: [{role: MASTER, instance_type: m, count: 1}], tags: {team: [a, b]}}}]",
+			[]string{`pool "a": emr.tags["team"]: must be a string, got a list`}},
+		{"emr applications", "pools: [{name: a, provider: emr, emr: {region: r, release_label: emr-7, applications: Spark, instance_groups: [{role: MASTER, instance_type: m, count: 1}]}}]",
+			[]string{`pool "a": emr.applications: must be a list, got "Spark"`}},
+		{"name not a string", "pools: [{name: {a: 1}, provider: local}]", []string{`pool[0]: name: must be a string, got a mapping`}},
+		{"given twice", "pools:\n  - name: a\n    provider: local\n    slots: 2\n    slots: 3\n", []string{`pool "a": slots: given twice, first at line 4 (line 5)`}},
+		{"pools not a list", "pools: {name: a}", []string{`pools: must be a list of pools, got a mapping`}},
+		{"listen not a string", "listen: [a]\npools: [{name: a, provider: local}]", []string{`listen: must be a string, got a list`}},
+
 		{"local boot time", "pools: [{name: a, provider: local, local: {boot_time: -1s}}]", []string{`pool "a": local.boot_time: must be ≥ 0`}},
 		{"local poll interval", "pools: [{name: a, provider: local, local: {poll_interval: 2m}}]", []string{`pool "a": local.poll_interval: must be between 0 (the default) and 1m`}},
 		{"local boot time over timeout", "pools: [{name: a, provider: local, local: {boot_time: 2m}}]",
@@ -179,6 +220,50 @@ pools:
 	}
 }
 
+// TestDecodeCollectsAll checks that the values that do not fit their
+// fields are reported beside Validate's mistakes, each once: a value that
+// could not be read is not reported again as the zero it decoded to.
+func TestDecodeCollectsAll(t *testing.T) {
+	_, err := Parse([]byte(`
+log_level: loud
+pools:
+  - {name: a, provider: local, slots: two, max_clusters: 99999999999999999999, boot_timeout: 999999999h, colour: blue}
+  - not a pool
+  - {name: c, provider: local, min_clusters: -1, local: {boot_time: 5m}}
+  - name: d
+    provider: emr
+    emr: {region: r, release_label: emr-7, instance_groups: [{role: MASTER, instance_type: m, count: 1}, {role: CORE, instance_type: m, count: many}]}
+    fallback: {after_failures: 1, for: 1h, emr: {instance_groups: 3}}
+`))
+	if err == nil {
+		t.Fatal("Parse succeeded")
+	}
+	want := []string{
+		`pool "a": slots: must be a whole number, got "two" (line 4)`,
+		`pool "a": max_clusters: number out of range: 99999999999999999999 (line 4)`,
+		`pool "a": boot_timeout: duration out of range: "999999999h"`,
+		`pool "a": colour: unknown field (line 4)`,
+		`pool[1]: must be a mapping of fields, got "not a pool" (line 5)`,
+		`pool "d": emr.instance_groups[1].count: must be a whole number, got "many" (line 9)`,
+		`pool "d": fallback.emr.instance_groups: must be a list, got 3 (line 10)`,
+		"log_level: must be debug, info, warn or error",
+		`pool "c": min_clusters: must be ≥ 0`,
+		`pool "c": local.boot_time: must be less than the pool's boot_timeout`,
+	}
+	msg := err.Error()
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error does not contain %q", w)
+		}
+	}
+	if n := len(strings.Split(msg, "\n")); n != len(want) {
+		t.Errorf("got %d errors, want %d:\n%s", n, len(want), msg)
+	}
+	if !errors.Is(err, berth.ErrInvalid) {
+		t.Errorf("error does not wrap berth.ErrInvalid")
+	}
+}
+
 func TestValidateAccepts(t *testing.T) {
 	for name, text := range map[string]string{
 		"listen any interface": "listen: ':8080'\npools: [{name: a, provider: local}]",
@@ -187,6 +272,10 @@ func TestValidateAccepts(t *testing.T) {
 		"token68":              "token: 'abc-._~+/XYZ09=='\npools: [{name: a, provider: local}]",
 		"name edge":            "pools: [{name: 0_a-" + strings.Repeat("b", 59) + ", provider: local}]",
 		"zero idle and price":  "pools: [{name: a, provider: local, idle_timeout: 0s, price_per_hour: 0}]",
+		"whole floats":         "pools: [{name: a, provider: local, slots: 2.0, max_clusters: 1e3, price_per_hour: 2}]",
+		"integer forms":        "pools: [{name: a, provider: local, slots: 0x10, max_clusters: 1_000}]",
+		"merged pool":          "pools: [&a {name: a, provider: local, slots: 2}, {<<: *a, name: b, max_clusters: 3}]",
+		"longest duration":     "pools: [{name: a, provider: local, max_lifetime: 2562047h}]",
 		"spot bid":             "pools: [{name: a, provider: emr, emr: {region: r, release_label: emr-7, instance_groups: [{role: MASTER, instance_type: m, count: 1, market: SPOT, bid_price: 0.5}]}}]",
 		"fallback fleets over groups": "pools: [{name: a, provider: emr, emr: " + emrSpec +
 			", fallback: {after_failures: 3, for: 30m, emr: {instance_fleets: [{role: MASTER, target_on_demand_capacity: 1, instance_types: [m5.xlarge, m6i.xlarge]}]}}}]",
@@ -208,6 +297,8 @@ func TestFieldErrorText(t *testing.T) {
 	}{
 		{FieldError{Pool: `pool "spark-large"`, Field: "max_clusters", Msg: "must be ≥ min_clusters (2)"}, `pool "spark-large": max_clusters: must be ≥ min_clusters (2)`},
 		{FieldError{Field: "pools", Msg: `duplicate name "small"`}, `pools: duplicate name "small"`},
+		{FieldError{Pool: "pool[1]", Field: "slotz", Msg: "unknown field", Line: 7}, "pool[1]: slotz: unknown field (line 7)"},
+		{FieldError{Pool: "pool[1]", Msg: "must be a mapping of fields"}, "pool[1]: must be a mapping of fields"},
 	}
 	for _, tt := range tests {
 		if got := tt.err.Error(); got != tt.want {

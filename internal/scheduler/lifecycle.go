@@ -13,7 +13,7 @@ func (p *pass) loseBootTimeouts() {
 		return
 	}
 	for _, c := range p.clusters {
-		if c.state != berth.ClusterStarting || p.now.Before(c.CreatedAt.Add(timeout)) {
+		if c.state != berth.ClusterStarting || c.Spared || p.now.Before(c.CreatedAt.Add(timeout)) {
 			continue
 		}
 		c.state = berth.ClusterLost

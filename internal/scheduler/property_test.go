@@ -67,6 +67,10 @@ func randomSnapshot(r *rand.Rand) Snapshot {
 		if c.State != starting {
 			c.Running = r.IntN(c.Slots + 1)
 		}
+		// A restored starting cluster not heard of yet, and a terminating
+		// one the provider has let go.
+		c.Spared = c.State == starting && r.IntN(4) == 0
+		c.Released = c.State == terminating && r.IntN(2) == 0
 		if c.Running == 0 && c.State != starting && r.IntN(3) > 0 {
 			c.IdleSince = now.Add(-minutes(8))
 		}
@@ -190,6 +194,9 @@ func factsOf(t *testing.T, s Snapshot, plan Plan) facts {
 	}
 	for _, l := range plan.Lose {
 		f.lost[l.ClusterID] = true
+		if c := f.clusters[l.ClusterID]; c.Spared {
+			t.Errorf("cluster %s lost to boot_timeout while spared", l.ClusterID)
+		}
 	}
 	for _, fl := range plan.Fail {
 		if f.failed[fl.JobID] {
@@ -354,8 +361,12 @@ func TestPropertyScale(t *testing.T) {
 				if c.Pool != name {
 					continue
 				}
-				switch c.State {
-				case starting, ready, draining:
+				switch {
+				case c.State == starting, c.State == ready, c.State == draining:
+					before++
+				case c.State == berth.ClusterTerminating && !c.Released:
+					// The provider has not taken the termination: it
+					// still counts.
 					before++
 				default:
 					continue

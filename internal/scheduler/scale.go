@@ -12,9 +12,11 @@ import (
 // not absorb, and up to min_clusters, never past max_clusters.
 //
 // Clusters count against max_clusters as they will be once the plan is
-// carried out: starting and ready ones, and draining ones that still run
-// jobs. A draining cluster with no job is terminated by this same plan, and
-// a lost one is gone, so neither holds back a replacement.
+// carried out: starting and ready ones, draining ones that still run jobs,
+// and terminating ones whose provider has not yet taken the termination
+// (max_clusters holds at the provider, not only in Berth's state). A
+// draining cluster with no job is terminated by this same plan, and a lost
+// one is gone, so neither holds back a replacement.
 func (p *pass) scaleUp() {
 	var up, live, supply int
 	for _, c := range p.clusters {
@@ -28,6 +30,10 @@ func (p *pass) scaleUp() {
 			live++
 		case berth.ClusterDraining:
 			if c.running > 0 {
+				live++
+			}
+		case berth.ClusterTerminating:
+			if !c.Released {
 				live++
 			}
 		}

@@ -219,7 +219,22 @@ func compareClusters(a, b *ClusterView) int {
 	if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
 		return c
 	}
-	return a.IdleSince.Compare(b.IdleSince)
+	if c := a.IdleSince.Compare(b.IdleSince); c != 0 {
+		return c
+	}
+	if a.Spared != b.Spared {
+		if a.Spared {
+			return 1
+		}
+		return -1
+	}
+	if a.Released != b.Released {
+		if a.Released {
+			return 1
+		}
+		return -1
+	}
+	return 0
 }
 
 // wake collects the pool's deadlines still ahead: a later pass with nothing
@@ -233,7 +248,7 @@ func (p *pass) wake() {
 	for _, c := range p.clusters {
 		switch c.State {
 		case berth.ClusterStarting:
-			if pool.BootTimeout > 0 {
+			if pool.BootTimeout > 0 && !c.Spared {
 				p.considerWake(c.CreatedAt.Add(pool.BootTimeout))
 			}
 		case berth.ClusterReady:

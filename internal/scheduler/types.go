@@ -34,6 +34,14 @@ type ClusterView struct {
 	CreatedAt time.Time
 	// IdleSince is zero while the cluster runs jobs.
 	IdleSince time.Time
+	// Spared marks a starting cluster restored from the store that has not
+	// been heard of since: it may have come up while Berth was down, so it
+	// is not judged by boot_timeout yet.
+	Spared bool
+	// Released marks a terminating cluster whose provider has taken the
+	// termination. Until then it still counts against max_clusters: it
+	// may well be running.
+	Released bool
 }
 
 // JobView is one queued job.

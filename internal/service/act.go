@@ -228,6 +228,7 @@ func (l *loop) applyResult(r result) {
 		l.retryAt[key] = now.Add(cancelResend)
 		c.pokeWatcher()
 	case actTerminate:
+		c.released = true
 		c.pokeWatcher()
 	case actFind:
 		if r.id == "" {

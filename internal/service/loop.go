@@ -41,6 +41,9 @@ type clusterRT struct {
 	// restoredAt is when the cluster was loaded from the store; zero for
 	// clusters this service started.
 	restoredAt time.Time
+	// released is set once the provider took the cluster's termination:
+	// until then a terminating cluster counts against max_clusters.
+	released bool
 	// steps is the latest report's steps by name.
 	steps map[string]provider.Step
 	// watcher polls the cluster at its provider; nil until it has a
@@ -369,6 +372,7 @@ func (l *loop) snapshot(now time.Time) scheduler.Snapshot {
 		snap.Clusters = append(snap.Clusters, scheduler.ClusterView{
 			ID: c.c.ID, Pool: c.c.Pool, State: c.c.State, Slots: c.c.Slots,
 			Running: running[c.c.ID], CreatedAt: c.c.CreatedAt, IdleSince: c.c.IdleSince,
+			Spared: l.spared(c, now), Released: c.released,
 		})
 	}
 	for _, j := range l.jobs {
@@ -381,6 +385,14 @@ func (l *loop) snapshot(now time.Time) scheduler.Snapshot {
 		})
 	}
 	return snap
+}
+
+// spared reports whether a cluster restored from the store is not to be
+// judged by its boot_timeout yet: it may have come up while the service was
+// down, so its first report is waited for, but not forever if the provider
+// never answers about it.
+func (l *loop) spared(c *clusterRT, now time.Time) bool {
+	return c.c.State == berth.ClusterStarting && c.c.ProviderID != "" && !c.observed && now.Sub(c.restoredAt) < unobservedGrace
 }
 
 // runningByCluster counts the running jobs of each cluster.
@@ -404,14 +416,9 @@ func (l *loop) apply(plan scheduler.Plan, now time.Time) {
 		}
 	}
 	for _, lo := range plan.Lose {
-		c, ok := l.clusters[lo.ClusterID]
-		// A cluster restored from the store may have come up while the
-		// service was down: wait for its first report before judging it,
-		// but not forever if the provider never answers about it.
-		if !ok || (c.c.ProviderID != "" && !c.observed && now.Sub(c.restoredAt) < unobservedGrace) {
-			continue
+		if c, ok := l.clusters[lo.ClusterID]; ok {
+			l.abandon(c, lo.Reason, now)
 		}
-		l.abandon(c, lo.Reason, now)
 	}
 	for _, d := range plan.Drain {
 		if c, ok := l.clusters[d.ClusterID]; ok && c.c.State == berth.ClusterReady {
@@ -745,6 +752,11 @@ func (l *loop) nextDue(now time.Time) time.Time {
 	}
 	for _, t := range l.retryAt {
 		earlier(t)
+	}
+	for _, c := range l.clusters {
+		if l.spared(c, now) {
+			earlier(c.restoredAt.Add(unobservedGrace))
+		}
 	}
 	return next
 }

@@ -355,13 +355,13 @@ func (p *Provider) create(req provider.CreateRequest) (string, error) {
 	}
 	if m.Broken == BrokenValidation {
 		p.refused++
-		p.log.Info("sim cluster refused", "cluster_id", req.ClusterID, "pool", req.Pool, "code", CodeValidation)
+		p.log.Info("sim cluster refused", "cluster_id", req.ClusterID, "code", CodeValidation)
 		return "", fmt.Errorf("sim: create cluster %s: %w", req.ClusterID, &provider.Error{
 			Class: provider.ClassPermanent, Code: CodeValidation, Message: "the " + spec + " spec is invalid (simulated)"})
 	}
 	if m.CapacityShortage > 0 && p.rng.Float64() < m.CapacityShortage {
 		p.refused++
-		p.log.Info("sim cluster refused", "cluster_id", req.ClusterID, "pool", req.Pool, "code", CodeCapacity)
+		p.log.Info("sim cluster refused", "cluster_id", req.ClusterID, "code", CodeCapacity)
 		return "", fmt.Errorf("sim: create cluster %s: %w", req.ClusterID, &provider.Error{
 			Class: provider.ClassCapacity, Code: CodeCapacity, Message: "insufficient capacity for the " + spec + " spec (simulated)"})
 	}
@@ -387,7 +387,7 @@ func (p *Provider) create(req provider.CreateRequest) (string, error) {
 	p.clusters = append(p.clusters, c)
 	p.byID[c.id] = c
 	p.byBerth[c.berthID] = c
-	p.log.Info("sim cluster created", "cluster_id", c.berthID, "provider_id", c.id, "pool", c.pool,
+	p.log.Info("sim cluster created", "cluster_id", c.berthID, "provider_id", c.id,
 		"fallback", c.fallback, "ready_in", c.readyAt.Sub(now).String())
 	return c.id, nil
 }

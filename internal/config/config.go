@@ -100,7 +100,7 @@ type Config struct {
 type Pool struct {
 	// Name is what jobs name: [a-z0-9][a-z0-9-_]{0,62}.
 	Name string `yaml:"name"`
-	// Provider is "local" or "emr".
+	// Provider is "local", "emr" or "sim".
 	Provider string `yaml:"provider"`
 	// Slots is how many jobs one cluster runs at once, 1..256 (on EMR the
 	// cluster's StepConcurrencyLevel). Default 1.
@@ -114,7 +114,8 @@ type Pool struct {
 	// drained; zero drains it as soon as it is idle. Default 10m.
 	IdleTimeout Duration `yaml:"idle_timeout"`
 	// BootTimeout is how long a cluster may take to become ready before it
-	// counts as lost. Must be above zero. Default 20m for emr, 1m for local.
+	// counts as lost. Must be above zero. Default 20m for emr and sim, 1m
+	// for local.
 	BootTimeout Duration `yaml:"boot_timeout"`
 	// MaxLifetime recycles (drains) a cluster older than this; zero never
 	// does. Default 0.
@@ -127,6 +128,9 @@ type Pool struct {
 	Local *LocalSpec `yaml:"local,omitempty"`
 	// EMR is the spec of an emr pool; required there, nil elsewhere.
 	EMR *EMRSpec `yaml:"emr,omitempty"`
+	// Sim is the spec of a sim pool (see sim.go); defaults are filled in
+	// when the file has none. Nil on other pools.
+	Sim *SimSpec `yaml:"sim,omitempty"`
 	// Fallback is the spec used after repeated capacity failures; nil when
 	// the pool has none.
 	Fallback *Fallback `yaml:"fallback,omitempty"`
@@ -148,8 +152,9 @@ type LocalSpec struct {
 
 // Fallback is the spec a pool switches to when AfterFailures capacity
 // failures (spot reclaim, insufficient capacity) come within For, and keeps
-// for For. Its spec must be of the pool's provider. See Pool.FallbackEMR and
-// Pool.FallbackLocal for how it is merged with the primary spec.
+// for For. Its spec must be of the pool's provider. See Pool.FallbackEMR,
+// Pool.FallbackLocal and Pool.FallbackSim for how it is merged with the
+// primary spec.
 type Fallback struct {
 	// AfterFailures is how many capacity failures switch the pool, ≥ 1.
 	AfterFailures int `yaml:"after_failures"`
@@ -158,6 +163,7 @@ type Fallback struct {
 	For   Duration   `yaml:"for"`
 	Local *LocalSpec `yaml:"local,omitempty"`
 	EMR   *EMRSpec   `yaml:"emr,omitempty"`
+	Sim   *SimSpec   `yaml:"sim,omitempty"`
 }
 
 //go:embed default.yaml

@@ -46,6 +46,8 @@ func (c *Config) applyDefaults(present []keySet) {
 				p.BootTimeout = Duration(DefaultBootTimeoutEMR)
 			case ProviderLocal:
 				p.BootTimeout = Duration(DefaultBootTimeoutLocal)
+			case ProviderSim:
+				p.BootTimeout = Duration(DefaultBootTimeoutSim)
 			}
 		}
 		if absent("max_lifetime", p.MaxLifetime == 0) {
@@ -57,6 +59,7 @@ func (c *Config) applyDefaults(present []keySet) {
 		if p.Provider == ProviderLocal && p.Local == nil {
 			p.Local = &LocalSpec{BootTime: Duration(DefaultLocalBootTime)}
 		}
+		p.applySimDefaults()
 		if p.Local != nil && p.Local.Dir == "" {
 			p.Local.Dir = DefaultLocalDir
 		}

@@ -180,11 +180,11 @@ func (p Pool) validate() problems {
 		ps.add("name", "must be 1 to 63 of a-z, 0-9, - and _, starting with a letter or digit")
 	}
 	switch p.Provider {
-	case ProviderLocal, ProviderEMR:
+	case ProviderLocal, ProviderEMR, ProviderSim:
 	case "":
-		ps.add("provider", "required: %q or %q", ProviderLocal, ProviderEMR)
+		ps.add("provider", "required: %q, %q or %q", ProviderLocal, ProviderEMR, ProviderSim)
 	default:
-		ps.add("provider", "must be %q or %q, not %q", ProviderLocal, ProviderEMR, p.Provider)
+		ps.add("provider", "must be %q, %q or %q, not %q", ProviderLocal, ProviderEMR, ProviderSim, p.Provider)
 	}
 	if p.Slots < 1 || p.Slots > MaxSlots {
 		ps.add("slots", "must be 1..%d (EMR StepConcurrencyLevel), not %d", MaxSlots, p.Slots)
@@ -224,6 +224,7 @@ func (p Pool) validate() problems {
 	case ProviderEMR:
 		p.validateEMR(&ps)
 	}
+	p.validateSim(&ps)
 	return ps
 }
 

@@ -35,7 +35,7 @@ func TestValidateErrors(t *testing.T) {
 		{"duplicate", "pools: [{name: small, provider: local}, {name: x, provider: local}, {name: small, provider: local}]",
 			[]string{`pools: duplicate name "small" (pool[0] and pool[2])`}},
 		{"provider required", "pools: [{name: a}]", []string{`pool "a": provider: required`}},
-		{"provider unknown", "pools: [{name: a, provider: k8s}]", []string{`pool "a": provider: must be "local" or "emr", not "k8s"`}},
+		{"provider unknown", "pools: [{name: a, provider: k8s}]", []string{`pool "a": provider: must be "local", "emr" or "sim", not "k8s"`}},
 		{"slots zero", "pools: [{name: a, provider: local, slots: 0}]", []string{`pool "a": slots: must be 1..256`}},
 		{"slots big", "pools: [{name: a, provider: local, slots: 257}]", []string{`pool "a": slots: must be 1..256`}},
 		{"min negative", "pools: [{name: a, provider: local, min_clusters: -1}]", []string{`pool "a": min_clusters: must be ≥ 0`}},

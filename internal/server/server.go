@@ -7,9 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +23,7 @@ import (
 	"github.com/berthhq/berth/internal/config"
 	"github.com/berthhq/berth/internal/provider"
 	"github.com/berthhq/berth/internal/provider/local"
+	"github.com/berthhq/berth/internal/provider/sim"
 	"github.com/berthhq/berth/internal/service"
 	"github.com/berthhq/berth/internal/store"
 	"github.com/berthhq/berth/internal/store/sqlite"
@@ -123,8 +126,48 @@ func newProvider(p config.Pool, o Options) (provider.Provider, error) {
 		return local.New(opts)
 	case config.ProviderEMR:
 		return nil, errors.New("provider emr: not available in this build yet")
+	case config.ProviderSim:
+		return newSim(p, o)
 	}
 	return nil, fmt.Errorf("unknown provider %q", p.Provider)
+}
+
+// newSim builds a sim provider on the server's clock. A sim cluster lives
+// only as long as the server: after a restart the store's clusters are
+// unknown to the new provider, so reported lost. Each start therefore gets
+// ids of its own, so that a new cluster never takes an old one's id, and a
+// seed of its own: serving is not meant to replay.
+func newSim(p config.Pool, o Options) (*sim.Provider, error) {
+	spec := p.Sim
+	if spec == nil {
+		spec = &config.SimSpec{}
+	}
+	start := o.Clock.Now().UnixNano()
+	h := fnv.New64a()
+	h.Write([]byte(p.Name))
+	opts := sim.Options{
+		Primary:      simModel(spec),
+		PricePerHour: p.PricePerHour,
+		PollInterval: spec.PollInterval.Std(),
+		Seed:         uint64(start) ^ h.Sum64(),
+		IDPrefix:     "sim-" + strconv.FormatInt(start, 36),
+		Clock:        o.Clock,
+		Log:          o.Log.With("pool", p.Name),
+	}
+	if fb := p.FallbackSim(); fb != nil {
+		m := simModel(fb)
+		opts.Fallback = &m
+	}
+	return sim.New(opts)
+}
+
+func simModel(s *config.SimSpec) sim.Model {
+	return sim.Model{
+		BootTime:           sim.Fixed(s.BootTime.Std()),
+		TerminateTime:      sim.Fixed(s.TerminateTime.Std()),
+		StepTime:           sim.Fixed(s.StepTime.Std()),
+		LossPerClusterHour: s.LossPerClusterHour,
+	}
 }
 
 // Start runs the service's loop (which first adopts what the providers

@@ -14,7 +14,7 @@
 // # On-disk layout
 //
 //	<Dir>/tmp/                         directories being built, renamed into place
-//	<Dir>/clusters/<clusterID>/
+//	<Dir>/clusters/<clusterID>/        the provider's records; no step runs here
 //	    cluster.json                   id, pool, slots, fallback, created_at,
 //	                                   boot_time, state (running|terminated|lost),
 //	                                   reason, capacity, ended_at
@@ -28,6 +28,8 @@
 //	        exit                       exit code, written by the wrapper (exit.tmp + rename)
 //	        cancelled                  marker: when CancelStep was asked
 //	        start_error                why the process could not be started
+//	<Dir>/work/<clusterID>/<stepID>/   the working directory of a step whose spec
+//	                                   names none, created before it starts
 //
 // Several pools may share one Dir: a cluster's directory is named by Berth's
 // cluster id, which is globally unique, and the provider's id for a cluster

@@ -23,8 +23,9 @@ import (
 )
 
 // wrapper runs a step's argv behind a start gate and records its exit code
-// atomically. Its arguments are the step directory, the path of mv, then
-// the argv.
+// atomically. Its arguments are the step's record directory, the path of
+// mv, then the argv; it starts in the step's working directory, which is
+// never the record directory (see doc.go).
 //
 // The gate: the wrapper's stdin is a pipe from the server, and it runs
 // nothing until it reads the line "go", which the server writes only once
@@ -293,13 +294,16 @@ func (p *Provider) start(clusterID, id, dir string, spec *stepSpec) error {
 
 	args := append([]string{"-c", wrapper, "berth-step", dir, p.mv}, spec.Argv...)
 	cmd := exec.Command("/bin/sh", args...)
+	// Never the record directory: what the step writes where it runs must
+	// not be able to stand for what the wrapper records.
 	cmd.Dir = spec.Dir
 	if cmd.Dir == "" {
-		cmd.Dir = dir
+		cmd.Dir = p.workDir(clusterID, id)
 	}
 	// The server's environment, its PWD corrected to where the step runs,
 	// BERTH_STEP_NAME (the attempt's identity, as EMR shows it in the step's
-	// name), then the step's own variables, which win.
+	// name), then the step's own variables, which win. None of them names
+	// the record directory.
 	cmd.Env = append(os.Environ(), "BERTH_STEP_NAME="+spec.Name)
 	if filepath.IsAbs(cmd.Dir) {
 		cmd.Env = append(cmd.Env, "PWD="+cmd.Dir)
@@ -313,7 +317,7 @@ func (p *Provider) start(clusterID, id, dir string, spec *stepSpec) error {
 	log := p.log.With("cluster_id", clusterID, "step_id", id, "step_name", spec.Name)
 	// Checked here because exec reports a bad working directory as an
 	// error of /bin/sh, which would mislead whoever reads it.
-	err = checkWorkDir(cmd.Dir)
+	err = checkWorkDir(cmd.Dir, spec.Dir == "")
 	if err == nil {
 		err = cmd.Start()
 	}
@@ -476,7 +480,14 @@ func (p *Provider) waitDecided(dir string, pr procRecord) bool {
 	return true
 }
 
-func checkWorkDir(dir string) error {
+// checkWorkDir checks the step's working directory, creating it first if
+// it is the provider's default one.
+func checkWorkDir(dir string, create bool) error {
+	if create {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("working directory: %w", err)
+		}
+	}
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return fmt.Errorf("working directory: %w", err)

@@ -9,25 +9,31 @@
 // back from disk. A restarted server — a new Provider value over the same
 // directory — therefore sees the steps that are still running and the ones
 // that ended while it was down, and adopts them instead of starting them
-// again.
+// again. A step itself can neither reach those records from where it runs
+// nor write an exit status the provider believes (see "What a step can
+// write").
 //
 // # On-disk layout
 //
 //	<Dir>/tmp/                         directories being built, renamed into place
-//	<Dir>/clusters/<clusterID>/
+//	<Dir>/clusters/<clusterID>/        the provider's records; no step runs here
 //	    cluster.json                   id, pool, slots, fallback, created_at,
 //	                                   boot_time, state (running|terminated|lost),
 //	                                   reason, capacity, ended_at
 //	    lock                           flock: writers exclusive, ListSteps shared
 //	    steps/<stepID>/
 //	        spec.json                  name, argv, env, dir, submitted_at
-//	        proc.json                  pid, pgid, start_ticks, started_at, gated
+//	        proc.json                  pid, pgid, start_ticks, started_at, gated,
+//	                                   ok_hash, fail_hash (of the exit tokens)
 //	        ran                        marker: the wrapper took the go line and
 //	                                   runs the command (empty; created by the wrapper)
 //	        stdout, stderr             the process's output
-//	        exit                       exit code, written by the wrapper (exit.tmp + rename)
+//	        exit                       "<code> <token>", written by the wrapper
+//	                                   (exit.tmp + rename)
 //	        cancelled                  marker: when CancelStep was asked
 //	        start_error                why the process could not be started
+//	<Dir>/work/<clusterID>/<stepID>/   the working directory of a step whose spec
+//	                                   names none, created before it starts
 //
 // Several pools may share one Dir: a cluster's directory is named by Berth's
 // cluster id, which is globally unique, and the provider's id for a cluster
@@ -46,7 +52,7 @@
 // between starting the wrapper and recording its pid, and a process that
 // ran without a record could be neither watched nor stopped, nor told from
 // a step that never ran. The wrapper's stdin is a pipe from the server; it
-// waits for the line "go", which the server writes only after proc.json is
+// waits for the go line, which the server writes only after proc.json is
 // durable. A server that dies first closes the pipe, and the wrapper exits
 // on end of file having run and written nothing. Having read go, the
 // wrapper creates the ran marker, acknowledges on a second pipe (its fd 3)
@@ -86,6 +92,52 @@
 // that can never change (finished.go says which) and reads from disk only
 // the others. That memory is a copy of the files, never their substitute: a
 // new Provider over the same Dir reads the same answers from disk.
+//
+// # What a step can write
+//
+// A step runs as the server's user, so nothing bars it from the
+// provider's files by force. What the provider makes sure of is that a
+// step's outcome is what its command returned, not what it wrote. Two
+// things do that.
+//
+// The records are not where the step is. A step runs in the directory its
+// spec names or, by default, in a directory of its own under work/, never
+// in its record directory; and neither its working directory nor its
+// environment (the server's, BERTH_STEP_NAME, PWD, the step's own
+// variables) names the records. A step that writes a file called exit, or
+// ran, or proc.json, where it runs or in the directories above, writes
+// beside its records, not over them.
+//
+// The exit status is signed. A step can still find its records — its
+// stdout is a file there, and its wrapper's arguments name the directory —
+// so the wrapper writes the exit file as "<code> <token>". The server makes
+// two random tokens per step, ok for code 0 and fail for any other, and
+// hands them to the wrapper on the go line; proc.json keeps only their
+// SHA-256. The tokens are in no file, argument or environment the step
+// can read (the wrapper unsets them before it runs the command), so the
+// step cannot write an exit file that the provider believes. One it does
+// not believe counts as none: the step runs while its wrapper lives, the
+// wrapper's own record replaces the file when the step ends, and a step
+// whose wrapper ended without leaving its own record failed
+// (MessageForgedExit). Once the wrapper has recorded a failure its token is
+// in the file, where a process the step left behind can read it; it serves
+// for no success, and the ok token reaches the file only when the step
+// did succeed. That is why there are two tokens and not one.
+//
+// The other markers (ran, cancelled, start_error) are not signed: a step
+// that finds them can make itself read as failed or cancelled, no better
+// for it than failing, but never as succeeded. Nor is this a sandbox: a
+// step that deliberately rewrites proc.json with hashes of its own, or
+// reads its wrapper's memory where the system lets a process trace its
+// parent, or, where /bin/sh is bash, steers the wrapper through what bash
+// takes from the environment (exported functions, SHELLOPTS), is attacking
+// the server as its own user, as it could by editing the server's database.
+//
+// Directories written before exit tokens hold proc.json without the hashes
+// and exit files with a bare code, which this version does not believe: a
+// step started by an earlier version reads as running while its process
+// lives and as failed (MessageForgedExit) once it ends, whatever its code.
+// Let a local provider's steps finish before upgrading past it.
 //
 // The package needs a Unix system; the /proc checks are skipped where /proc
 // is missing, leaving the signal-0 test alone.

@@ -53,6 +53,40 @@ func TestStepID(t *testing.T) {
 	}
 }
 
+func TestCheckExit(t *testing.T) {
+	t.Parallel()
+	tokens := newExitTokens()
+	var rec procRecord
+	tokens.record(&rec)
+	tests := []struct {
+		name string
+		text string
+		rec  procRecord
+		code int
+		ok   bool
+	}{
+		{"success with the ok token", "0 " + tokens.ok + "\n", rec, 0, true},
+		{"failure with the fail token", "3 " + tokens.fail + "\n", rec, 3, true},
+		{"success with the fail token", "0 " + tokens.fail + "\n", rec, 0, false},
+		{"failure with the ok token", "3 " + tokens.ok + "\n", rec, 3, false},
+		{"success with the ok token's hash", "0 " + rec.OKHash + "\n", rec, 0, false},
+		{"a bare code", "0\n", rec, 0, false},
+		{"another token", "0 " + newExitTokens().ok + "\n", rec, 0, false},
+		{"more than a code and a token", "0 " + tokens.ok + " x\n", rec, 0, false},
+		{"a negative code", "-1 " + tokens.fail + "\n", rec, 0, false},
+		{"not a code", "zero " + tokens.ok + "\n", rec, 0, false},
+		{"empty", "", rec, 0, false},
+		{"a record without hashes", "0 " + tokens.ok + "\n", procRecord{}, 0, false},
+		{"an empty token against a record without hashes", "0 \n", procRecord{}, 0, false},
+	}
+	for _, tt := range tests {
+		code, ok := tt.rec.checkExit(tt.text)
+		if ok != tt.ok || ok && code != tt.code {
+			t.Errorf("%s: checkExit(%q) = %d, %v; want %d, %v", tt.name, tt.text, code, ok, tt.code, tt.ok)
+		}
+	}
+}
+
 func TestParseProcStat(t *testing.T) {
 	t.Parallel()
 	tail := " 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 777 19 20"

@@ -185,6 +185,12 @@ func (p *Provider) clustersDir() string         { return filepath.Join(p.dir, "c
 func (p *Provider) clusterDir(id string) string { return filepath.Join(p.dir, "clusters", id) }
 func (p *Provider) stepsDir(id string) string   { return filepath.Join(p.dir, "clusters", id, "steps") }
 
+// workDir is the working directory of a step that names none: in a tree
+// of its own, apart from the clusters' records (see doc.go).
+func (p *Provider) workDir(clusterID, stepID string) string {
+	return filepath.Join(p.dir, "work", clusterID, stepID)
+}
+
 func checkClusterID(id string) error {
 	if !berth.ValidID(id) {
 		return fmt.Errorf("local cluster id %q: %w", id, berth.ErrInvalid)

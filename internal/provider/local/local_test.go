@@ -157,16 +157,20 @@ func TestStepOutcome(t *testing.T) {
 func TestEnvAndDir(t *testing.T) {
 	t.Setenv("BERTH_LOCAL_TEST_SERVER", "from server")
 	t.Setenv("BERTH_LOCAL_TEST_OVERRIDE", "server value")
-	p, cluster := readyCluster(t)
+	dir := t.TempDir()
+	p := newProvider(t, local.Options{Dir: dir})
+	cluster := providertest.CreateReady(t, p, deadline)
 	work := t.TempDir()
 	script := `printf '%s|%s|%s|%s\n' "$BERTH_LOCAL_TEST_SERVER" "$BERTH_LOCAL_TEST_OVERRIDE" "$BERTH_LOCAL_TEST_STEP" "$(pwd -P)"`
 	tests := []struct {
 		name    string
 		dir     string
-		wantDir func(logs berth.Logs) string
+		wantDir func(id string) string
 	}{
-		{"given dir", work, func(berth.Logs) string { return work }},
-		{"step dir by default", "", func(logs berth.Logs) string { return logs.Location }},
+		{"given dir", work, func(string) string { return work }},
+		// Apart from the step's records, which are not to be written by
+		// the step.
+		{"a work dir of its own by default", "", func(id string) string { return filepath.Join(dir, "work", cluster, id) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -182,11 +186,11 @@ func TestEnvAndDir(t *testing.T) {
 			if err != nil {
 				t.Fatalf("StepLogs: %v", err)
 			}
-			dir, err := filepath.EvalSymlinks(tt.wantDir(logs))
+			wd, err := filepath.EvalSymlinks(tt.wantDir(id))
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := "from server|step value|from step|" + dir + "\n"
+			want := "from server|step value|from step|" + wd + "\n"
 			if logs.Stdout != want {
 				t.Errorf("step saw %q, want %q", logs.Stdout, want)
 			}

@@ -25,6 +25,11 @@ type procRecord struct {
 	// marker. Records without it come from wrappers that ran their step
 	// at once, so their steps are taken to have run.
 	Gated bool `json:"gated,omitempty"`
+	// OKHash and FailHash are the SHA-256 (hex) of the exit tokens the
+	// wrapper got through its gate (see exitTokens): an exit file is
+	// believed only if it holds the token whose hash matches its outcome.
+	OKHash   string `json:"ok_hash,omitempty"`
+	FailHash string `json:"fail_hash,omitempty"`
 }
 
 func readProc(stepDir string) (procRecord, error) {

@@ -23,31 +23,39 @@ import (
 )
 
 // wrapper runs a step's argv behind a start gate and records its exit code
-// atomically. Its arguments are the step directory, the path of mv, then
-// the argv.
+// atomically. Its arguments are the step's record directory, the path of
+// mv, then the argv; it starts in the step's working directory, which is
+// never the record directory (see doc.go).
 //
 // The gate: the wrapper's stdin is a pipe from the server, and it runs
-// nothing until it reads the line "go", which the server writes only once
-// proc.json is on disk. If the server dies first the read meets end of
-// file and the wrapper exits having written nothing, so a step is never
-// run without a record of its process. Having read go, the wrapper creates
-// the ran marker — an empty file, whose appearance is atomic — and then
-// closes fd 3, the server's acknowledgement pipe; only then does it run the
-// argv, with stdin from /dev/null. A step with proc.json and no ran marker
-// whose wrapper has ended therefore never ran and never will.
+// nothing until it reads the line "go <ok> <fail>", which the server writes
+// only once proc.json is on disk. If the server dies first the read meets
+// end of file and the wrapper exits having written nothing, so a step is
+// never run without a record of its process. Having read go, the wrapper
+// creates the ran marker — an empty file, whose appearance is atomic — and
+// then closes fd 3, the server's acknowledgement pipe; only then does it
+// run the argv, with stdin from /dev/null. A step with proc.json and no
+// ran marker whose wrapper has ended therefore never ran and never will.
+//
+// The exit file holds the code and the token of its outcome, ok or fail
+// (see exitTokens). The tokens live in shell variables that are never
+// exported; the subshell unsets them before it execs the argv all the
+// same, because one the step's environment already had (or a shell option
+// such as allexport) would be exported. The wrapper's variables have names
+// of their own (_berth_*), so that unsetting them takes nothing from the
+// step's environment that a step would miss, and it keeps its other
+// values (the record directory, mv) in positional parameters, which never
+// reach the step's environment.
 //
 // The argv runs in a subshell that execs it, so that it is a process of
 // its own (a builtin such as exit or exec cannot end the wrapper before it
 // records the code) and a missing executable is exit code 127 with the
 // shell's "not found" on stderr.
-const wrapper = `d=$1 mv=$2; shift 2; ` +
-	`IFS= read -r g && [ "$g" = go ] || exit 125; ` +
-	`: >"$d/ran" || exit 125; exec 3>&-; ` +
-	`(exec "$@" </dev/null); c=$?; ` +
-	`printf '%d\n' "$c" >"$d/exit.tmp" && "$mv" -f "$d/exit.tmp" "$d/exit"; exit "$c"`
-
-// goLine opens the start gate.
-const goLine = "go\n"
+const wrapper = `IFS=' ' read -r _berth_go _berth_ok _berth_fail && [ "$_berth_go" = go ] || exit 125; ` +
+	`: >"$1/ran" || exit 125; exec 3>&-; ` +
+	`(unset _berth_go _berth_ok _berth_fail; shift 2; exec "$@") </dev/null; _berth_c=$?; ` +
+	`if [ "$_berth_c" = 0 ]; then _berth_t=$_berth_ok; else _berth_t=$_berth_fail; fi; ` +
+	`printf '%d %s\n' "$_berth_c" "$_berth_t" >"$1/exit.tmp" && "$2" -f "$1/exit.tmp" "$1/exit"; exit "$_berth_c"`
 
 // startTimeout bounds how long the server waits for a wrapper to take the
 // go line and answer: a shell reading one line takes milliseconds, so a
@@ -67,6 +75,11 @@ const (
 // MessageVanished starts the message of a step whose process ended without
 // recording an exit code: killed, or its machine restarted.
 const MessageVanished = "process vanished"
+
+// MessageForgedExit starts the message of a step whose process ended and
+// left an exit file its wrapper did not write (see exitTokens): whatever
+// code it holds, the step failed.
+const MessageForgedExit = "exit file not written by the step's wrapper"
 
 // stepSpec is spec.json: the step as submitted.
 type stepSpec struct {
@@ -290,16 +303,20 @@ func (p *Provider) start(clusterID, id, dir string, spec *stepSpec) error {
 		return fmt.Errorf("acknowledgement pipe: %w", err)
 	}
 	defer ackR.Close()
+	tokens := newExitTokens()
 
 	args := append([]string{"-c", wrapper, "berth-step", dir, p.mv}, spec.Argv...)
 	cmd := exec.Command("/bin/sh", args...)
+	// Never the record directory: what the step writes where it runs must
+	// not be able to stand for what the wrapper records.
 	cmd.Dir = spec.Dir
 	if cmd.Dir == "" {
-		cmd.Dir = dir
+		cmd.Dir = p.workDir(clusterID, id)
 	}
 	// The server's environment, its PWD corrected to where the step runs,
 	// BERTH_STEP_NAME (the attempt's identity, as EMR shows it in the step's
-	// name), then the step's own variables, which win.
+	// name), then the step's own variables, which win. None of them names
+	// the record directory.
 	cmd.Env = append(os.Environ(), "BERTH_STEP_NAME="+spec.Name)
 	if filepath.IsAbs(cmd.Dir) {
 		cmd.Env = append(cmd.Env, "PWD="+cmd.Dir)
@@ -313,7 +330,7 @@ func (p *Provider) start(clusterID, id, dir string, spec *stepSpec) error {
 	log := p.log.With("cluster_id", clusterID, "step_id", id, "step_name", spec.Name)
 	// Checked here because exec reports a bad working directory as an
 	// error of /bin/sh, which would mislead whoever reads it.
-	err = checkWorkDir(cmd.Dir)
+	err = checkWorkDir(cmd.Dir, spec.Dir == "")
 	if err == nil {
 		err = cmd.Start()
 	}
@@ -326,6 +343,7 @@ func (p *Provider) start(clusterID, id, dir string, spec *stepSpec) error {
 		return p.recordStartError(dir, err.Error())
 	}
 	pr := procRecord{PID: cmd.Process.Pid, PGID: cmd.Process.Pid, StartedAt: p.clock.Now(), Gated: true}
+	tokens.record(&pr)
 	// Read before anyone waits for the child: until then even a child
 	// that has already exited is a zombie whose stat is still there.
 	if p.procfs {
@@ -351,7 +369,7 @@ func (p *Provider) start(clusterID, id, dir string, spec *stepSpec) error {
 	}()
 	// A failed write means the wrapper has already ended; the
 	// acknowledgement's end of file says as much.
-	_, _ = gateW.Write([]byte(goLine))
+	_, _ = gateW.Write([]byte(tokens.gateLine()))
 	gateW.Close()
 	reason := "the wrapper ended before it ran the command (see stderr)"
 	if !waitClosed(acked, p.startTimeout) {
@@ -476,7 +494,14 @@ func (p *Provider) waitDecided(dir string, pr procRecord) bool {
 	return true
 }
 
-func checkWorkDir(dir string) error {
+// checkWorkDir checks the step's working directory, creating it first if
+// it is the provider's default one.
+func checkWorkDir(dir string, create bool) error {
+	if create {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("working directory: %w", err)
+		}
+	}
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return fmt.Errorf("working directory: %w", err)
@@ -588,8 +613,9 @@ type stepView struct {
 // readStep derives a step's state from its files. The order matters: a
 // start error ends the step at once; a missing pid record, or a gate never
 // opened, hides it; a cancel request wins over the exit code (a step that
-// exits in its SIGTERM handler has not done its work); an exit code wins
-// over liveness.
+// exits in its SIGTERM handler has not done its work); an exit code its
+// wrapper wrote wins over liveness, and any other exit file counts for
+// nothing.
 func (p *Provider) readStep(c *clusterRecord, id string) stepView {
 	v := p.deriveStep(c, id)
 	// File times come from the kernel's coarse clock, StartedAt from ours:
@@ -604,7 +630,10 @@ func (p *Provider) readStep(c *clusterRecord, id string) stepView {
 // final: a start error and an exit code, which are written once and
 // atomically (and a step that has either is never cancelled or replaced
 // afterwards); a cancelled step whose wrapper is dead and can no longer
-// write an exit code; and a vanished step whose process group is empty.
+// write an exit code; and a vanished step, or one whose exit file is not
+// its wrapper's, whose process group is empty. (A process the step left
+// behind that rewrites the exit file after the wrapper can change what a
+// fresh read answers, but never into a success: see exitTokens.)
 // An unreadable file is never final: the read may fail for a passing
 // reason, such as too many open files.
 func (p *Provider) deriveStep(c *clusterRecord, id string) stepView {
@@ -647,9 +676,12 @@ func (p *Provider) deriveStep(c *clusterRecord, id string) stepView {
 	}
 	s.StartedAt = pr.StartedAt
 
-	code, exitAt, exited, exitErr := readExit(dir)
+	// An exit file the wrapper did not write counts as none: while the
+	// wrapper lives the step is running, and the wrapper's own record
+	// replaces the file when the step ends.
+	exit, exitErr := readExit(dir, pr)
 	alive, pending := false, false
-	if !exited && exitErr == nil {
+	if !exit.ok && exitErr == nil {
 		alive = p.alive(pr)
 		if !alive {
 			// The wrapper writes the code and then exits: look again, or
@@ -657,11 +689,11 @@ func (p *Provider) deriveStep(c *clusterRecord, id string) stepView {
 			// exit.tmp seen first is a rename that a dead wrapper's mv
 			// may still make; without one, no exit file can ever come.
 			pending = exists(filepath.Join(dir, "exit.tmp"))
-			code, exitAt, exited, exitErr = readExit(dir)
+			exit, exitErr = readExit(dir, pr)
 		}
 	}
-	if exited {
-		s.ExitCode = &code
+	if exit.ok {
+		s.ExitCode = &exit.code
 	}
 	if _, cancelAt, ok := readNote(filepath.Join(dir, "cancelled")); ok {
 		if alive {
@@ -670,28 +702,33 @@ func (p *Provider) deriveStep(c *clusterRecord, id string) stepView {
 		}
 		s.State, s.Message = berth.StepCancelled, "cancelled"
 		s.EndedAt = cancelAt
-		if exited && exitAt.Before(cancelAt) {
-			s.EndedAt = exitAt
+		if exit.ok && exit.at.Before(cancelAt) {
+			s.EndedAt = exit.at
 		}
-		v.final = exited || exitErr == nil && !pending
+		v.final = exit.ok || exitErr == nil && !pending
 		return v
 	}
 	switch {
 	case exitErr != nil:
 		s.Message = "unreadable exit status: " + exitErr.Error()
-		s.EndedAt = exitAt
-	case exited:
-		s.EndedAt = exitAt
+		s.EndedAt = exit.at
+	case exit.ok:
+		s.EndedAt = exit.at
 		v.final = true
-		if code == 0 {
+		if exit.code == 0 {
 			s.State = berth.StepSucceeded
 			return v
 		}
-		s.Message = exitMessage(code, spec.Argv)
+		s.Message = exitMessage(exit.code, spec.Argv)
 	case alive:
 		s.State = berth.StepRunning
 	default:
+		// Ended without a record of its own wrapper's: killed, or its
+		// record was replaced by one the wrapper did not write.
 		s.Message = MessageVanished
+		if exit.forged {
+			s.Message = MessageForgedExit
+		}
 		if c.ended() {
 			s.Message += " (cluster " + c.State
 			if c.Reason != "" {
@@ -718,25 +755,6 @@ func exitMessage(code int, argv []string) string {
 		msg += fmt.Sprintf(": command not found: %q (see stderr)", argv[0])
 	}
 	return msg
-}
-
-// readExit reads the exit file the wrapper renamed into place.
-func readExit(dir string) (code int, at time.Time, ok bool, err error) {
-	path := filepath.Join(dir, "exit")
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, time.Time{}, false, nil
-	}
-	if err == nil {
-		code, err = strconv.Atoi(strings.TrimSpace(string(b)))
-	}
-	if fi, serr := os.Stat(path); serr == nil {
-		at = fi.ModTime().UTC()
-	}
-	if err != nil {
-		return 0, at, false, err
-	}
-	return code, at, true, nil
 }
 
 // readNote reads a marker file holding an RFC 3339 time and, for

@@ -81,6 +81,8 @@ type Service struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	l      *loop
+	// unlock gives up the store's Lock, held from Start to Stop.
+	unlock func() error
 }
 
 // view is what the loop publishes for readers after each pass.
@@ -138,16 +140,25 @@ func New(o Options) (*Service, error) {
 	return s, nil
 }
 
-// Start loads the state from the store, adopts what the providers run and
-// starts the loop. It returns once the loop runs.
+// Start takes the store's Lock, loads the state from the store, adopts
+// what the providers run and starts the loop. It returns once the loop
+// runs. When another server holds the store it fails with berth.ErrConflict
+// and does nothing: a second loop would run every step again.
 func (s *Service) Start(ctx context.Context) error {
+	unlock, err := s.store.Lock(ctx)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l, err := s.newLoop(ctx)
 	if err != nil {
 		cancel()
+		if uerr := unlock(); uerr != nil {
+			s.log.Warn("release the store's lock", "err", uerr)
+		}
 		return err
 	}
-	s.cancel, s.done, s.l = cancel, make(chan struct{}), l
+	s.cancel, s.done, s.l, s.unlock = cancel, make(chan struct{}), l, unlock
 	s.mu.Lock()
 	s.running = true
 	s.mu.Unlock()
@@ -159,8 +170,8 @@ func (s *Service) Start(ctx context.Context) error {
 }
 
 // Stop ends the loop after the pass in progress (whose write completes) and
-// waits for its provider calls and watchers. Clusters and steps keep
-// running, to be adopted by the next Start.
+// waits for its provider calls and watchers, then gives up the store's
+// Lock. Clusters and steps keep running, to be adopted by the next Start.
 func (s *Service) Stop() {
 	if s.cancel == nil {
 		return
@@ -171,6 +182,10 @@ func (s *Service) Stop() {
 	s.cancel()
 	<-s.done
 	s.l.wg.Wait()
+	// Only now may another server's loop start.
+	if err := s.unlock(); err != nil {
+		s.log.Warn("release the store's lock", "err", err)
+	}
 }
 
 // Wake asks the loop for a pass soon. It never blocks.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"github.com/berthhq/berth/internal/berth"
@@ -34,7 +35,14 @@ func (s *Store) Lock(ctx context.Context) (release func() error, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: lock %s: %w", s.path, err)
 	}
-	path := s.path + lockSuffix
+	// Named after the file itself, so that a server given a symlink to
+	// the database meets the lock of one given its real name. SQLite
+	// resolves symlinks the same way for its -wal and -shm files.
+	db := s.path
+	if real, err := filepath.EvalSymlinks(db); err == nil {
+		db = real
+	}
+	path := db + lockSuffix
 	s.lockMu.Lock()
 	defer s.lockMu.Unlock()
 	switch {

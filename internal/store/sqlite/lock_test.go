@@ -96,3 +96,24 @@ func TestLockDiesWithItsProcess(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestLockThroughSymlink: a store opened through a symlink to the database
+// meets the lock of one opened by its real name.
+func TestLockThroughSymlink(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "berth.db")
+	s := openAt(t, path)
+	link := filepath.Join(dir, "link.db")
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatal(err)
+	}
+	viaLink := openAt(t, link)
+	release, err := s.Lock(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if _, err := viaLink.Lock(t.Context()); !errors.Is(err, berth.ErrConflict) {
+		t.Fatalf("Lock through a symlink while the real name holds it: %v, want berth.ErrConflict", err)
+	}
+}

@@ -20,7 +20,7 @@
 //	415 unsupported_media_type  a Content-Type other than application/json
 //	422 unprocessable           well-formed but impossible, e.g. an unknown pool (berth.ErrUnprocessable)
 //	422 unsupported             the provider lacks the capability, e.g. kill (berth.ErrUnsupported)
-//	503 unavailable             not ready, or the request was cancelled (berth.ErrUnavailable)
+//	503 unavailable             not ready, the store cannot write (disk full), or the request was cancelled (berth.ErrUnavailable)
 //	503 throttled               the provider asked us to slow down (berth.ErrThrottled)
 //	500 internal                anything else; the real error is logged, never shown
 //

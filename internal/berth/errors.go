@@ -15,7 +15,8 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrUnsupported: the provider lacks the capability asked for.
 	ErrUnsupported = errors.New("unsupported")
-	// ErrUnavailable: the service cannot answer now (starting, stopping).
+	// ErrUnavailable: the service cannot answer now (starting, stopping,
+	// or its store cannot write: a full disk).
 	ErrUnavailable = errors.New("unavailable")
 	// ErrThrottled: the provider asked us to slow down; try again later.
 	ErrThrottled = errors.New("throttled")

@@ -19,10 +19,10 @@ import (
 
 const token = "s3cret-token"
 
-// newTestServer starts a real server with one local pool and the token.
-func newTestServer(t *testing.T) (*Server, *client.Client) {
+// testConfig is a server on a free port with its store and one local pool
+// in dir, and the token.
+func testConfig(t *testing.T, dir string) *config.Config {
 	t.Helper()
-	dir := t.TempDir()
 	cfg, err := config.Parse(fmt.Appendf(nil, `
 listen: 127.0.0.1:0
 store: sqlite://%[1]s/berth.db
@@ -33,7 +33,17 @@ pools:
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(context.Background(), cfg, Options{Log: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	return cfg
+}
+
+func testOptions(t *testing.T) Options {
+	return Options{Log: slog.New(slog.NewTextHandler(t.Output(), nil))}
+}
+
+// newTestServer starts a real server with one local pool and the token.
+func newTestServer(t *testing.T) (*Server, *client.Client) {
+	t.Helper()
+	srv, err := New(context.Background(), testConfig(t, t.TempDir()), testOptions(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,5 +238,79 @@ func TestBadInputGetsA4xxAndChangesNothing(t *testing.T) {
 	}
 	if cs, err := c.Clusters(context.Background(), "", ""); err != nil || len(cs) != 0 {
 		t.Fatalf("bad input started %d clusters (%v)", len(cs), err)
+	}
+}
+
+// Two servers on one database: the second refuses to start, saying why,
+// and the first goes on serving. Once the first has stopped, the second
+// starts and finds the first one's work.
+func TestSecondServerOnOneStoreRefusesToStart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	first, err := New(ctx, cfg, testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(first.URL(), token, nil)
+	firstUp := true
+	t.Cleanup(func() {
+		if firstUp {
+			terminateAll(t, c)
+			_ = first.Stop()
+		}
+	})
+
+	second, err := New(ctx, cfg, testOptions(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secondUp := false
+	t.Cleanup(func() {
+		if secondUp {
+			terminateAll(t, client.New(second.URL(), token, nil))
+			_ = second.Stop()
+		} else {
+			_ = second.store.Close()
+		}
+	})
+	err = second.Start(ctx)
+	if err == nil {
+		secondUp = true
+		t.Fatal("a second server started on a store in use")
+	}
+	db := filepath.Join(dir, "berth.db")
+	if !errors.Is(err, berth.ErrConflict) || !strings.Contains(err.Error(), "another berth server holds the store "+db) {
+		t.Fatalf("second server: %v, want berth.ErrConflict saying another server holds %s", err, db)
+	}
+
+	job, _, err := c.Submit(ctx, berth.JobSpec{Pool: "p", Steps: []berth.Step{{Args: []string{"true"}}}})
+	if err != nil {
+		t.Fatalf("submit to the first server: %v", err)
+	}
+	for !job.State.Terminal() {
+		if job, err = c.WaitJob(ctx, job.ID, 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if job.State != berth.JobSucceeded {
+		t.Fatalf("job on the first server %s, want succeeded", job.State)
+	}
+
+	terminateAll(t, c)
+	firstUp = false
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Start(ctx); err != nil {
+		t.Fatalf("second server once the first stopped: %v", err)
+	}
+	secondUp = true
+	got, err := client.New(second.URL(), token, nil).Job(ctx, job.ID)
+	if err != nil || got.State != berth.JobSucceeded {
+		t.Fatalf("the first server's job on the second: %+v, %v", got, err)
 	}
 }

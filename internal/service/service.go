@@ -95,6 +95,8 @@ type Service struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	l      *loop
+	// unlock gives up the store's Lock, held from Start to Stop.
+	unlock func() error
 }
 
 // view is what the loop publishes for readers after each pass.
@@ -154,17 +156,27 @@ func New(o Options) (*Service, error) {
 	return s, nil
 }
 
-// Start loads the state from the store, adopts what the providers run and
-// starts the loop. It returns once the loop runs.
+// Start takes the store's Lock, loads the state from the store, adopts
+// what the providers run and starts the loop. It returns once the loop
+// runs. When another server holds the store it fails with berth.ErrConflict
+// and does nothing: a second loop would run every step again.
 func (s *Service) Start(ctx context.Context) error {
+	unlock, err := s.store.Lock(ctx)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.ctx, s.cancel = ctx, cancel
 	l, err := s.newLoop(ctx)
 	if err != nil {
 		cancel()
 		s.cancel = nil
+		if uerr := unlock(); uerr != nil {
+			s.log.Warn("release the store's lock", "err", uerr)
+		}
 		return err
 	}
+	s.unlock = unlock
 	s.mu.Lock()
 	s.running = true
 	s.mu.Unlock()
@@ -176,22 +188,38 @@ func (s *Service) Start(ctx context.Context) error {
 }
 
 // Stop ends the loop after the pass in progress (whose write completes) and
-// waits for its provider calls and watchers. Clusters and steps keep
-// running, to be adopted by the next Start.
+// waits for its provider calls and watchers, then gives up the store's
+// Lock. Clusters and steps keep running, to be adopted by the next Start.
 func (s *Service) Stop() {
 	if !s.stopLoop() {
 		return
 	}
 	s.run.wg.Wait()
 	s.l.shutdown()
+	s.release()
 }
 
 // Abandon drops the service at once, as a crash would: nothing it had
-// scheduled runs any more, and nothing is waited for. Clusters and steps
-// keep running at their providers, and what was committed stays in the
-// store, for a new service to adopt. Simulations crash Berth with it; on
-// the real executor, use Stop.
-func (s *Service) Abandon() { s.stopLoop() }
+// scheduled runs any more, nothing is waited for, and the store's Lock is
+// given up as a dead process's would be. Clusters and steps keep running
+// at their providers, and what was committed stays in the store, for a new
+// service to adopt. Simulations crash Berth with it; on the real executor,
+// use Stop. Under Sim, call it from an event of its own, never from within
+// a pass.
+func (s *Service) Abandon() {
+	if s.stopLoop() {
+		s.l.shutdown()
+		s.release()
+	}
+}
+
+// release gives up the store's Lock: only now may another server's loop
+// start.
+func (s *Service) release() {
+	if err := s.unlock(); err != nil {
+		s.log.Warn("release the store's lock", "err", err)
+	}
+}
 
 func (s *Service) stopLoop() bool {
 	if s.cancel == nil || !s.close() {

@@ -6,7 +6,9 @@
 // Writes come from two places. The API creates jobs and records cancel
 // requests; everything else is written by the service's loop, which is the
 // only writer of job and cluster state and commits the changes of one pass
-// in one transaction (Commit).
+// in one transaction (Commit). That loop holds the store's Lock while it
+// runs, so a second server over the same database refuses to start instead
+// of running a second loop.
 package store
 
 import (
@@ -59,8 +61,26 @@ type Store interface {
 	// sets. Events are appended.
 	Commit(ctx context.Context, b Batch) error
 
+	// Lock takes the exclusive right to run the loop over this store, for
+	// as long as the loop runs: two loops over one database would each
+	// place every job, and each start clusters up to max_clusters. A second
+	// Lock, from this process or another, fails with an error wrapping
+	// berth.ErrConflict that says another berth server holds the store.
+	// Lock does not wait for the holder to let go. release gives the right
+	// up and may be called more than once; closing the store gives it up
+	// too, and so does the end of the holding process, however it ends.
+	//
+	// An embedded database makes it a lock on a file. A driver over a
+	// database server (PostgreSQL next) makes it a leader lease: a row
+	// naming the holder with an expiry, renewed while the loop runs, taken
+	// over by another server only once it has expired, and a holder that
+	// fails to renew it in time stops its loop.
+	Lock(ctx context.Context) (release func() error, err error)
+
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
+	// Close closes the store and gives up its Lock. It may be called more
+	// than once.
 	Close() error
 }
 

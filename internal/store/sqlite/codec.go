@@ -39,10 +39,34 @@ func (s *Store) fail(ctx context.Context, op string, err error) error {
 			return fmt.Errorf("sqlite: %s: %w: %s", op, berth.ErrNotFound, se.Error())
 		case code&0xff == sqlite3.SQLITE_BUSY || code&0xff == sqlite3.SQLITE_LOCKED:
 			return fmt.Errorf("sqlite: %s: %w: %s", op, berth.ErrUnavailable, se.Error())
+		case code == sqlite3.SQLITE_FULL:
+			return fmt.Errorf("sqlite: %s: %w", op, &writeError{"disk full"})
+		case cannotWrite[code]:
+			return fmt.Errorf("sqlite: %s: %w", op, &writeError{se.Error()})
 		}
 	}
 	return fmt.Errorf("sqlite: %s: %v", op, err)
 }
+
+// cannotWrite lists the I/O errors that say the disk did not take a write
+// (SQLite reports a full disk itself as SQLITE_FULL): writing, syncing, or
+// growing the WAL index failed.
+var cannotWrite = map[int]bool{
+	sqlite3.SQLITE_IOERR_WRITE:     true,
+	sqlite3.SQLITE_IOERR_FSYNC:     true,
+	sqlite3.SQLITE_IOERR_DIR_FSYNC: true,
+	sqlite3.SQLITE_IOERR_SHMSIZE:   true,
+}
+
+// writeError is a write the disk did not take. It wraps
+// berth.ErrUnavailable: nothing is wrong with the request, and the same
+// write succeeds once the disk takes it again, with no restart. Its text
+// is shown to API clients, so it says what is wrong and nothing of the
+// machine.
+type writeError struct{ why string }
+
+func (e *writeError) Error() string { return "the store cannot write: " + e.why }
+func (e *writeError) Unwrap() error { return berth.ErrUnavailable }
 
 // The range of times a unix-nanosecond int64 can hold (1677 to 2262).
 var (

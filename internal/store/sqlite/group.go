@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/berthhq/berth/internal/berth"
@@ -17,7 +18,10 @@ import (
 // hears back only after its job is on disk.
 //
 // Each submission runs inside its own savepoint, so one that fails (a
-// repeated id) is undone alone and the others still commit.
+// repeated id) is undone alone and the others still commit. A full disk
+// may be the exception: when SQLite cannot undo the failed write alone it
+// rolls back the whole transaction, and every submission of the group
+// fails with berth.ErrUnavailable, none stored.
 
 // maxGroup bounds one transaction, so no submission waits behind an
 // unbounded queue.
@@ -119,6 +123,14 @@ func (s *Store) createGroup(group []*createReq) {
 		if results[i].err != nil {
 			if _, err := tx.ExecContext(ctx, `ROLLBACK TO create_job`); err != nil {
 				_ = tx.Rollback()
+				var we *writeError
+				if errors.As(results[i].err, &we) {
+					// A write the disk did not take that SQLite cannot undo
+					// alone rolls back the whole transaction, savepoint
+					// and all: the group is lost for that reason.
+					failAll(fmt.Errorf("sqlite: create jobs: %w", we))
+					return
+				}
 				failAll(s.fail(ctx, "create jobs: rollback to savepoint", err))
 				return
 			}

@@ -15,6 +15,9 @@
 // submitted job survives an OS crash once the API has answered. That wait
 // is most of what a submission costs, so submissions that arrive together
 // share one commit (group.go).
+//
+// The loop's Lock is an flock on a file beside the database, <db>.lock
+// (lock.go), so two servers never run two loops over one file.
 package sqlite
 
 import (
@@ -24,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 
@@ -44,6 +48,7 @@ const readConns = 8
 // Store is the SQLite Store. It is safe for concurrent use.
 type Store struct {
 	log   *slog.Logger
+	path  string
 	write *sql.DB
 	read  *sql.DB
 	stmt  statements
@@ -53,6 +58,12 @@ type Store struct {
 	creates  chan *createReq
 	quit     chan struct{}
 	loopDone chan struct{}
+
+	// lock is the loop's lock file while Lock holds it (lock.go); closed
+	// says Close ran, so no lock is taken after it.
+	lockMu sync.Mutex
+	lock   *os.File
+	closed bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -98,7 +109,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{log: log}
+	s := &Store{log: log, path: path}
 
 	// The writer is opened and migrated first: it switches the file to WAL
 	// and creates the schema the readers will see.
@@ -178,7 +189,8 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the database. It may be called more than once.
+// Close closes the database and gives up the loop's lock. It may be
+// called more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		// The group in flight is committed and answered first.
@@ -190,6 +202,14 @@ func (s *Store) Close() error {
 		err := errors.Join(s.read.Close(), s.write.Close())
 		if err != nil {
 			s.closeErr = fmt.Errorf("sqlite: close: %v", err)
+		}
+		// The lock goes last, once nothing of this store can write.
+		s.lockMu.Lock()
+		s.closed = true
+		lock := s.lock
+		s.lockMu.Unlock()
+		if lock != nil {
+			s.closeErr = errors.Join(s.closeErr, s.unlock(lock))
 		}
 	})
 	return s.closeErr

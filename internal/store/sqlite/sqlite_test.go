@@ -46,7 +46,10 @@ func openTemp(tb testing.TB) *Store {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
+	storetest.Run(t, func(t *testing.T) func() store.Store {
+		path := filepath.Join(t.TempDir(), "berth.db")
+		return func() store.Store { return openAt(t, path) }
+	})
 }
 
 var t0 = time.Date(2026, 11, 24, 10, 0, 0, 987654321, time.UTC)

@@ -19,6 +19,10 @@
 //     and never changes a job's Seq, CreatedAt or CancelRequested.
 //   - Load returns the live jobs and clusters, all pool state, the
 //     affinity map and the highest Seq.
+//   - Lock is exclusive across stores on one database: while one holds it,
+//     a Lock from any store, the holder included, is berth.ErrConflict
+//     saying another berth server holds the store; release or Close gives
+//     it up, and release may be called twice.
 //
 // Reopening a store and finding the same state is driver-specific (a file,
 // a server) and is each driver's own test.
@@ -37,9 +41,12 @@ import (
 	"github.com/berthhq/berth/internal/store"
 )
 
-// Run runs the suite. open must return a new, empty store for the test it
-// is given and close it when that test ends; every subtest opens its own.
-func Run(t *testing.T, open func(t *testing.T) store.Store) {
+// Run runs the suite. newDB must make a new, empty database for the test
+// it is given and return open, which opens a store on that database and
+// closes it when that test ends. Each call of open opens another store on
+// the same database, as a second process would; most subtests need one,
+// the lock's two.
+func Run(t *testing.T, newDB func(t *testing.T) (open func() store.Store)) {
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s store.Store)
@@ -75,7 +82,19 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.fn(t, open(t))
+			tt.fn(t, newDB(t)())
+		})
+	}
+	twoStores := []struct {
+		name string
+		fn   func(t *testing.T, open func() store.Store)
+	}{
+		{"Lock/Exclusive", testLockExclusive},
+		{"Lock/Close", testLockClose},
+	}
+	for _, tt := range twoStores {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.fn(t, newDB(t))
 		})
 	}
 }
@@ -950,6 +969,82 @@ func testPing(t *testing.T, s store.Store) {
 	if err := s.Ping(t.Context()); err != nil {
 		t.Errorf("Ping: %v", err)
 	}
+}
+
+// testLockExclusive: one holder at a time, whichever store asks, and the
+// right passes on once it is released.
+func testLockExclusive(t *testing.T, open func() store.Store) {
+	ctx := t.Context()
+	first, second := open(), open()
+	release, err := first.Lock(ctx)
+	if err != nil {
+		t.Fatalf("Lock: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		s    store.Store
+	}{
+		{"another store on the database", second},
+		{"the holder again", first},
+	} {
+		rel, err := c.s.Lock(ctx)
+		if !isHeld(err) {
+			t.Errorf("Lock by %s while it is held: error %v, want berth.ErrConflict saying %q", c.name, err, heldText)
+		}
+		if err == nil {
+			_ = rel()
+		}
+	}
+	if err := release(); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	if err := release(); err != nil {
+		t.Errorf("second release: %v", err)
+	}
+	release, err = second.Lock(ctx)
+	if err != nil {
+		t.Fatalf("Lock by another store after release: %v", err)
+	}
+	if rel, err := first.Lock(ctx); !isHeld(err) {
+		t.Errorf("Lock by the first store once the other holds it: error %v, want berth.ErrConflict", err)
+		if err == nil {
+			_ = rel()
+		}
+	}
+	if err := release(); err != nil {
+		t.Errorf("release: %v", err)
+	}
+}
+
+// testLockClose: closing the holder gives the lock up, as a server that
+// stops without releasing it would.
+func testLockClose(t *testing.T, open func() store.Store) {
+	ctx := t.Context()
+	first, second := open(), open()
+	if _, err := first.Lock(ctx); err != nil {
+		t.Fatalf("Lock: %v", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	release, err := second.Lock(ctx)
+	if err != nil {
+		t.Fatalf("Lock after the holder closed: %v", err)
+	}
+	if err := release(); err != nil {
+		t.Errorf("release: %v", err)
+	}
+	if rel, err := first.Lock(ctx); err == nil {
+		_ = rel()
+		t.Error("Lock on a closed store succeeded")
+	}
+}
+
+// heldText is what a Lock that lost must say.
+const heldText = "another berth server holds the store"
+
+func isHeld(err error) bool {
+	return errors.Is(err, berth.ErrConflict) && strings.Contains(err.Error(), heldText)
 }
 
 func isNotFound(err error) bool { return errors.Is(err, berth.ErrNotFound) }

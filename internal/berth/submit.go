@@ -36,10 +36,11 @@ type JobSpec struct {
 }
 
 // Validate checks a spec on its own (the pool's existence is the caller's to
-// check) and names the field at fault. The error wraps ErrInvalid.
+// check) and names the field at fault. The error is an *Error of kind
+// ErrInvalid whose public message starts with the field.
 func (s *JobSpec) Validate() error {
 	bad := func(field, format string, args ...any) error {
-		return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
+		return Errorf(ErrInvalid, "%s: %s", field, fmt.Sprintf(format, args...))
 	}
 	if s.Pool == "" {
 		return bad("pool", "is required")

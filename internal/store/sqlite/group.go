@@ -52,7 +52,7 @@ func (s *Store) submit(ctx context.Context, r *createReq) (createResult, error) 
 	case <-ctx.Done():
 		return createResult{}, fmt.Errorf("sqlite: create job %s: %w", r.job.ID, ctx.Err())
 	case <-s.quit:
-		return createResult{}, fmt.Errorf("sqlite: create job %s: %w: store closed", r.job.ID, berth.ErrUnavailable)
+		return createResult{}, &berth.Error{Kind: berth.ErrUnavailable, Op: "sqlite: create job " + r.job.ID, Public: "the store is closed"}
 	}
 	select {
 	case res := <-r.done:

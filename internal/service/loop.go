@@ -244,7 +244,7 @@ func (l *loop) runCommand(ctx context.Context, cmd command) {
 		// The in-memory state is not the stored one: a command run on it
 		// would be answered and then thrown away.
 		if err := l.load(ctx); err != nil {
-			cmd.reply <- fmt.Errorf("%w: the store cannot be read: %v", berth.ErrUnavailable, err)
+			cmd.reply <- &berth.Error{Kind: berth.ErrUnavailable, Public: "the store cannot be read; try again", Err: err}
 			return
 		}
 		l.broken = false
@@ -872,13 +872,13 @@ func (s *Service) clusterCommand(ctx context.Context, id string, fn func(l *loop
 	}
 	if c.State.Terminal() {
 		s.fill(&c)
-		return c, fmt.Errorf("%w: cluster %s is already %s", berth.ErrConflict, id, c.State)
+		return c, berth.Errorf(berth.ErrConflict, "cluster %s is already %s", id, c.State)
 	}
 	reply := make(chan error, 1)
 	cmd := command{reply: reply, fn: func(l *loop) error {
 		rt, ok := l.clusters[id]
 		if !ok {
-			return fmt.Errorf("%w: cluster %s has ended", berth.ErrConflict, id)
+			return berth.Errorf(berth.ErrConflict, "cluster %s has ended", id)
 		}
 		return fn(l, rt)
 	}}
@@ -888,7 +888,7 @@ func (s *Service) clusterCommand(ctx context.Context, id string, fn func(l *loop
 	case <-ctx.Done():
 		return berth.Cluster{}, ctx.Err()
 	case <-wait:
-		return berth.Cluster{}, fmt.Errorf("%w: the loop is busy", berth.ErrUnavailable)
+		return berth.Cluster{}, berth.Errorf(berth.ErrUnavailable, "the loop is busy; try again")
 	}
 	select {
 	case err = <-reply:

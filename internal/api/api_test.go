@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/berthhq/berth/internal/api/apitest"
 	"github.com/berthhq/berth/internal/berth"
 	"github.com/berthhq/berth/internal/clock"
+	"github.com/berthhq/berth/internal/store"
 	"github.com/berthhq/berth/internal/wait"
 )
 
@@ -625,12 +627,18 @@ func TestHealthAndReady(t *testing.T) {
 	if r := h.do("GET", "/readyz", ""); r.status != 200 {
 		t.Errorf("readyz: %d %s", r.status, r.body)
 	}
-	h.svc.SetReady(errors.Join(berth.ErrUnavailable, errors.New("store not open")))
-	h.do("GET", "/readyz", "").wantError(t, 503, "unavailable", "store not open")
-	h.svc.SetReady(errors.New("disk on fire at /var/lib/berth"))
-	h.do("GET", "/readyz", "").wantError(t, 503, "unavailable", "not ready")
-	if r := h.do("GET", "/readyz", ""); bytes.Contains(r.body, []byte("/var/lib")) {
-		t.Errorf("readyz shows an internal error: %s", r.body)
+	h.svc.SetReady(&berth.Error{Kind: berth.ErrUnavailable, Public: "the store does not answer", Err: errors.New("open /var/lib/berth/berth.db: disk I/O error")})
+	h.do("GET", "/readyz", "").wantError(t, 503, "unavailable", "the store does not answer")
+	for _, err := range []error{
+		fmt.Errorf("%w: store: open /var/lib/berth/berth.db: disk I/O error", berth.ErrUnavailable),
+		errors.New("disk on fire at /var/lib/berth"),
+	} {
+		h.svc.SetReady(err)
+		r := h.do("GET", "/readyz", "")
+		r.wantError(t, 503, "unavailable", "not ready")
+		if bytes.Contains(r.body, []byte("/var/lib")) {
+			t.Errorf("readyz shows an internal error: %s", r.body)
+		}
 	}
 	if r := h.do("GET", "/healthz", ""); r.status != 200 {
 		t.Errorf("healthz while not ready: %d, want 200", r.status)
@@ -749,6 +757,40 @@ func (faulty) Job(context.Context, string) (berth.Job, error) { panic("boom") }
 
 func (faulty) Pools(context.Context) ([]berth.PoolStatus, error) {
 	return nil, errors.New("query pools: open /var/lib/berth/berth.db: disk I/O error")
+}
+
+// chained is a service whose errors carry an operation chain around their
+// public message, or no public message at all.
+type chained struct{ *apitest.Service }
+
+func (chained) JobEvents(context.Context, string) ([]berth.Event, error) {
+	return nil, fmt.Errorf("events: %w", &berth.Error{Kind: berth.ErrNotFound, Op: "sqlite: get job job-0001", Public: "job job-0001 not found"})
+}
+
+func (chained) Clusters(context.Context, store.ClusterFilter) ([]berth.Cluster, error) {
+	return nil, fmt.Errorf("sqlite: list clusters: %w: UNIQUE constraint failed at /var/lib/berth", berth.ErrConflict)
+}
+
+func TestErrorsShowOnlyThePublicMessage(t *testing.T) {
+	h := newHarness(t)
+	h = newHarness(t, func(o *api.Options) { o.Service = chained{h.svc} })
+
+	r := h.do("GET", "/v1/jobs/job-0001/events", "")
+	r.wantError(t, 404, "not_found", "job job-0001 not found")
+	var e apiError
+	r.decode(t, &e)
+	if e.Error.Message != "job job-0001 not found" {
+		t.Errorf("message %q, want the public message alone", e.Error.Message)
+	}
+	if !strings.Contains(h.log.String(), "sqlite: get job job-0001") {
+		t.Errorf("the operation chain was not logged:\n%s", h.log.String())
+	}
+
+	r = h.do("GET", "/v1/clusters", "")
+	r.wantError(t, 409, "conflict", "the request conflicts with the current state")
+	if bytes.Contains(r.body, []byte("sqlite")) || bytes.Contains(r.body, []byte("/var/lib")) {
+		t.Errorf("an error without a public message showed its text: %s", r.body)
+	}
 }
 
 func TestInternalErrors(t *testing.T) {

@@ -228,20 +228,43 @@ func TestSubmit(t *testing.T) {
 
 func TestSubmitIdempotent(t *testing.T) {
 	h := newHarness(t)
-	spec := `{"pool": "small", "steps": [{"args": ["x"]}], "idempotency_key": "nightly/phase_3/7"}`
+	spec := `{"pool": "small", "steps": [{"args": ["x"]}], "labels": {"a": "1"}, "idempotency_key": "nightly/phase_3/7"}`
 	first := h.submit(spec)
-	r := h.do("POST", "/v1/jobs", spec)
-	if r.status != http.StatusOK {
-		t.Fatalf("resubmission: status %d, want 200: %s", r.status, r.body)
-	}
-	var again berth.Job
-	r.decode(t, &again)
-	if again.ID != first.ID {
-		t.Errorf("resubmission made job %s, want the existing %s", again.ID, first.ID)
+	for _, again := range []string{
+		spec,
+		// Defaults spelled out, fields in another order: the same job.
+		`{"idempotency_key": "nightly/phase_3/7", "labels": {"a": "1"}, "steps": [{"args": ["x"], "env": {}}],
+			"pool": "small", "resume": "from_start", "max_infra_retries": 5, "priority": 0, "retries": 0}`,
+	} {
+		r := h.do("POST", "/v1/jobs", again)
+		if r.status != http.StatusOK {
+			t.Fatalf("resubmission: status %d, want 200: %s", r.status, r.body)
+		}
+		var j berth.Job
+		r.decode(t, &j)
+		if j.ID != first.ID {
+			t.Errorf("resubmission made job %s, want the existing %s", j.ID, first.ID)
+		}
 	}
 	other := h.submit(`{"pool": "small", "steps": [{"args": ["x"]}], "idempotency_key": "nightly/phase_3/8"}`)
 	if other.ID == first.ID {
 		t.Errorf("a different key returned the same job %s", other.ID)
+	}
+
+	for _, tt := range []struct{ body, field string }{
+		{`{"pool": "small", "steps": [{"args": ["y"]}], "labels": {"a": "1"}, "idempotency_key": "nightly/phase_3/7"}`, "steps"},
+		{`{"pool": "small", "steps": [{"args": ["x"]}], "labels": {"a": "1"}, "retries": 2, "idempotency_key": "nightly/phase_3/7"}`, "retries"},
+		{`{"pool": "small", "steps": [{"args": ["x"]}], "idempotency_key": "nightly/phase_3/7"}`, "labels"},
+		{`{"pool": "spark", "steps": [{"args": ["x"]}], "labels": {"a": "1"}, "idempotency_key": "nightly/phase_3/7"}`, "pool"},
+	} {
+		t.Run("different "+tt.field, func(t *testing.T) {
+			before := h.svc.Mutations()
+			h.do("POST", "/v1/jobs", tt.body).wantError(t, 409, "conflict",
+				`idempotency_key "nightly/phase_3/7" was used for job `+first.ID+` with a different spec (`+tt.field+` differs)`)
+			if h.svc.Mutations() != before {
+				t.Error("a conflicting resubmission changed the service")
+			}
+		})
 	}
 }
 

@@ -268,6 +268,8 @@ func (s *Service) Submit(ctx context.Context, spec berth.JobSpec) (berth.Job, bo
 	}
 	if created {
 		s.Wake()
+	} else if field := spec.Mismatch(&job); field != "" {
+		return berth.Job{}, false, berth.IdempotencyConflict(spec.IdempotencyKey, job.ID, field)
 	}
 	return job, created, nil
 }

@@ -170,7 +170,11 @@ func (s *Service) Submit(ctx context.Context, spec berth.JobSpec) (berth.Job, bo
 	}
 	if spec.IdempotencyKey != "" {
 		if id, ok := s.keys[spec.IdempotencyKey]; ok {
-			return cloneJob(*s.jobs[id]), false, nil
+			j := s.jobs[id]
+			if field := spec.Mismatch(j); field != "" {
+				return berth.Job{}, false, berth.IdempotencyConflict(spec.IdempotencyKey, id, field)
+			}
+			return cloneJob(*j), false, nil
 		}
 	}
 	s.ids++

@@ -122,6 +122,7 @@ func (s *server) routes() {
 
 	h("GET /v1/pools", s.listPools)
 	h("GET /v1/pools/{name}", s.getPool)
+	h("POST /v1/pools/{name}/unblock", s.unblockPool)
 
 	h("GET /v1/clusters", s.listClusters)
 	h("GET /v1/clusters/{id}", s.getCluster)

@@ -555,6 +555,37 @@ func TestPools(t *testing.T) {
 	h.do("POST", "/v1/pools", "").wantError(t, 405, "method_not_allowed", "GET")
 }
 
+func TestUnblock(t *testing.T) {
+	h := newHarness(t)
+	if err := h.svc.Block("spark", "bootstrap failed", t0); err != nil {
+		t.Fatal(err)
+	}
+	r := h.do("GET", "/v1/pools/spark", "")
+	var p berth.PoolStatus
+	r.decode(t, &p)
+	if !p.Blocked || p.BlockedReason != "bootstrap failed" || !p.BlockedAt.Equal(t0) {
+		t.Fatalf("a blocked pool shows %s", r.body)
+	}
+	for range 2 { // the second time the pool is not blocked: still 200
+		r = h.do("POST", "/v1/pools/spark/unblock", "")
+		p = berth.PoolStatus{}
+		r.decode(t, &p)
+		if r.status != 200 || p.Name != "spark" || p.Blocked || p.BlockedReason != "" || !p.BlockedAt.IsZero() {
+			t.Errorf("unblock: status %d, %s", r.status, r.body)
+		}
+	}
+	got, _ := h.svc.Pool(context.Background(), "spark")
+	if got.Blocked {
+		t.Error("the service still has the pool blocked")
+	}
+	before := h.svc.Mutations()
+	h.do("POST", "/v1/pools/huge/unblock", "").wantError(t, 404, "not_found", `pool "huge" not found`)
+	h.do("GET", "/v1/pools/spark/unblock", "").wantError(t, 405, "method_not_allowed", "POST")
+	if h.svc.Mutations() != before {
+		t.Error("a refused unblock changed the service")
+	}
+}
+
 func TestClusters(t *testing.T) {
 	h := newHarness(t)
 	type list struct {

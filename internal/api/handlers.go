@@ -168,6 +168,14 @@ func (s *server) getPool(w http.ResponseWriter, r *http.Request) error {
 	return s.reply(w, http.StatusOK, pool)
 }
 
+func (s *server) unblockPool(w http.ResponseWriter, r *http.Request) error {
+	pool, err := s.svc.Unblock(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return s.reply(w, http.StatusOK, pool)
+}
+
 func (s *server) listClusters(w http.ResponseWriter, r *http.Request) error {
 	q := parseQuery(r)
 	f := store.ClusterFilter{Pool: q.str("pool"), State: state(q, "state", "cluster", berth.ClusterStates)}

@@ -354,6 +354,38 @@ func (s *Service) Pool(ctx context.Context, name string) (berth.PoolStatus, erro
 	return p, nil
 }
 
+// Unblock implements api.Service.
+func (s *Service) Unblock(ctx context.Context, name string) (berth.PoolStatus, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.pools[name]
+	if !ok {
+		return berth.PoolStatus{}, berth.Errorf(berth.ErrNotFound, "pool %q not found", name)
+	}
+	if p.Blocked {
+		p.Blocked, p.BlockedReason, p.BlockedAt = false, "", time.Time{}
+		s.pools[name] = p
+		s.eventLocked("", "", "pool_unblocked", "pool "+name+" unblocked by request")
+		s.changedLocked()
+	}
+	return p, nil
+}
+
+// Block blocks a pool at a time as a permanent provider failure would,
+// with the provider's message as the reason.
+func (s *Service) Block(name, reason string, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.pools[name]
+	if !ok {
+		return berth.Errorf(berth.ErrNotFound, "pool %q not found", name)
+	}
+	p.Blocked, p.BlockedReason, p.BlockedAt = true, reason, at
+	s.pools[name] = p
+	s.changedLocked()
+	return nil
+}
+
 // Clusters implements api.Service.
 func (s *Service) Clusters(ctx context.Context, f store.ClusterFilter) ([]berth.Cluster, error) {
 	s.mu.Lock()

@@ -96,7 +96,7 @@ func TestJobs(t *testing.T) {
 	}
 
 	events, err := c.Events(ctx, j.ID)
-	if err != nil || len(events) != 1 || events[0].Kind != "submitted" {
+	if err != nil || len(events) != 1 || events[0].Kind != "queued" {
 		t.Errorf("Events = %+v, %v", events, err)
 	}
 

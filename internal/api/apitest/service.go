@@ -185,7 +185,7 @@ func (s *Service) Submit(ctx context.Context, spec berth.JobSpec) (berth.Job, bo
 	if spec.IdempotencyKey != "" {
 		s.keys[spec.IdempotencyKey] = j.ID
 	}
-	s.eventLocked(j.ID, "", "submitted", "job submitted to pool "+j.Pool)
+	s.eventLocked(j.ID, "", "queued", "submitted to pool "+j.Pool)
 	s.changedLocked()
 	return cloneJob(j), true, nil
 }

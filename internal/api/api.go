@@ -24,6 +24,12 @@
 //	503 throttled               the provider asked us to slow down (berth.ErrThrottled)
 //	500 internal                anything else; the real error is logged, never shown
 //
+// A message is what berth.Public finds in the error: a sentence for the
+// user that names the job, pool or field at fault. The operation chain
+// ("sqlite: get job ...") and any underlying error go to the log only; an
+// error of a known kind without a public message shows a generic one for
+// its kind.
+//
 // Unsupported is 422 rather than 501 because the server does implement the
 // endpoint: it is the named cluster's provider that cannot do it, a property
 // of the request, not of the server.
@@ -116,6 +122,7 @@ func (s *server) routes() {
 
 	h("GET /v1/pools", s.listPools)
 	h("GET /v1/pools/{name}", s.getPool)
+	h("POST /v1/pools/{name}/unblock", s.unblockPool)
 
 	h("GET /v1/clusters", s.listClusters)
 	h("GET /v1/clusters/{id}", s.getCluster)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,16 +19,24 @@ import (
 	"github.com/berthhq/berth/internal/api/apitest"
 	"github.com/berthhq/berth/internal/berth"
 	"github.com/berthhq/berth/internal/clock"
+	"github.com/berthhq/berth/internal/store"
 	"github.com/berthhq/berth/internal/wait"
 )
 
 var t0 = time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
 
-// harness is the API over the fake service, served on loopback.
+// harness is the API over a service, served on loopback: over the
+// stand-in (newHarness), or over the real service (newRealHarness).
 type harness struct {
-	t   testing.TB
+	t testing.TB
+	// service is what the API serves.
+	service api.Service
+	// svc and clk are the stand-in and its clock; nil over the real
+	// service.
 	svc *apitest.Service
 	clk *clock.Fake
+	// st is the real service's store; nil over the stand-in.
+	st  store.Store
 	srv *httptest.Server
 	log *syncBuffer
 }
@@ -53,12 +62,15 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+func newLogs(t testing.TB) *syncBuffer { return &syncBuffer{out: t.Output()} }
+
+// newHarness serves the API over the seeded stand-in.
 func newHarness(t testing.TB, opts ...func(*api.Options)) *harness {
 	t.Helper()
 	clk := clock.NewFake(t0)
 	svc := apitest.New(clk)
 	svc.Seed()
-	logs := &syncBuffer{out: t.Output()}
+	logs := newLogs(t)
 	o := api.Options{
 		Service: svc,
 		Log:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -68,7 +80,7 @@ func newHarness(t testing.TB, opts ...func(*api.Options)) *harness {
 	}
 	srv := httptest.NewServer(api.New(o))
 	t.Cleanup(srv.Close)
-	return &harness{t: t, svc: svc, clk: clk, srv: srv, log: logs}
+	return &harness{t: t, service: o.Service, svc: svc, clk: clk, srv: srv, log: logs}
 }
 
 type response struct {
@@ -131,8 +143,9 @@ type apiError struct {
 	} `json:"error"`
 }
 
-// wantError checks an error answer's status, code, and that its message
-// contains msg.
+// wantError checks an error answer's status, code, that its message
+// contains msg, and that the message is for users: no store, no operation
+// chain.
 func (r response) wantError(t testing.TB, status int, code, msg string) {
 	t.Helper()
 	if r.status != status {
@@ -145,6 +158,12 @@ func (r response) wantError(t testing.TB, status int, code, msg string) {
 	}
 	if !strings.Contains(e.Error.Message, msg) {
 		t.Errorf("message %q does not contain %q", e.Error.Message, msg)
+	}
+	if e.Error.Message == "" {
+		t.Error("empty message")
+	}
+	if l := leak(e.Error.Message); l != "" {
+		t.Errorf("message %q shows %s", e.Error.Message, l)
 	}
 }
 
@@ -190,61 +209,91 @@ func TestSubmit(t *testing.T) {
 		{"oversized", `{"pool": "small", "name": "` + strings.Repeat("x", 2<<20) + `"}`, "application/json", 413, "too_large", "larger than"},
 		{"oversized trailing data", goodSpec + strings.Repeat(" ", 2<<20) + "{}", "application/json", 413, "too_large", "larger than"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
-			before := h.svc.Mutations()
-			var hdr []string
-			if tt.contentType != "" {
-				hdr = []string{"Content-Type", tt.contentType}
-			}
-			r := h.do("POST", "/v1/jobs", tt.body, hdr...)
-			if tt.code != "" {
-				r.wantError(t, tt.status, tt.code, tt.msg)
-				if got := h.svc.Mutations(); got != before {
-					t.Errorf("a rejected submission changed the service (%d mutations, want %d)", got, before)
+	backends(t, func(t *testing.T, h *harness) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				before := h.state()
+				var hdr []string
+				if tt.contentType != "" {
+					hdr = []string{"Content-Type", tt.contentType}
 				}
-				return
-			}
-			if r.status != tt.status {
-				t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
-			}
-			var j berth.Job
-			r.decode(t, &j)
-			if j.ID == "" || j.Pool != "small" || j.State != berth.JobQueued || j.Priority != 3 || j.Timeout.Std() != 2*time.Hour || j.Labels["dag_id"] != "nightly" {
-				t.Errorf("job %+v does not reflect the spec", j)
-			}
-			if loc := r.header.Get("Location"); loc != "/v1/jobs/"+j.ID {
-				t.Errorf("Location %q, want /v1/jobs/%s", loc, j.ID)
-			}
-			if _, err := h.svc.Job(context.Background(), j.ID); err != nil {
-				t.Errorf("the job is not in the service: %v", err)
-			}
-		})
-	}
+				r := h.do("POST", "/v1/jobs", tt.body, hdr...)
+				if tt.code != "" {
+					r.wantError(t, tt.status, tt.code, tt.msg)
+					if got := h.state(); got != before {
+						t.Errorf("a rejected submission changed the service: %s, was %s", got, before)
+					}
+					return
+				}
+				if r.status != tt.status {
+					t.Fatalf("status %d, want %d: %s", r.status, tt.status, r.body)
+				}
+				var j berth.Job
+				r.decode(t, &j)
+				if j.ID == "" || j.Pool != "small" || j.State != berth.JobQueued || j.Priority != 3 || j.Timeout.Std() != 2*time.Hour || j.Labels["dag_id"] != "nightly" {
+					t.Errorf("job %+v does not reflect the spec", j)
+				}
+				if loc := r.header.Get("Location"); loc != "/v1/jobs/"+j.ID {
+					t.Errorf("Location %q, want /v1/jobs/%s", loc, j.ID)
+				}
+				if _, err := h.service.Job(context.Background(), j.ID); err != nil {
+					t.Errorf("the job is not in the service: %v", err)
+				}
+			})
+		}
+	})
 }
 
 func TestSubmitIdempotent(t *testing.T) {
-	h := newHarness(t)
-	spec := `{"pool": "small", "steps": [{"args": ["x"]}], "idempotency_key": "nightly/phase_3/7"}`
+	backends(t, testSubmitIdempotent)
+}
+
+func testSubmitIdempotent(t *testing.T, h *harness) {
+	spec := `{"pool": "small", "steps": [{"args": ["x"]}], "labels": {"a": "1"}, "idempotency_key": "nightly/phase_3/7"}`
 	first := h.submit(spec)
-	r := h.do("POST", "/v1/jobs", spec)
-	if r.status != http.StatusOK {
-		t.Fatalf("resubmission: status %d, want 200: %s", r.status, r.body)
-	}
-	var again berth.Job
-	r.decode(t, &again)
-	if again.ID != first.ID {
-		t.Errorf("resubmission made job %s, want the existing %s", again.ID, first.ID)
+	for _, again := range []string{
+		spec,
+		// Defaults spelled out, fields in another order: the same job.
+		`{"idempotency_key": "nightly/phase_3/7", "labels": {"a": "1"}, "steps": [{"args": ["x"], "env": {}}],
+			"pool": "small", "resume": "from_start", "max_infra_retries": 5, "priority": 0, "retries": 0}`,
+	} {
+		r := h.do("POST", "/v1/jobs", again)
+		if r.status != http.StatusOK {
+			t.Fatalf("resubmission: status %d, want 200: %s", r.status, r.body)
+		}
+		var j berth.Job
+		r.decode(t, &j)
+		if j.ID != first.ID {
+			t.Errorf("resubmission made job %s, want the existing %s", j.ID, first.ID)
+		}
 	}
 	other := h.submit(`{"pool": "small", "steps": [{"args": ["x"]}], "idempotency_key": "nightly/phase_3/8"}`)
 	if other.ID == first.ID {
 		t.Errorf("a different key returned the same job %s", other.ID)
 	}
+
+	for _, tt := range []struct{ body, field string }{
+		{`{"pool": "small", "steps": [{"args": ["y"]}], "labels": {"a": "1"}, "idempotency_key": "nightly/phase_3/7"}`, "steps"},
+		{`{"pool": "small", "steps": [{"args": ["x"]}], "labels": {"a": "1"}, "retries": 2, "idempotency_key": "nightly/phase_3/7"}`, "retries"},
+		{`{"pool": "small", "steps": [{"args": ["x"]}], "idempotency_key": "nightly/phase_3/7"}`, "labels"},
+		{`{"pool": "spark", "steps": [{"args": ["x"]}], "labels": {"a": "1"}, "idempotency_key": "nightly/phase_3/7"}`, "pool"},
+	} {
+		t.Run("different "+tt.field, func(t *testing.T) {
+			before := h.state()
+			h.do("POST", "/v1/jobs", tt.body).wantError(t, 409, "conflict",
+				`idempotency_key "nightly/phase_3/7" was used for job `+first.ID+` with a different spec (`+tt.field+` differs)`)
+			if h.state() != before {
+				t.Error("a conflicting resubmission changed the service")
+			}
+		})
+	}
 }
 
 func TestGetJob(t *testing.T) {
-	h := newHarness(t)
+	backends(t, testGetJob)
+}
+
+func testGetJob(t *testing.T, h *harness) {
 	j := h.submit(goodSpec)
 
 	r := h.do("GET", "/v1/jobs/"+j.ID, "")
@@ -413,7 +462,11 @@ func TestListJobs(t *testing.T) {
 			}
 		})
 	}
+}
 
+// Bad query parameters are a 400 that names the parameter, from either
+// service.
+func TestListJobsBadQuery(t *testing.T) {
 	bad := []struct{ query, param string }{
 		{"?state=sleeping", "state"},
 		{"?state=queued&state=running", "state"},
@@ -427,15 +480,21 @@ func TestListJobs(t *testing.T) {
 		{"?pool=%zz", "malformed query"},
 		{"?pool=" + strings.Repeat("p", 2000), "pool"},
 	}
-	for _, tt := range bad {
-		t.Run(tt.query[:min(len(tt.query), 40)], func(t *testing.T) {
-			h.do("GET", "/v1/jobs"+tt.query, "").wantError(t, 400, "invalid", tt.param)
-		})
-	}
+	backends(t, func(t *testing.T, h *harness) {
+		h.submit(goodSpec)
+		for _, tt := range bad {
+			t.Run(tt.query[:min(len(tt.query), 40)], func(t *testing.T) {
+				h.do("GET", "/v1/jobs"+tt.query, "").wantError(t, 400, "invalid", tt.param)
+			})
+		}
+	})
 }
 
 func TestCancel(t *testing.T) {
-	h := newHarness(t)
+	backends(t, testCancel)
+}
+
+func testCancel(t *testing.T, h *harness) {
 	j := h.submit(goodSpec)
 	r := h.do("POST", "/v1/jobs/"+j.ID+"/cancel", "")
 	var got berth.Job
@@ -443,10 +502,14 @@ func TestCancel(t *testing.T) {
 	if r.status != 200 || got.State != berth.JobCancelled {
 		t.Errorf("cancel: status %d, state %q", r.status, got.State)
 	}
-	h.do("POST", "/v1/jobs/"+j.ID+"/cancel", "").wantError(t, 409, "conflict", "cancelled")
+	before := h.state()
+	h.do("POST", "/v1/jobs/"+j.ID+"/cancel", "").wantError(t, 409, "conflict", "job "+j.ID+" has already ended (cancelled)")
 	h.do("POST", "/v1/jobs/job-4242/cancel", "").wantError(t, 404, "not_found", "job-4242")
 	h.do("POST", "/v1/jobs/BAD!/cancel", "").wantError(t, 404, "not_found", "")
 	h.do("GET", "/v1/jobs/"+j.ID+"/cancel", "").wantError(t, 405, "method_not_allowed", "POST")
+	if h.state() != before {
+		t.Error("a refused cancel changed the service")
+	}
 }
 
 func TestLogs(t *testing.T) {
@@ -472,35 +535,93 @@ func TestLogs(t *testing.T) {
 			t.Errorf("logs%s: status %d, stdout %q, want %q", tt.query, r.status, l.Stdout, tt.want)
 		}
 	}
-	for _, tt := range []struct {
-		path   string
-		status int
-		code   string
-		msg    string
-	}{
-		{"/v1/jobs/" + j.ID + "/logs?attempt=-1", 400, "invalid", `"attempt"`},
-		{"/v1/jobs/" + j.ID + "/logs?attempt=one", 400, "invalid", `"attempt"`},
-		{"/v1/jobs/" + j.ID + "/logs?step=x", 400, "invalid", `"step"`},
-		{"/v1/jobs/" + j.ID + "/logs?step=-2", 400, "invalid", `"step"`},
-		{"/v1/jobs/" + j.ID + "/logs?step=3", 404, "not_found", "step 3"},
-		{"/v1/jobs/job-4242/logs", 404, "not_found", "job-4242"},
-	} {
-		h.do("GET", tt.path, "").wantError(t, tt.status, tt.code, tt.msg)
-	}
+	h.do("GET", "/v1/jobs/"+j.ID+"/logs?step=3", "").wantError(t, 404, "not_found", "step 3 of job "+j.ID+" did not run in attempt 2")
 }
 
+func TestLogsErrors(t *testing.T) {
+	backends(t, func(t *testing.T, h *harness) {
+		j := h.submit(goodSpec)
+		for _, tt := range []struct {
+			path   string
+			status int
+			code   string
+			msg    string
+		}{
+			{"/v1/jobs/" + j.ID + "/logs?attempt=-1", 400, "invalid", `"attempt"`},
+			{"/v1/jobs/" + j.ID + "/logs?attempt=one", 400, "invalid", `"attempt"`},
+			{"/v1/jobs/" + j.ID + "/logs?step=x", 400, "invalid", `"step"`},
+			{"/v1/jobs/" + j.ID + "/logs?step=-2", 400, "invalid", `"step"`},
+			{"/v1/jobs/job-4242/logs", 404, "not_found", "job job-4242 not found"},
+		} {
+			h.do("GET", tt.path, "").wantError(t, tt.status, tt.code, tt.msg)
+		}
+	})
+}
+
+// A new job's history starts with its being queued. The real service's
+// loop writes that event on its own, just after the submission.
 func TestEvents(t *testing.T) {
-	h := newHarness(t)
-	j := h.submit(goodSpec)
-	r := h.do("GET", "/v1/jobs/"+j.ID+"/events", "")
-	var l struct {
-		Events []berth.Event `json:"events"`
+	backends(t, func(t *testing.T, h *harness) {
+		j := h.submit(goodSpec)
+		var l struct {
+			Events []berth.Event `json:"events"`
+		}
+		waitFor(t, "the job's first event", func() bool {
+			r := h.do("GET", "/v1/jobs/"+j.ID+"/events", "")
+			r.decode(t, &l)
+			return r.status == 200 && len(l.Events) > 0
+		})
+		if e := l.Events[0]; len(l.Events) != 1 || e.Kind != "queued" || e.JobID != j.ID || e.Message != "submitted to pool small" {
+			t.Errorf("events %+v, want one: queued, submitted to pool small", l.Events)
+		}
+	})
+}
+
+// The messages users see, word for word, from either service: they name
+// what is at fault and nothing of how it was looked up.
+func TestErrorMessages(t *testing.T) {
+	tests := []struct {
+		method, path, body string
+		status             int
+		message            string
+	}{
+		{"GET", "/v1/jobs/job-4242", "", 404, "job job-4242 not found"},
+		{"GET", "/v1/jobs/job-4242?wait=1s", "", 404, "job job-4242 not found"},
+		{"GET", "/v1/jobs/NOT_AN_ID", "", 404, "job NOT_AN_ID not found"},
+		{"POST", "/v1/jobs/job-4242/cancel", "", 404, "job job-4242 not found"},
+		{"GET", "/v1/jobs/job-4242/logs", "", 404, "job job-4242 not found"},
+		{"GET", "/v1/jobs/job-4242/events", "", 404, "job job-4242 not found"},
+		{"GET", "/v1/pools/huge", "", 404, `pool "huge" not found`},
+		{"POST", "/v1/pools/huge/unblock", "", 404, `pool "huge" not found`},
+		{"GET", "/v1/clusters/cl-4242", "", 404, "cluster cl-4242 not found"},
+		{"POST", "/v1/clusters/cl-4242/drain", "", 404, "cluster cl-4242 not found"},
+		{"POST", "/v1/clusters/cl-4242/terminate", "", 404, "cluster cl-4242 not found"},
+		{"POST", "/v1/clusters/cl-4242/kill", "", 404, "cluster cl-4242 not found"},
+		{"POST", "/v1/jobs", `{"pool": "huge", "steps": [{"args": ["x"]}]}`, 422, `pool: unknown pool "huge" (configured: small, spark)`},
+		{"POST", "/v1/jobs", `{"pool": "small", "steps": [{"args": ["x"]}], "retries": 1000}`, 400, "retries: must be 0..100"},
+		{"POST", "/v1/jobs", `{"pool": "small", "steps": [{"args": ["x"], "env": {"A=B": "c"}}]}`, 400, `steps[0].env: bad variable name "A=B"`},
+		{"POST", "/v1/jobs", `{"steps": [{"args": ["x"]}]}`, 400, "pool: is required"},
+		{"GET", "/v1/jobs?cursor=job-nope", "", 400, `cursor "job-nope" is not one a listing of jobs handed out`},
 	}
-	r.decode(t, &l)
-	if r.status != 200 || len(l.Events) != 1 || l.Events[0].Kind != "submitted" || l.Events[0].JobID != j.ID {
-		t.Errorf("events: status %d, %+v", r.status, l.Events)
-	}
-	h.do("GET", "/v1/jobs/job-4242/events", "").wantError(t, 404, "not_found", "job-4242")
+	backends(t, func(t *testing.T, h *harness) {
+		for _, tt := range tests {
+			t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+				before := h.state()
+				r := h.do(tt.method, tt.path, tt.body)
+				var e apiError
+				r.decode(t, &e)
+				if r.status != tt.status || e.Error.Message != tt.message {
+					t.Errorf("%d %q, want %d %q", r.status, e.Error.Message, tt.status, tt.message)
+				}
+				if l := leak(e.Error.Message); l != "" {
+					t.Errorf("message %q shows %s", e.Error.Message, l)
+				}
+				if h.state() != before {
+					t.Error("the request changed the service")
+				}
+			})
+		}
+	})
 }
 
 func TestPools(t *testing.T) {
@@ -526,8 +647,49 @@ func TestPools(t *testing.T) {
 	if r.status != 200 || p.Name != "spark" || p.Provider != "emr" {
 		t.Errorf("pool spark: status %d, %+v", r.status, p)
 	}
-	h.do("GET", "/v1/pools/huge", "").wantError(t, 404, "not_found", "huge")
-	h.do("POST", "/v1/pools", "").wantError(t, 405, "method_not_allowed", "GET")
+}
+
+func TestUnblock(t *testing.T) {
+	h := newHarness(t)
+	if err := h.svc.Block("spark", "bootstrap failed", t0); err != nil {
+		t.Fatal(err)
+	}
+	r := h.do("GET", "/v1/pools/spark", "")
+	var p berth.PoolStatus
+	r.decode(t, &p)
+	if !p.Blocked || p.BlockedReason != "bootstrap failed" || !p.BlockedAt.Equal(t0) {
+		t.Fatalf("a blocked pool shows %s", r.body)
+	}
+	for range 2 { // the second time the pool is not blocked: still 200
+		r = h.do("POST", "/v1/pools/spark/unblock", "")
+		p = berth.PoolStatus{}
+		r.decode(t, &p)
+		if r.status != 200 || p.Name != "spark" || p.Blocked || p.BlockedReason != "" || !p.BlockedAt.IsZero() {
+			t.Errorf("unblock: status %d, %s", r.status, r.body)
+		}
+	}
+	got, _ := h.svc.Pool(context.Background(), "spark")
+	if got.Blocked {
+		t.Error("the service still has the pool blocked")
+	}
+}
+
+// Unblocking a pool that is not blocked answers it as it is; an unknown
+// pool is a 404 that changes nothing.
+func TestUnblockIsIdempotent(t *testing.T) {
+	backends(t, func(t *testing.T, h *harness) {
+		r := h.do("POST", "/v1/pools/small/unblock", "")
+		var p berth.PoolStatus
+		r.decode(t, &p)
+		if r.status != 200 || p.Name != "small" || p.Blocked {
+			t.Errorf("unblock of a pool that is not blocked: status %d, %s", r.status, r.body)
+		}
+		before := h.state()
+		h.do("POST", "/v1/pools/huge/unblock", "").wantError(t, 404, "not_found", `pool "huge" not found`)
+		if h.state() != before {
+			t.Error("a refused unblock changed the service")
+		}
+	})
 }
 
 func TestClusters(t *testing.T) {
@@ -556,7 +718,6 @@ func TestClusters(t *testing.T) {
 			t.Errorf("clusters%s: status %d, %v, want %s (body %s)", tt.query, r.status, got, tt.want, r.body)
 		}
 	}
-	h.do("GET", "/v1/clusters?state=queued", "").wantError(t, 400, "invalid", `"state"`)
 
 	r := h.do("GET", "/v1/clusters/cl-0001", "")
 	var d berth.ClusterDetail
@@ -617,6 +778,13 @@ func TestClusterActions(t *testing.T) {
 	}
 }
 
+func TestClustersBadQuery(t *testing.T) {
+	backends(t, func(t *testing.T, h *harness) {
+		h.do("GET", "/v1/clusters?state=queued", "").wantError(t, 400, "invalid", `"state"`)
+		h.do("GET", "/v1/clusters?pool=a&pool=b", "").wantError(t, 400, "invalid", `"pool"`)
+	})
+}
+
 func TestHealthAndReady(t *testing.T) {
 	h := newHarness(t, func(o *api.Options) { o.Token = "s3cret" })
 	if r := h.do("GET", "/healthz", ""); r.status != 200 {
@@ -625,12 +793,18 @@ func TestHealthAndReady(t *testing.T) {
 	if r := h.do("GET", "/readyz", ""); r.status != 200 {
 		t.Errorf("readyz: %d %s", r.status, r.body)
 	}
-	h.svc.SetReady(errors.Join(berth.ErrUnavailable, errors.New("store not open")))
-	h.do("GET", "/readyz", "").wantError(t, 503, "unavailable", "store not open")
-	h.svc.SetReady(errors.New("disk on fire at /var/lib/berth"))
-	h.do("GET", "/readyz", "").wantError(t, 503, "unavailable", "not ready")
-	if r := h.do("GET", "/readyz", ""); bytes.Contains(r.body, []byte("/var/lib")) {
-		t.Errorf("readyz shows an internal error: %s", r.body)
+	h.svc.SetReady(&berth.Error{Kind: berth.ErrUnavailable, Public: "the store does not answer", Err: errors.New("open /var/lib/berth/berth.db: disk I/O error")})
+	h.do("GET", "/readyz", "").wantError(t, 503, "unavailable", "the store does not answer")
+	for _, err := range []error{
+		fmt.Errorf("%w: store: open /var/lib/berth/berth.db: disk I/O error", berth.ErrUnavailable),
+		errors.New("disk on fire at /var/lib/berth"),
+	} {
+		h.svc.SetReady(err)
+		r := h.do("GET", "/readyz", "")
+		r.wantError(t, 503, "unavailable", "not ready")
+		if bytes.Contains(r.body, []byte("/var/lib")) {
+			t.Errorf("readyz shows an internal error: %s", r.body)
+		}
 	}
 	if r := h.do("GET", "/healthz", ""); r.status != 200 {
 		t.Errorf("healthz while not ready: %d, want 200", r.status)
@@ -653,7 +827,10 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestAuth(t *testing.T) {
-	h := newHarness(t, func(o *api.Options) { o.Token = "s3cret" })
+	backends(t, testAuth, func(o *api.Options) { o.Token = "s3cret" })
+}
+
+func testAuth(t *testing.T, h *harness) {
 	tests := []struct {
 		method, path, auth string
 		status             int
@@ -675,7 +852,7 @@ func TestAuth(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path+" "+tt.auth, func(t *testing.T) {
-			before := h.svc.Mutations()
+			before := h.state()
 			var hdr []string
 			if tt.auth != "" {
 				hdr = []string{"Authorization", tt.auth}
@@ -686,7 +863,7 @@ func TestAuth(t *testing.T) {
 				if r.header.Get("WWW-Authenticate") == "" {
 					t.Error("no WWW-Authenticate header on a 401")
 				}
-				if h.svc.Mutations() != before {
+				if h.state() != before {
 					t.Error("an unauthorized request changed the service")
 				}
 				return
@@ -699,7 +876,10 @@ func TestAuth(t *testing.T) {
 }
 
 func TestRouting(t *testing.T) {
-	h := newHarness(t)
+	backends(t, testRouting)
+}
+
+func testRouting(t *testing.T, h *harness) {
 	tests := []struct {
 		method, path string
 		status       int
@@ -708,6 +888,11 @@ func TestRouting(t *testing.T) {
 		{"DELETE", "/v1/jobs", 405, "method_not_allowed", "GET, HEAD, POST"},
 		{"PUT", "/v1/jobs/job-0001", 405, "method_not_allowed", "GET, HEAD"},
 		{"POST", "/v1/clusters/cl-0001", 405, "method_not_allowed", "GET, HEAD"},
+		{"GET", "/v1/clusters/cl-0001/drain", 405, "method_not_allowed", "POST"},
+		{"GET", "/v1/clusters/cl-0001/kill", 405, "method_not_allowed", "POST"},
+		{"GET", "/v1/jobs/job-0001/cancel", 405, "method_not_allowed", "POST"},
+		{"POST", "/v1/pools", 405, "method_not_allowed", "GET, HEAD"},
+		{"GET", "/v1/pools/small/unblock", 405, "method_not_allowed", "POST"},
 		{"POST", "/healthz", 405, "method_not_allowed", "GET, HEAD"},
 		{"GET", "/v2/jobs", 404, "not_found", ""},
 		{"GET", "/", 404, "not_found", ""},
@@ -751,6 +936,40 @@ func (faulty) Pools(context.Context) ([]berth.PoolStatus, error) {
 	return nil, errors.New("query pools: open /var/lib/berth/berth.db: disk I/O error")
 }
 
+// chained is a service whose errors carry an operation chain around their
+// public message, or no public message at all.
+type chained struct{ *apitest.Service }
+
+func (chained) JobEvents(context.Context, string) ([]berth.Event, error) {
+	return nil, fmt.Errorf("events: %w", &berth.Error{Kind: berth.ErrNotFound, Op: "sqlite: get job job-0001", Public: "job job-0001 not found"})
+}
+
+func (chained) Clusters(context.Context, store.ClusterFilter) ([]berth.Cluster, error) {
+	return nil, fmt.Errorf("sqlite: list clusters: %w: UNIQUE constraint failed at /var/lib/berth", berth.ErrConflict)
+}
+
+func TestErrorsShowOnlyThePublicMessage(t *testing.T) {
+	h := newHarness(t)
+	h = newHarness(t, func(o *api.Options) { o.Service = chained{h.svc} })
+
+	r := h.do("GET", "/v1/jobs/job-0001/events", "")
+	r.wantError(t, 404, "not_found", "job job-0001 not found")
+	var e apiError
+	r.decode(t, &e)
+	if e.Error.Message != "job job-0001 not found" {
+		t.Errorf("message %q, want the public message alone", e.Error.Message)
+	}
+	if !strings.Contains(h.log.String(), "sqlite: get job job-0001") {
+		t.Errorf("the operation chain was not logged:\n%s", h.log.String())
+	}
+
+	r = h.do("GET", "/v1/clusters", "")
+	r.wantError(t, 409, "conflict", "the request conflicts with the current state")
+	if bytes.Contains(r.body, []byte("sqlite")) || bytes.Contains(r.body, []byte("/var/lib")) {
+		t.Errorf("an error without a public message showed its text: %s", r.body)
+	}
+}
+
 func TestInternalErrors(t *testing.T) {
 	h := newHarness(t)
 	h = newHarness(t, func(o *api.Options) { o.Service = faulty{h.svc} })
@@ -778,8 +997,10 @@ func TestInternalErrors(t *testing.T) {
 	}
 }
 
-// FuzzSubmit posts arbitrary bodies: the API must never answer 5xx, and a
-// rejected body must change nothing. The seed corpus runs in every go test.
+// FuzzSubmit posts arbitrary bodies to the API over the stand-in and over
+// the real service: neither may answer 5xx or show a message meant for
+// logs, and a rejected body must change nothing. The seed corpus runs in
+// every go test.
 func FuzzSubmit(f *testing.F) {
 	for _, s := range []string{
 		goodSpec,
@@ -802,31 +1023,37 @@ func FuzzSubmit(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	h := newHarness(f, func(o *api.Options) { o.MaxBodyBytes = 4096; o.Log = slog.New(slog.DiscardHandler) })
+	quiet := func(o *api.Options) { o.MaxBodyBytes = 4096; o.Log = slog.New(slog.DiscardHandler) }
+	hs := []*harness{newHarness(f, quiet), newRealHarness(f, quiet)}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		before := h.svc.Mutations()
-		req, err := http.NewRequest("POST", h.srv.URL+"/v1/jobs", bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := h.srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		switch after := h.svc.Mutations(); {
-		case resp.StatusCode >= 500:
-			t.Fatalf("status %d for %q: %s", resp.StatusCode, body, b)
-		case resp.StatusCode >= 400 && after != before:
-			t.Fatalf("status %d for %q, yet the service changed", resp.StatusCode, body)
-		case resp.StatusCode == 201 && after == before:
-			t.Fatalf("201 for %q, yet the service did not change", body)
-		case resp.StatusCode >= 400:
-			var e apiError
-			if err := json.Unmarshal(b, &e); err != nil || e.Error.Code == "" || e.Error.Message == "" {
-				t.Fatalf("status %d with a body not in the error shape: %s", resp.StatusCode, b)
+		for _, h := range hs {
+			before := h.stateIn(t)
+			req, err := http.NewRequest("POST", h.srv.URL+"/v1/jobs", bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := h.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			switch after := h.stateIn(t); {
+			case resp.StatusCode >= 500:
+				t.Fatalf("status %d for %q: %s", resp.StatusCode, body, b)
+			case resp.StatusCode >= 400 && after != before:
+				t.Fatalf("status %d for %q, yet the service changed", resp.StatusCode, body)
+			case resp.StatusCode == 201 && after == before:
+				t.Fatalf("201 for %q, yet the service did not change", body)
+			case resp.StatusCode >= 400:
+				var e apiError
+				if err := json.Unmarshal(b, &e); err != nil || e.Error.Code == "" || e.Error.Message == "" {
+					t.Fatalf("status %d with a body not in the error shape: %s", resp.StatusCode, b)
+				}
+				if l := leak(e.Error.Message); l != "" {
+					t.Fatalf("message %q shows %s", e.Error.Message, l)
+				}
 			}
 		}
 	})

@@ -40,48 +40,57 @@ type errorDetail struct {
 	Message string `json:"message"`
 }
 
-// errorStatus maps an error to its HTTP status and code, and says whether
-// its message may be shown. It is the only place that does: the package
-// comment lists its table. Only berth's sentinel errors and the API's own
-// errors are shown; anything else is an internal error whose text could
-// carry file paths, SQL or provider details, so it is logged instead.
-func errorStatus(err error) (status int, code string, public bool) {
+// kindStatus is the status, code and generic message of each of berth's
+// kinds of error. The message is shown for an error of the kind that
+// carries no public message of its own.
+var kindStatus = map[error]struct {
+	status        int
+	code, message string
+}{
+	berth.ErrInvalid:       {http.StatusBadRequest, "invalid", "the request is invalid"},
+	berth.ErrUnprocessable: {http.StatusUnprocessableEntity, "unprocessable", "the request names something that cannot be done"},
+	berth.ErrNotFound:      {http.StatusNotFound, "not_found", "not found"},
+	berth.ErrConflict:      {http.StatusConflict, "conflict", "the request conflicts with the current state"},
+	berth.ErrUnsupported:   {http.StatusUnprocessableEntity, "unsupported", "the provider does not support this"},
+	berth.ErrUnavailable:   {http.StatusServiceUnavailable, "unavailable", "the service is unavailable; try again"},
+	berth.ErrThrottled:     {http.StatusServiceUnavailable, "throttled", "the provider is throttling requests; try again"},
+}
+
+// errorStatus maps an error to its HTTP status, code and the message that
+// may be shown. It is the only place that does: the package comment lists
+// its table. The API's own errors are shown as they are; an error of one of
+// berth's kinds shows its public message (berth.Public), or the kind's
+// generic one, never its operation chain; anything else is an internal
+// error whose text could carry file paths, SQL or provider details, so
+// public is false and it is logged instead.
+func errorStatus(err error) (status int, code, message string, public bool) {
 	var he *httpError
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &he):
-		return he.status, he.code, true
+		return he.status, he.code, he.message, true
 	case errors.As(err, &tooLarge):
-		return http.StatusRequestEntityTooLarge, "too_large", true
-	case errors.Is(err, berth.ErrInvalid):
-		return http.StatusBadRequest, "invalid", true
-	case errors.Is(err, berth.ErrUnprocessable):
-		return http.StatusUnprocessableEntity, "unprocessable", true
-	case errors.Is(err, berth.ErrNotFound):
-		return http.StatusNotFound, "not_found", true
-	case errors.Is(err, berth.ErrConflict):
-		return http.StatusConflict, "conflict", true
-	case errors.Is(err, berth.ErrUnsupported):
-		return http.StatusUnprocessableEntity, "unsupported", true
-	case errors.Is(err, berth.ErrUnavailable):
-		return http.StatusServiceUnavailable, "unavailable", true
-	case errors.Is(err, berth.ErrThrottled):
-		return http.StatusServiceUnavailable, "throttled", true
-	default:
-		return http.StatusInternalServerError, "internal", false
+		return http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body larger than %d bytes", tooLarge.Limit), true
 	}
+	ks, ok := kindStatus[berth.KindOf(err)]
+	if !ok {
+		return http.StatusInternalServerError, "internal", "internal error", false
+	}
+	message = berth.Public(err)
+	if message == "" {
+		message = ks.message
+	}
+	return ks.status, ks.code, message, true
 }
 
-// writeError answers err in the API's error shape.
+// writeError answers err in the API's error shape. The whole error, with
+// its operation chain, goes to the log: at debug for the client's own
+// mistakes and the states it ran into, at error for internal errors.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	status, code, public := errorStatus(err)
-	msg := err.Error()
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		msg = fmt.Sprintf("request body larger than %d bytes", tooLarge.Limit)
-	}
+	status, code, msg, public := errorStatus(err)
 	switch {
 	case public:
+		s.log.Debug("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	case r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
 		// The client went away or gave up: not the server's fault, and
 		// nobody reads the answer.
@@ -91,7 +100,6 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		if err != errPanic { // ServeHTTP logged the panic with its stack
 			s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 		}
-		msg = "internal error"
 	}
 	if status == http.StatusServiceUnavailable && code == "throttled" {
 		w.Header().Set("Retry-After", "1")

@@ -44,7 +44,7 @@ func orEmpty[T any](s []T) []T {
 func pathID(r *http.Request, what string) (string, error) {
 	id := r.PathValue("id")
 	if !berth.ValidID(id) {
-		return "", &httpError{http.StatusNotFound, "not_found", what + " " + truncate(id, 80) + ": not found"}
+		return "", &httpError{http.StatusNotFound, "not_found", what + " " + truncate(id, 80) + " not found"}
 	}
 	return id, nil
 }
@@ -168,6 +168,14 @@ func (s *server) getPool(w http.ResponseWriter, r *http.Request) error {
 	return s.reply(w, http.StatusOK, pool)
 }
 
+func (s *server) unblockPool(w http.ResponseWriter, r *http.Request) error {
+	pool, err := s.svc.Unblock(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return s.reply(w, http.StatusOK, pool)
+}
+
 func (s *server) listClusters(w http.ResponseWriter, r *http.Request) error {
 	q := parseQuery(r)
 	f := store.ClusterFilter{Pool: q.str("pool"), State: state(q, "state", "cluster", berth.ClusterStates)}
@@ -221,8 +229,9 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case err == nil:
 		return s.reply(w, http.StatusOK, status{"ready"})
-	case errors.Is(err, berth.ErrUnavailable):
-		return &httpError{http.StatusServiceUnavailable, "unavailable", err.Error()}
+	case errors.Is(err, berth.ErrUnavailable) && berth.Public(err) != "":
+		s.log.Debug("not ready", "err", err)
+		return &httpError{http.StatusServiceUnavailable, "unavailable", berth.Public(err)}
 	default:
 		// Whatever else is wrong, the answer to "ready?" is no.
 		s.log.Warn("not ready", "err", err)

@@ -27,6 +27,10 @@ type Service interface {
 
 	Pools(ctx context.Context) ([]berth.PoolStatus, error)
 	Pool(ctx context.Context, name string) (berth.PoolStatus, error)
+	// Unblock lifts the block a permanent provider failure put on a pool
+	// and returns the pool's status once that is committed. A pool that
+	// is not blocked is returned as it is: unblocking is idempotent.
+	Unblock(ctx context.Context, name string) (berth.PoolStatus, error)
 	Clusters(ctx context.Context, f store.ClusterFilter) ([]berth.Cluster, error)
 	Cluster(ctx context.Context, id string) (berth.ClusterDetail, error)
 	Drain(ctx context.Context, id string) (berth.Cluster, error)

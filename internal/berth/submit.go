@@ -2,6 +2,8 @@ package berth
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -36,10 +38,11 @@ type JobSpec struct {
 }
 
 // Validate checks a spec on its own (the pool's existence is the caller's to
-// check) and names the field at fault. The error wraps ErrInvalid.
+// check) and names the field at fault. The error is an *Error of kind
+// ErrInvalid whose public message starts with the field.
 func (s *JobSpec) Validate() error {
 	bad := func(field, format string, args ...any) error {
-		return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
+		return Errorf(ErrInvalid, "%s: %s", field, fmt.Sprintf(format, args...))
 	}
 	if s.Pool == "" {
 		return bad("pool", "is required")
@@ -152,4 +155,54 @@ func (s *JobSpec) NewJob(id string, now time.Time) Job {
 		j.Steps = append(j.Steps, JobStep{Step: st, State: StepPending})
 	}
 	return j
+}
+
+// Mismatch compares a submission with the job an earlier submission of the
+// same idempotency key made, and names the first field of the submission
+// that would have shaped a different job; "" when it would make the same
+// one. Defaults count as given (an omitted resume is "from_start", an
+// omitted max_infra_retries is DefaultInfraRetry), and an empty list or map
+// equals an absent one, since the store keeps no difference between them.
+// What the job has done since (its state, attempts, step states) does not
+// count.
+func (s *JobSpec) Mismatch(j *Job) string {
+	want := s.NewJob(j.ID, j.CreatedAt)
+	switch {
+	case want.Pool != j.Pool:
+		return "pool"
+	case want.Name != j.Name:
+		return "name"
+	case !slices.EqualFunc(want.Steps, j.Steps, func(a, b JobStep) bool { return sameStep(a.Step, b.Step) }):
+		return "steps"
+	case want.Priority != j.Priority:
+		return "priority"
+	case want.Affinity != j.Affinity:
+		return "affinity"
+	case want.AffinityRequired != j.AffinityRequired:
+		return "affinity_required"
+	case want.Retries != j.Retries:
+		return "retries"
+	case want.MaxInfraRetries != j.MaxInfraRetries:
+		return "max_infra_retries"
+	case want.Timeout != j.Timeout:
+		return "timeout"
+	case want.Resume != j.Resume:
+		return "resume"
+	case !maps.Equal(want.Labels, j.Labels):
+		return "labels"
+	}
+	return ""
+}
+
+func sameStep(a, b Step) bool {
+	return a.Name == b.Name && slices.Equal(a.Args, b.Args) && a.Jar == b.Jar &&
+		a.MainClass == b.MainClass && maps.Equal(a.Env, b.Env) && a.Dir == b.Dir
+}
+
+// IdempotencyConflict is the error for a submission whose idempotency key
+// names a job it does not describe (see Mismatch): answering with that job
+// would hide the caller's mistake, so it is a conflict that names the job
+// and the field.
+func IdempotencyConflict(key, jobID, field string) error {
+	return Errorf(ErrConflict, "idempotency_key %q was used for job %s with a different spec (%s differs)", key, jobID, field)
 }

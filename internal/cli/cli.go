@@ -76,7 +76,7 @@ func commands() []command {
 		{"submit", "submit a job (from a JSON file, or one command after --)", runSubmit},
 		{"jobs", "list, show, wait for and cancel jobs; their logs and events", runJobs},
 		{"clusters", "list, show, drain, terminate and kill clusters", runClusters},
-		{"pools", "list and show pools with their live counts", runPools},
+		{"pools", "list and show pools with their live counts; unblock them", runPools},
 		{"serve", "run the Berth server", runServe},
 		{"demo", "run a demonstration of Berth on local clusters", runDemo},
 		{"version", "print berth's version", runVersion},

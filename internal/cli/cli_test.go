@@ -179,6 +179,10 @@ func golden(t *testing.T, name, got string) {
 func TestGolden(t *testing.T) {
 	h := newHarness(t)
 	h.fleet(t)
+	// spark is blocked, small is not: the pool goldens show both.
+	if err := h.svc.Block("spark", "bootstrap action 1 failed: exit 3", t0.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		file string
 		args []string
@@ -246,6 +250,7 @@ func TestJSONOutput(t *testing.T) {
 		{[]string{"pools", "ls", "-o", "json"}, "pools"},
 		{[]string{"pools", "get", "small", "-o", "json"}, "idle_timeout"},
 		{[]string{"clusters", "drain", "cl-0001", "-o", "json"}, "state"},
+		{[]string{"pools", "unblock", "small", "-o", "json"}, "blocked"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -370,6 +375,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"jobs", "logs", "job-0001", "--step", "-1"}, "cannot be negative"},
 		{[]string{"clusters", "kill"}, "want one cluster id"},
 		{[]string{"pools", "get"}, "want one pool name"},
+		{[]string{"pools", "unblock"}, "want one pool name"},
+		{[]string{"pools", "unblock", "a", "b"}, "want one pool name"},
 		{[]string{"version", "now"}, "no arguments expected"},
 	}
 	for _, tt := range tests {
@@ -404,16 +411,17 @@ func TestAPIErrors(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{[]string{"jobs", "get", "job-4242"}, "berth: job job-4242: not found\n"},
-		{[]string{"jobs", "get", "NOT-AN-ID"}, "berth: job NOT-AN-ID: not found\n"},
-		{[]string{"jobs", "cancel", "job-0001"}, "conflict"},
-		{[]string{"jobs", "logs", "job-0002", "--step", "1"}, "not found"},
+		{[]string{"jobs", "get", "job-4242"}, "berth: job job-4242 not found\n"},
+		{[]string{"jobs", "get", "NOT-AN-ID"}, "berth: job NOT-AN-ID not found\n"},
+		{[]string{"jobs", "cancel", "job-0001"}, "berth: job job-0001 has already ended (succeeded)\n"},
+		{[]string{"jobs", "logs", "job-0002", "--step", "1"}, "berth: step 1 of job job-0002 did not run in attempt 2\n"},
 		{[]string{"jobs", "ls", "--state", "sleeping"}, `parameter "state"`},
-		{[]string{"submit", "--pool", "huge", "--", "echo"}, `unknown pool "huge"`},
+		{[]string{"submit", "--pool", "huge", "--", "echo"}, `berth: pool: unknown pool "huge" (configured: small, spark)` + "\n"},
 		{[]string{"submit", "--pool", "small", "--retries", "1000", "--", "echo"}, "retries"},
-		{[]string{"clusters", "kill", "cl-0002"}, "unsupported"},
-		{[]string{"clusters", "drain", "cl-0003"}, "conflict"},
-		{[]string{"pools", "get", "huge"}, `pool "huge": not found`},
+		{[]string{"clusters", "kill", "cl-0002"}, `berth: cluster cl-0002: provider "emr" cannot inject faults` + "\n"},
+		{[]string{"clusters", "drain", "cl-0003"}, "berth: cluster cl-0003 is already terminated\n"},
+		{[]string{"pools", "get", "huge"}, `berth: pool "huge" not found` + "\n"},
+		{[]string{"pools", "unblock", "huge"}, `berth: pool "huge" not found` + "\n"},
 		{[]string{"jobs", "ls", "--token", "wrong"}, "set --token or BERTH_TOKEN"},
 		{[]string{"jobs", "ls", "--server", gone.URL}, "is the server running?"},
 		{[]string{"serve", "--config", filepath.Join(t.TempDir(), "nope.yaml")}, "nope.yaml"},
@@ -574,6 +582,9 @@ func TestActions(t *testing.T) {
 	h.fleet(t)
 	h.svc.SetLogs(berth.Logs{JobID: "job-0002", Attempt: 2, Step: 0, Stdout: "rows: 42\n", Stderr: "warning: slow\n"})
 	h.svc.SetLogs(berth.Logs{JobID: "job-0002", Attempt: 1, Step: 1, Location: "s3://bucket/logs/j-1/steps/s-1/"})
+	if err := h.svc.Block("spark", "bootstrap failed", t0); err != nil {
+		t.Fatal(err)
+	}
 
 	tests := []struct {
 		args           []string
@@ -585,6 +596,8 @@ func TestActions(t *testing.T) {
 		{[]string{"clusters", "drain", "cl-0001"}, "cl-0001 draining\n", ""},
 		{[]string{"clusters", "terminate", "cl-0002"}, "cl-0002 terminating\n", ""},
 		{[]string{"clusters", "kill", "cl-0001"}, "cl-0001 lost\n", ""},
+		{[]string{"pools", "unblock", "spark"}, "spark unblocked\n", ""},
+		{[]string{"pools", "unblock", "spark"}, "spark unblocked\n", ""}, // idempotent
 	}
 	for _, tt := range tests {
 		r := h.mustRun(t, tt.args...)
@@ -595,6 +608,9 @@ func TestActions(t *testing.T) {
 	j, _ := h.svc.Job(context.Background(), "job-0003")
 	if j.State != berth.JobCancelled {
 		t.Errorf("job-0003 is %s after jobs cancel", j.State)
+	}
+	if p, _ := h.svc.Pool(context.Background(), "spark"); p.Blocked {
+		t.Errorf("spark is still blocked after pools unblock: %+v", p)
 	}
 }
 

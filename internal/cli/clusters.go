@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berthhq/berth/internal/berth"
 )
@@ -146,9 +147,10 @@ func clusterAction(action, help string) func(context.Context, *env, []string) er
 }
 
 func runPools(ctx context.Context, e *env, args []string) error {
-	return e.runGroup(ctx, "pools", "Look at pools.", []command{
+	return e.runGroup(ctx, "pools", "Look at pools, and unblock them.", []command{
 		{"ls", "list pools with their live counts", runPoolsList},
 		{"get", "show a pool", runPoolGet},
+		{"unblock", "let a pool blocked by a permanent provider failure start clusters again", runPoolUnblock},
 	}, args)
 }
 
@@ -171,12 +173,17 @@ func runPoolsList(ctx context.Context, e *env, args []string) error {
 			Pools []berth.PoolStatus `json:"pools"`
 		}{orEmpty(pools)})
 	}
-	t := newTable(e.stdout, "NAME", "PROVIDER", "STARTING", "READY", "DRAINING", "QUEUED", "RUNNING", "FREE", "MIN/MAX", "FALLBACK")
+	now := e.clock.Now()
+	t := newTable(e.stdout, "NAME", "PROVIDER", "STARTING", "READY", "DRAINING", "QUEUED", "RUNNING", "FREE", "MIN/MAX", "FALLBACK", "BLOCKED")
 	for _, p := range pools {
 		n := func(s berth.ClusterState) string { return strconv.Itoa(p.Clusters[s]) }
+		blocked := ""
+		if p.Blocked {
+			blocked = fmt.Sprintf("%s (for %s)", clip(p.BlockedReason, 60), since(now, p.BlockedAt))
+		}
 		t.row(p.Name, p.Provider, n(berth.ClusterStarting), n(berth.ClusterReady), n(berth.ClusterDraining),
 			strconv.Itoa(p.Queued), strconv.Itoa(p.Running), strconv.Itoa(p.FreeSlots),
-			fmt.Sprintf("%d/%d", p.MinClusters, p.MaxClusters), fallback(p))
+			fmt.Sprintf("%d/%d", p.MinClusters, p.MaxClusters), fallback(p), blocked)
 	}
 	return t.flush()
 }
@@ -229,6 +236,11 @@ func runPoolGet(ctx context.Context, e *env, args []string) error {
 		fb += fmt.Sprintf(" (after %d capacity failures)", p.Fallback.AfterFailures)
 	}
 	field("Fallback", fb)
+	blocked := "no"
+	if p.Blocked {
+		blocked = fmt.Sprintf("%s (since %s, %s ago)", p.BlockedReason, p.BlockedAt.UTC().Format(time.RFC3339), since(e.clock.Now(), p.BlockedAt))
+	}
+	field("Blocked", blocked)
 	var counts []string
 	for _, s := range berth.ClusterStates {
 		if n := p.Clusters[s]; n > 0 {
@@ -240,4 +252,23 @@ func runPoolGet(ctx context.Context, e *env, args []string) error {
 	field("Running", strconv.Itoa(p.Running))
 	field("Free slots", strconv.Itoa(p.FreeSlots))
 	return kv.flush()
+}
+
+func runPoolUnblock(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("pools unblock", "pools unblock [flags] NAME",
+		"Unblock a pool: a permanent provider failure (a bad bootstrap, a validation error,\naccess denied) blocks a pool so that it starts no more clusters. Fix the cause,\nthen unblock it. A pool that is not blocked is left as it is.")
+	e.clientFlags(fs)
+	name, err := e.oneID(fs, args, "pool name")
+	if err != nil {
+		return err
+	}
+	p, err := e.client().Unblock(ctx, name)
+	if err != nil {
+		return err
+	}
+	if e.output == "json" {
+		return printJSON(e.stdout, p)
+	}
+	_, err = fmt.Fprintf(e.stdout, "%s unblocked\n", p.Name)
+	return err
 }

@@ -100,6 +100,15 @@ func stamp(now, t time.Time) string {
 	return t.UTC().Format(time.RFC3339) + " (" + short(now.Sub(t)) + " ago)"
 }
 
+// clip shortens s to at most n runes, marking the cut.
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
 func money(v float64) string { return fmt.Sprintf("%.4f", v) }
 
 func price(perHour float64) string { return strconv.FormatFloat(perHour, 'f', -1, 64) + "/h" }

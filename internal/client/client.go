@@ -297,6 +297,14 @@ func (c *Client) Pool(ctx context.Context, name string) (berth.PoolStatus, error
 	return p, err
 }
 
+// Unblock lifts the block a permanent provider failure put on a pool and
+// returns the pool; a pool that was not blocked is returned as it is.
+func (c *Client) Unblock(ctx context.Context, name string) (berth.PoolStatus, error) {
+	var p berth.PoolStatus
+	_, err := c.do(ctx, http.MethodPost, "/v1/pools/"+url.PathEscape(name)+"/unblock", nil, nil, &p)
+	return p, err
+}
+
 // Clusters lists clusters, of one pool and in one state when those are not
 // empty.
 func (c *Client) Clusters(ctx context.Context, pool string, state berth.ClusterState) ([]berth.Cluster, error) {

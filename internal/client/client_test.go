@@ -96,7 +96,7 @@ func TestJobs(t *testing.T) {
 	}
 
 	events, err := c.Events(ctx, j.ID)
-	if err != nil || len(events) != 1 || events[0].Kind != "submitted" {
+	if err != nil || len(events) != 1 || events[0].Kind != "queued" {
 		t.Errorf("Events = %+v, %v", events, err)
 	}
 
@@ -152,7 +152,7 @@ func TestWaitJob(t *testing.T) {
 }
 
 func TestPoolsAndClusters(t *testing.T) {
-	c, _, _ := setup(t)
+	c, svc, _ := setup(t)
 	ctx := context.Background()
 
 	pools, err := c.Pools(ctx)
@@ -162,6 +162,18 @@ func TestPoolsAndClusters(t *testing.T) {
 	p, err := c.Pool(ctx, "small")
 	if err != nil || p.Provider != "local" || p.Clusters[berth.ClusterReady] != 1 {
 		t.Errorf("Pool = %+v, %v", p, err)
+	}
+	if err := svc.Block("spark", "bootstrap failed", t0); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := c.Pool(ctx, "spark"); err != nil || !p.Blocked || p.BlockedReason != "bootstrap failed" || !p.BlockedAt.Equal(t0) {
+		t.Errorf("Pool of a blocked pool = %+v, %v", p, err)
+	}
+	if p, err := c.Unblock(ctx, "spark"); err != nil || p.Name != "spark" || p.Blocked || p.BlockedReason != "" {
+		t.Errorf("Unblock = %+v, %v", p, err)
+	}
+	if p, err := c.Pool(ctx, "spark"); err != nil || p.Blocked {
+		t.Errorf("Pool after Unblock = %+v, %v", p, err)
 	}
 
 	cls, err := c.Clusters(ctx, "small", berth.ClusterReady)
@@ -219,6 +231,16 @@ func TestErrors(t *testing.T) {
 		{"id with a slash", func() error { _, err := c.Job(ctx, "a/b"); return err }, 404, "not_found", berth.ErrNotFound},
 		{"unknown pool", func() error { _, err := c.Pool(ctx, "huge"); return err }, 404, "not_found", berth.ErrNotFound},
 		{"unknown cluster", func() error { _, err := c.Cluster(ctx, "cl-4242"); return err }, 404, "not_found", berth.ErrNotFound},
+		{"unblock of an unknown pool", func() error { _, err := c.Unblock(ctx, "huge"); return err }, 404, "not_found", berth.ErrNotFound},
+		{"idempotency key with another spec", func() error {
+			if _, _, err := c.Submit(ctx, spec("k-conflict")); err != nil {
+				return err
+			}
+			other := spec("k-conflict")
+			other.Priority = 9
+			_, _, err := c.Submit(ctx, other)
+			return err
+		}, 409, "conflict", berth.ErrConflict},
 		{"invalid spec", func() error { _, _, err := c.Submit(ctx, berth.JobSpec{Pool: "small"}); return err }, 400, "invalid", berth.ErrInvalid},
 		{"submit to an unknown pool", func() error {
 			_, _, err := c.Submit(ctx, berth.JobSpec{Pool: "huge", Steps: []berth.Step{{Args: []string{"x"}}}})

@@ -70,7 +70,8 @@ type Finder interface {
 // so that a job it never could run is refused at submission instead of
 // failing on a cluster.
 type StepChecker interface {
-	// CheckStep returns an error wrapping berth.ErrInvalid, or nil.
+	// CheckStep returns nil, or an error of kind berth.ErrInvalid whose
+	// public message (berth.Public) tells the submitter why.
 	CheckStep(step berth.Step) error
 }
 

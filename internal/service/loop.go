@@ -306,7 +306,7 @@ func (l *loop) runOnce(ctx context.Context, now time.Time, p *Pass) error {
 // failCommands answers the commands waiting for this pass's commit, and
 // those not yet applied, with the store's failure.
 func (l *loop) failCommands(err error) {
-	err = fmt.Errorf("%w: the store cannot commit: %v", berth.ErrUnavailable, err)
+	err = &berth.Error{Kind: berth.ErrUnavailable, Public: "the store cannot commit; try again", Err: err}
 	for _, r := range l.replies {
 		r <- err
 	}
@@ -891,18 +891,9 @@ func (s *Service) clusterCommand(ctx context.Context, id string, fn func(l *loop
 	}
 	if c.State.Terminal() {
 		s.fill(&c)
-		return c, fmt.Errorf("%w: cluster %s is already %s", berth.ErrConflict, id, c.State)
+		return c, berth.Errorf(berth.ErrConflict, "cluster %s is already %s", id, c.State)
 	}
-	reply := make(chan error, 1)
-	s.post(clusterOp(id, fn, reply))
-	select {
-	case err = <-reply:
-	case <-ctx.Done():
-		return berth.Cluster{}, ctx.Err()
-	case <-s.clock.After(commandWait):
-		return berth.Cluster{}, fmt.Errorf("%w: the loop is busy", berth.ErrUnavailable)
-	}
-	if err != nil {
+	if err := s.onLoop(ctx, onCluster(id, fn)); err != nil {
 		return berth.Cluster{}, err
 	}
 	c, err = s.store.GetCluster(ctx, id)
@@ -913,13 +904,13 @@ func (s *Service) clusterCommand(ctx context.Context, id string, fn func(l *loop
 	return c, nil
 }
 
-// clusterOp is a command on one live cluster.
-func clusterOp(id string, fn func(l *loop, c *clusterRT) error, reply chan error) command {
-	return command{reply: reply, fn: func(l *loop) error {
+// onCluster makes fn a command on one live cluster.
+func onCluster(id string, fn func(l *loop, c *clusterRT) error) func(l *loop) error {
+	return func(l *loop) error {
 		rt, ok := l.clusters[id]
 		if !ok {
-			return fmt.Errorf("%w: cluster %s has ended", berth.ErrConflict, id)
+			return berth.Errorf(berth.ErrConflict, "cluster %s has ended", id)
 		}
 		return fn(l, rt)
-	}}
+	}
 }

@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -199,12 +198,12 @@ func (s *Service) callNow(ctx context.Context, fn func(ctx context.Context) erro
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	if !s.spawn(func() { done <- fn(ctx) }) {
-		return fmt.Errorf("%w: the service is stopping", berth.ErrUnavailable)
+		return berth.Errorf(berth.ErrUnavailable, "the service is stopping")
 	}
 	select {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		return fmt.Errorf("%w: the provider did not answer in time", berth.ErrUnavailable)
+		return berth.Errorf(berth.ErrUnavailable, "the provider did not answer in time")
 	}
 }

@@ -1,11 +1,13 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -285,13 +287,13 @@ func (s *Service) Ready(ctx context.Context) error {
 	running, commitErr := s.running, s.commitErr
 	s.mu.Unlock()
 	if !running {
-		return fmt.Errorf("%w: the loop is not running", berth.ErrUnavailable)
+		return berth.Errorf(berth.ErrUnavailable, "the loop is not running")
 	}
 	if commitErr != nil {
-		return fmt.Errorf("%w: the store cannot commit: %v", berth.ErrUnavailable, commitErr)
+		return &berth.Error{Kind: berth.ErrUnavailable, Public: "the store cannot commit", Err: commitErr}
 	}
 	if err := s.store.Ping(ctx); err != nil {
-		return fmt.Errorf("%w: store: %v", berth.ErrUnavailable, err)
+		return &berth.Error{Kind: berth.ErrUnavailable, Op: "ping store", Public: "the store does not answer", Err: err}
 	}
 	return nil
 }
@@ -303,12 +305,13 @@ func (s *Service) Submit(ctx context.Context, spec berth.JobSpec) (berth.Job, bo
 	}
 	p, ok := s.pools[spec.Pool]
 	if !ok {
-		return berth.Job{}, false, fmt.Errorf("%w: pool: unknown pool %q", berth.ErrUnprocessable, spec.Pool)
+		return berth.Job{}, false, berth.Errorf(berth.ErrUnprocessable, "pool: unknown pool %q (configured: %s)", spec.Pool, strings.Join(s.poolNames, ", "))
 	}
 	if sc, ok := p.prov.(provider.StepChecker); ok {
 		for i, st := range spec.Steps {
 			if err := sc.CheckStep(st); err != nil {
-				return berth.Job{}, false, fmt.Errorf("%w: steps[%d]: pool %s (provider %s) cannot run it: %v", berth.ErrUnprocessable, i, p.pool.Name, p.pool.Provider, err)
+				return berth.Job{}, false, &berth.Error{Kind: berth.ErrUnprocessable, Err: err,
+					Public: fmt.Sprintf("steps[%d]: pool %s (provider %s) cannot run it: %s", i, p.pool.Name, p.pool.Provider, cmp.Or(berth.Public(err), "not a step this provider runs"))}
 			}
 		}
 	}
@@ -319,6 +322,8 @@ func (s *Service) Submit(ctx context.Context, spec berth.JobSpec) (berth.Job, bo
 	}
 	if created {
 		s.Wake()
+	} else if field := spec.Mismatch(&job); field != "" {
+		return berth.Job{}, false, berth.IdempotencyConflict(spec.IdempotencyKey, job.ID, field)
 	}
 	return job, created, nil
 }
@@ -390,13 +395,13 @@ func (s *Service) JobLogs(ctx context.Context, id string, attempt, step int) (be
 		return berth.Logs{}, err
 	}
 	if len(job.Attempts) == 0 {
-		return berth.Logs{}, fmt.Errorf("%w: job %s has not run yet", berth.ErrNotFound, id)
+		return berth.Logs{}, berth.Errorf(berth.ErrNotFound, "job %s has not run yet", id)
 	}
 	if attempt == 0 {
 		attempt = len(job.Attempts)
 	}
 	if attempt < 1 || attempt > len(job.Attempts) {
-		return berth.Logs{}, fmt.Errorf("%w: job %s has no attempt %d", berth.ErrNotFound, id, attempt)
+		return berth.Logs{}, berth.Errorf(berth.ErrNotFound, "job %s has no attempt %d", id, attempt)
 	}
 	a := job.Attempts[attempt-1]
 	var st *berth.AttemptStep
@@ -406,7 +411,7 @@ func (s *Service) JobLogs(ctx context.Context, id string, attempt, step int) (be
 		}
 	}
 	if st == nil || st.ProviderID == "" {
-		return berth.Logs{}, fmt.Errorf("%w: step %d did not run in attempt %d", berth.ErrNotFound, step, attempt)
+		return berth.Logs{}, berth.Errorf(berth.ErrNotFound, "step %d of job %s did not run in attempt %d", step, id, attempt)
 	}
 	c, p, err := s.clusterPool(ctx, a.ClusterID)
 	if err != nil {
@@ -414,7 +419,7 @@ func (s *Service) JobLogs(ctx context.Context, id string, attempt, step int) (be
 	}
 	lr, ok := p.prov.(provider.LogReader)
 	if !ok {
-		return berth.Logs{}, fmt.Errorf("%w: provider %q keeps no logs", berth.ErrUnsupported, p.pool.Provider)
+		return berth.Logs{}, berth.Errorf(berth.ErrUnsupported, "provider %q keeps no logs", p.pool.Provider)
 	}
 	var logs berth.Logs
 	err = s.callNow(ctx, func(ctx context.Context) error {
@@ -423,7 +428,8 @@ func (s *Service) JobLogs(ctx context.Context, id string, attempt, step int) (be
 		return err
 	})
 	if err != nil {
-		return berth.Logs{}, fmt.Errorf("logs of %s attempt %d step %d: %w", id, attempt, step, err)
+		return berth.Logs{}, &berth.Error{Op: fmt.Sprintf("logs of %s attempt %d step %d", id, attempt, step), Err: err,
+			Public: fmt.Sprintf("the logs of job %s attempt %d step %d cannot be read from the provider", id, attempt, step)}
 	}
 	logs.JobID, logs.Attempt, logs.Step = id, attempt, step
 	return logs, nil
@@ -443,7 +449,7 @@ func (s *Service) Pools(ctx context.Context) ([]berth.PoolStatus, error) {
 // Pool returns one pool with its live counts.
 func (s *Service) Pool(ctx context.Context, name string) (berth.PoolStatus, error) {
 	if _, ok := s.pools[name]; !ok {
-		return berth.PoolStatus{}, fmt.Errorf("%w: pool %q", berth.ErrNotFound, name)
+		return berth.PoolStatus{}, berth.Errorf(berth.ErrNotFound, "pool %q not found", name)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -495,7 +501,7 @@ func (s *Service) clusterPool(ctx context.Context, id string) (berth.Cluster, *p
 	}
 	p, ok := s.pools[c.Pool]
 	if !ok {
-		return c, nil, fmt.Errorf("%w: cluster %s belongs to pool %q, which is no longer configured", berth.ErrConflict, id, c.Pool)
+		return c, nil, berth.Errorf(berth.ErrConflict, "cluster %s belongs to pool %q, which is no longer configured", id, c.Pool)
 	}
 	return c, p, nil
 }
@@ -535,10 +541,10 @@ func terminate(l *loop, c *clusterRT) error {
 // RequestDrain and RequestTerminate hand Drain's and Terminate's work to
 // the loop and return without waiting for it: for callers that cannot
 // wait, such as a simulation, which runs in the loop's own goroutine.
-func (s *Service) RequestDrain(id string) { s.post(clusterOp(id, drain, nil)) }
+func (s *Service) RequestDrain(id string) { s.post(command{fn: onCluster(id, drain)}) }
 
 // RequestTerminate is Terminate without the wait; see RequestDrain.
-func (s *Service) RequestTerminate(id string) { s.post(clusterOp(id, terminate, nil)) }
+func (s *Service) RequestTerminate(id string) { s.post(command{fn: onCluster(id, terminate)}) }
 
 // Terminate ends a cluster now. Jobs running on it go back to the queue as
 // if the cluster had been lost.
@@ -555,16 +561,16 @@ func (s *Service) Kill(ctx context.Context, id string) (berth.Cluster, error) {
 	}
 	k, ok := p.prov.(provider.Killer)
 	if !ok {
-		return berth.Cluster{}, fmt.Errorf("%w: provider %q cannot inject faults", berth.ErrUnsupported, p.pool.Provider)
+		return berth.Cluster{}, berth.Errorf(berth.ErrUnsupported, "cluster %s: provider %q cannot inject faults", id, p.pool.Provider)
 	}
 	if c.State.Terminal() {
-		return c, fmt.Errorf("%w: cluster %s is already %s", berth.ErrConflict, id, c.State)
+		return c, berth.Errorf(berth.ErrConflict, "cluster %s is already %s", id, c.State)
 	}
 	if c.ProviderID == "" {
-		return c, fmt.Errorf("%w: cluster %s has not been created by its provider yet", berth.ErrConflict, id)
+		return c, berth.Errorf(berth.ErrConflict, "cluster %s has not been created by its provider yet", id)
 	}
 	if err := s.callNow(ctx, func(ctx context.Context) error { return k.KillCluster(ctx, c.ProviderID) }); err != nil {
-		return berth.Cluster{}, fmt.Errorf("kill cluster %s: %w", id, err)
+		return berth.Cluster{}, &berth.Error{Op: "kill cluster " + id, Public: "the provider could not kill cluster " + id, Err: err}
 	}
 	// Have its watcher look now rather than at its next poll, and wait
 	// for the loss to be recorded.

@@ -1,8 +1,9 @@
 // Package apitest provides Service, an in-memory api.Service for the tests
 // of the API, its Go client and the CLI. It keeps jobs, pools and clusters
-// in maps, enforces idempotency keys, answers with berth's sentinel errors,
-// and lets a test drive jobs and clusters through their states (Update,
-// Finish) the way the real service's loop would.
+// in maps, enforces idempotency keys, answers with berth's errors and the
+// same public messages as the real service, and lets a test drive jobs and
+// clusters through their states (Update, Finish) the way the real
+// service's loop would.
 //
 // It is a test double, not a model of scheduling: nothing runs by itself.
 package apitest
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,7 +127,7 @@ func (s *Service) Update(id string, f func(*berth.Job)) error {
 	defer s.mu.Unlock()
 	j, ok := s.jobs[id]
 	if !ok {
-		return fmt.Errorf("job %s: %w", id, berth.ErrNotFound)
+		return notFound("job " + id)
 	}
 	f(j)
 	s.changedLocked()
@@ -158,16 +160,21 @@ func (s *Service) Waiters() int {
 // Submit implements api.Service.
 func (s *Service) Submit(ctx context.Context, spec berth.JobSpec) (berth.Job, bool, error) {
 	if err := spec.Validate(); err != nil {
-		return berth.Job{}, false, fmt.Errorf("submit job: %w", err)
+		return berth.Job{}, false, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.pools[spec.Pool]; !ok {
-		return berth.Job{}, false, fmt.Errorf("submit job: %w: unknown pool %q", berth.ErrUnprocessable, spec.Pool)
+		names := slices.Sorted(maps.Keys(s.pools))
+		return berth.Job{}, false, berth.Errorf(berth.ErrUnprocessable, "pool: unknown pool %q (configured: %s)", spec.Pool, strings.Join(names, ", "))
 	}
 	if spec.IdempotencyKey != "" {
 		if id, ok := s.keys[spec.IdempotencyKey]; ok {
-			return cloneJob(*s.jobs[id]), false, nil
+			j := s.jobs[id]
+			if field := spec.Mismatch(j); field != "" {
+				return berth.Job{}, false, berth.IdempotencyConflict(spec.IdempotencyKey, id, field)
+			}
+			return cloneJob(*j), false, nil
 		}
 	}
 	s.ids++
@@ -178,7 +185,7 @@ func (s *Service) Submit(ctx context.Context, spec berth.JobSpec) (berth.Job, bo
 	if spec.IdempotencyKey != "" {
 		s.keys[spec.IdempotencyKey] = j.ID
 	}
-	s.eventLocked(j.ID, "", "submitted", "job submitted to pool "+j.Pool)
+	s.eventLocked(j.ID, "", "queued", "submitted to pool "+j.Pool)
 	s.changedLocked()
 	return cloneJob(j), true, nil
 }
@@ -189,7 +196,7 @@ func (s *Service) Job(ctx context.Context, id string) (berth.Job, error) {
 	defer s.mu.Unlock()
 	j, ok := s.jobs[id]
 	if !ok {
-		return berth.Job{}, fmt.Errorf("job %s: %w", id, berth.ErrNotFound)
+		return berth.Job{}, notFound("job " + id)
 	}
 	return cloneJob(*j), nil
 }
@@ -202,7 +209,7 @@ func (s *Service) WaitJob(ctx context.Context, id string, wait time.Duration) (b
 		j, ok := s.jobs[id]
 		if !ok {
 			s.mu.Unlock()
-			return berth.Job{}, fmt.Errorf("job %s: %w", id, berth.ErrNotFound)
+			return berth.Job{}, notFound("job " + id)
 		}
 		if j.State.Terminal() {
 			c := cloneJob(*j)
@@ -247,7 +254,7 @@ func (s *Service) Jobs(ctx context.Context, f store.JobFilter) ([]berth.Job, str
 	if f.Cursor != "" {
 		i = slices.Index(s.jobOrder, f.Cursor) - 1
 		if i < -1 {
-			return nil, "", fmt.Errorf("list jobs: %w: bad cursor", berth.ErrInvalid)
+			return nil, "", berth.Errorf(berth.ErrInvalid, "cursor %q is not one a listing of jobs handed out", f.Cursor)
 		}
 	}
 	var out []berth.Job
@@ -279,10 +286,10 @@ func (s *Service) Cancel(ctx context.Context, id string) (berth.Job, error) {
 	defer s.mu.Unlock()
 	j, ok := s.jobs[id]
 	if !ok {
-		return berth.Job{}, fmt.Errorf("cancel job %s: %w", id, berth.ErrNotFound)
+		return berth.Job{}, notFound("job " + id)
 	}
 	if j.State.Terminal() {
-		return cloneJob(*j), fmt.Errorf("cancel job %s: %w: it has already %s", id, berth.ErrConflict, j.State)
+		return cloneJob(*j), berth.Errorf(berth.ErrConflict, "job %s has already ended (%s)", id, j.State)
 	}
 	j.CancelRequested = true
 	j.State, j.Reason, j.EndedAt = berth.JobCancelled, berth.ReasonCancelled, s.clk.Now()
@@ -297,14 +304,14 @@ func (s *Service) JobLogs(ctx context.Context, id string, attempt, step int) (be
 	defer s.mu.Unlock()
 	j, ok := s.jobs[id]
 	if !ok {
-		return berth.Logs{}, fmt.Errorf("logs of job %s: %w", id, berth.ErrNotFound)
+		return berth.Logs{}, notFound("job " + id)
 	}
 	if attempt == 0 {
 		attempt = len(j.Attempts)
 	}
 	l, ok := s.logs[logKey{id, attempt, step}]
 	if !ok {
-		return berth.Logs{}, fmt.Errorf("logs of job %s attempt %d step %d: %w", id, attempt, step, berth.ErrNotFound)
+		return berth.Logs{}, berth.Errorf(berth.ErrNotFound, "step %d of job %s did not run in attempt %d", step, id, attempt)
 	}
 	return l, nil
 }
@@ -314,7 +321,7 @@ func (s *Service) JobEvents(ctx context.Context, id string) ([]berth.Event, erro
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.jobs[id]; !ok {
-		return nil, fmt.Errorf("events of job %s: %w", id, berth.ErrNotFound)
+		return nil, notFound("job " + id)
 	}
 	var out []berth.Event
 	for _, e := range s.events {
@@ -342,9 +349,41 @@ func (s *Service) Pool(ctx context.Context, name string) (berth.PoolStatus, erro
 	defer s.mu.Unlock()
 	p, ok := s.pools[name]
 	if !ok {
-		return berth.PoolStatus{}, fmt.Errorf("pool %q: %w", name, berth.ErrNotFound)
+		return berth.PoolStatus{}, berth.Errorf(berth.ErrNotFound, "pool %q not found", name)
 	}
 	return p, nil
+}
+
+// Unblock implements api.Service.
+func (s *Service) Unblock(ctx context.Context, name string) (berth.PoolStatus, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.pools[name]
+	if !ok {
+		return berth.PoolStatus{}, berth.Errorf(berth.ErrNotFound, "pool %q not found", name)
+	}
+	if p.Blocked {
+		p.Blocked, p.BlockedReason, p.BlockedAt = false, "", time.Time{}
+		s.pools[name] = p
+		s.eventLocked("", "", "pool_unblocked", "pool "+name+" unblocked by request")
+		s.changedLocked()
+	}
+	return p, nil
+}
+
+// Block blocks a pool at a time as a permanent provider failure would,
+// with the provider's message as the reason.
+func (s *Service) Block(name, reason string, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.pools[name]
+	if !ok {
+		return berth.Errorf(berth.ErrNotFound, "pool %q not found", name)
+	}
+	p.Blocked, p.BlockedReason, p.BlockedAt = true, reason, at
+	s.pools[name] = p
+	s.changedLocked()
+	return nil
 }
 
 // Clusters implements api.Service.
@@ -368,7 +407,7 @@ func (s *Service) Cluster(ctx context.Context, id string) (berth.ClusterDetail, 
 	defer s.mu.Unlock()
 	c, ok := s.clusters[id]
 	if !ok {
-		return berth.ClusterDetail{}, fmt.Errorf("cluster %s: %w", id, berth.ErrNotFound)
+		return berth.ClusterDetail{}, notFound("cluster " + id)
 	}
 	return cloneCluster(*c), nil
 }
@@ -393,7 +432,7 @@ func (s *Service) Kill(ctx context.Context, id string) (berth.Cluster, error) {
 		case "local", "sim":
 		default:
 			s.mu.Unlock()
-			return berth.Cluster{}, fmt.Errorf("kill cluster %s: %w: provider %q cannot inject faults", id, berth.ErrUnsupported, s.pools[c.Pool].Provider)
+			return berth.Cluster{}, berth.Errorf(berth.ErrUnsupported, "cluster %s: provider %q cannot inject faults", id, s.pools[c.Pool].Provider)
 		}
 	}
 	s.mu.Unlock()
@@ -405,10 +444,10 @@ func (s *Service) moveCluster(id, verb string, to berth.ClusterState, reason str
 	defer s.mu.Unlock()
 	c, ok := s.clusters[id]
 	if !ok {
-		return berth.Cluster{}, fmt.Errorf("%s cluster %s: %w", verb, id, berth.ErrNotFound)
+		return berth.Cluster{}, notFound("cluster " + id)
 	}
 	if !c.State.CanMove(to) {
-		return berth.Cluster{}, fmt.Errorf("%s cluster %s: %w: it is %s", verb, id, berth.ErrConflict, c.State)
+		return berth.Cluster{}, &berth.Error{Kind: berth.ErrConflict, Op: verb + " cluster " + id, Public: fmt.Sprintf("cluster %s is already %s", id, c.State)}
 	}
 	c.State, c.Reason = to, reason
 	if to.Terminal() {
@@ -425,6 +464,12 @@ func (s *Service) Ready(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.ready
+}
+
+// notFound is the real service's answer for an unknown job or cluster
+// (what is "job job-1").
+func notFound(what string) error {
+	return berth.Errorf(berth.ErrNotFound, "%s not found", what)
 }
 
 // cloneJob copies a job deeply enough that the caller may read it while the

@@ -120,7 +120,7 @@ func stepID(name string) string {
 // CheckStep says whether the local provider can run a step at all.
 func (p *Provider) CheckStep(s berth.Step) error {
 	if err := checkStep(s); err != nil {
-		return fmt.Errorf("%w: %v", berth.ErrInvalid, err)
+		return &berth.Error{Kind: berth.ErrInvalid, Public: err.Error()}
 	}
 	return nil
 }

@@ -14,7 +14,7 @@ import (
 func (s *Store) GetCluster(ctx context.Context, id string) (berth.Cluster, error) {
 	c, err := scanCluster(s.read.QueryRowContext(ctx, `SELECT `+clusterCols+` FROM clusters WHERE id = ?`, id))
 	if err != nil {
-		return berth.Cluster{}, s.fail(ctx, "get cluster "+id, err)
+		return berth.Cluster{}, s.failGet(ctx, "get cluster "+id, "cluster "+id, err)
 	}
 	return c, nil
 }
@@ -91,7 +91,7 @@ func (s *Store) ClusterAttempts(ctx context.Context, clusterID string) ([]berth.
 // appended); with a Limit, the oldest Limit of them.
 func (s *Store) ListEvents(ctx context.Context, f store.EventFilter) ([]berth.Event, error) {
 	if f.Limit < 0 {
-		return nil, fmt.Errorf("sqlite: list events: %w: limit %d is negative", berth.ErrInvalid, f.Limit)
+		return nil, &berth.Error{Kind: berth.ErrInvalid, Op: "sqlite: list events", Public: fmt.Sprintf("limit %d is negative", f.Limit)}
 	}
 	var (
 		where []string

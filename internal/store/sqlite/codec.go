@@ -17,9 +17,11 @@ import (
 )
 
 // fail translates a driver error into one that names what was being done
-// and wraps berth's sentinels where one fits. The driver's own error is
-// flattened to text so its type never leaks to callers; only a context's
-// error survives as itself, so callers can tell a cancellation.
+// (its Op, for logs) and has one of berth's kinds where one fits. The
+// driver's own error is flattened to text so its type never leaks to
+// callers; only a context's error survives as itself, so callers can tell
+// a cancellation. Public messages are left to callers that know what the
+// user asked for (see failGet), except where the store itself is at fault.
 func (s *Store) fail(ctx context.Context, op string, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("sqlite: %s: %w", op, ctxErr)
@@ -27,25 +29,36 @@ func (s *Store) fail(ctx context.Context, op string, err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("sqlite: %s: %w", op, err)
 	}
+	op = "sqlite: " + op
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("sqlite: %s: %w", op, berth.ErrNotFound)
+		return &berth.Error{Kind: berth.ErrNotFound, Op: op}
 	}
 	var se *sqlite.Error
 	if errors.As(err, &se) {
+		flat := errors.New(se.Error())
 		switch code := se.Code(); {
 		case code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-			return fmt.Errorf("sqlite: %s: %w: %s", op, berth.ErrConflict, se.Error())
+			return &berth.Error{Kind: berth.ErrConflict, Op: op, Err: flat}
 		case code == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
-			return fmt.Errorf("sqlite: %s: %w: %s", op, berth.ErrNotFound, se.Error())
+			return &berth.Error{Kind: berth.ErrNotFound, Op: op, Err: flat}
 		case code&0xff == sqlite3.SQLITE_BUSY || code&0xff == sqlite3.SQLITE_LOCKED:
-			return fmt.Errorf("sqlite: %s: %w: %s", op, berth.ErrUnavailable, se.Error())
+			return &berth.Error{Kind: berth.ErrUnavailable, Op: op, Public: "the store is busy; try again", Err: flat}
 		case code == sqlite3.SQLITE_FULL:
-			return fmt.Errorf("sqlite: %s: %w", op, &writeError{"disk full"})
+			return cannotWriteErr(op, &writeError{"disk full"})
 		case cannotWrite[code]:
-			return fmt.Errorf("sqlite: %s: %w", op, &writeError{se.Error()})
+			return cannotWriteErr(op, &writeError{se.Error()})
 		}
 	}
-	return fmt.Errorf("sqlite: %s: %v", op, err)
+	return fmt.Errorf("%s: %v", op, err)
+}
+
+// failGet is fail for a read of one named thing ("job job-1"): a missing
+// row is the thing not found, in words a user may be shown.
+func (s *Store) failGet(ctx context.Context, op, thing string, err error) error {
+	if errors.Is(err, sql.ErrNoRows) && ctx.Err() == nil {
+		return &berth.Error{Kind: berth.ErrNotFound, Op: "sqlite: " + op, Public: thing + " not found"}
+	}
+	return s.fail(ctx, op, err)
 }
 
 // cannotWrite lists the I/O errors that say the disk did not take a write
@@ -68,6 +81,12 @@ type writeError struct{ why string }
 func (e *writeError) Error() string { return "the store cannot write: " + e.why }
 func (e *writeError) Unwrap() error { return berth.ErrUnavailable }
 
+// cannotWriteErr is a write the disk did not take, with its text as the
+// public message.
+func cannotWriteErr(op string, we *writeError) error {
+	return &berth.Error{Kind: berth.ErrUnavailable, Op: "sqlite: " + op, Public: we.Error(), Err: we}
+}
+
 // The range of times a unix-nanosecond int64 can hold (1677 to 2262).
 var (
 	minTime = time.Unix(0, math.MinInt64)
@@ -86,7 +105,7 @@ func (e *encoder) time(t time.Time) any {
 	}
 	if t.Before(minTime) || t.After(maxTime) {
 		if e.err == nil {
-			e.err = fmt.Errorf("%w: time %s is outside the range the store keeps (1678-2262)", berth.ErrInvalid, t)
+			e.err = berth.Errorf(berth.ErrInvalid, "time %s is outside the range the store keeps (1678-2262)", t.Format(time.RFC3339))
 		}
 		return nil
 	}

@@ -56,7 +56,7 @@ func (s *Store) submit(ctx context.Context, r *createReq) (createResult, error) 
 	case <-ctx.Done():
 		return createResult{}, fmt.Errorf("sqlite: create job %s: %w", r.job.ID, ctx.Err())
 	case <-s.quit:
-		return createResult{}, fmt.Errorf("sqlite: create job %s: %w: store closed", r.job.ID, berth.ErrUnavailable)
+		return createResult{}, &berth.Error{Kind: berth.ErrUnavailable, Op: "sqlite: create job " + r.job.ID, Public: "the store is closed"}
 	}
 	select {
 	case res := <-r.done:
@@ -128,7 +128,7 @@ func (s *Store) createGroup(group []*createReq) {
 					// A write the disk did not take that SQLite cannot undo
 					// alone rolls back the whole transaction, savepoint
 					// and all: the group is lost for that reason.
-					failAll(fmt.Errorf("sqlite: create jobs: %w", we))
+					failAll(cannotWriteErr("create jobs", we))
 					return
 				}
 				failAll(s.fail(ctx, "create jobs: rollback to savepoint", err))

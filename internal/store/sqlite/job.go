@@ -149,7 +149,7 @@ func (s *Store) GetJob(ctx context.Context, id string) (berth.Job, error) {
 		var err error
 		j, err = getJobBy(ctx, tx, "id = ?", id)
 		if err != nil {
-			return s.fail(ctx, "get job "+id, err)
+			return s.failGet(ctx, "get job "+id, "job "+id, err)
 		}
 		return nil
 	})
@@ -245,7 +245,7 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter) ([]berth.Job, s
 	limit := f.Limit
 	switch {
 	case limit < 0:
-		return nil, "", fmt.Errorf("sqlite: list jobs: %w: limit %d is negative", berth.ErrInvalid, limit)
+		return nil, "", &berth.Error{Kind: berth.ErrInvalid, Op: "sqlite: list jobs", Public: fmt.Sprintf("limit %d is negative", limit)}
 	case limit == 0:
 		limit = store.DefaultLimit
 	case limit > store.MaxLimit:
@@ -258,7 +258,7 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter) ([]berth.Job, s
 	if f.Cursor != "" {
 		before, err := strconv.ParseInt(f.Cursor, 10, 64)
 		if err != nil || before <= 0 {
-			return nil, "", fmt.Errorf("sqlite: list jobs: %w: bad cursor %q", berth.ErrInvalid, f.Cursor)
+			return nil, "", &berth.Error{Kind: berth.ErrInvalid, Op: "sqlite: list jobs", Public: fmt.Sprintf("cursor %q is not one a listing of jobs handed out", f.Cursor)}
 		}
 		where, args = append(where, "seq < ?"), append(args, before)
 	}
@@ -330,7 +330,7 @@ func (s *Store) RequestCancel(ctx context.Context, id string, at time.Time) (ber
 		var err error
 		j, err = getJobBy(ctx, tx, "id = ?", id)
 		if err != nil {
-			return s.fail(ctx, op, err)
+			return s.failGet(ctx, op, "job "+id, err)
 		}
 		if j.State.Terminal() {
 			ended = true
@@ -349,7 +349,7 @@ func (s *Store) RequestCancel(ctx context.Context, id string, at time.Time) (ber
 		return nil
 	})
 	if ended {
-		return j, fmt.Errorf("sqlite: %s: %w: job is %s", op, berth.ErrConflict, j.State)
+		return j, &berth.Error{Kind: berth.ErrConflict, Op: "sqlite: " + op, Public: fmt.Sprintf("job %s has already ended (%s)", id, j.State)}
 	}
 	if err != nil {
 		return berth.Job{}, err

@@ -356,21 +356,43 @@ func TestErrors(t *testing.T) {
 	cancel()
 	_, cancelErr := s.GetJob(cancelled, "job-1")
 
+	ended := job("job-2")
+	ended.IdempotencyKey = ""
+	if _, _, err := s.CreateJob(ctx, ended); err != nil {
+		t.Fatal(err)
+	}
+	ended.State, ended.EndedAt = berth.JobSucceeded, t0
+	if err := s.Commit(ctx, store.Batch{Jobs: []berth.Job{ended}}); err != nil {
+		t.Fatal(err)
+	}
+
 	cases := []struct {
-		name string
-		err  error
-		want error
+		name   string
+		err    error
+		want   error
+		public string // what a user may be told; "" for none
 	}{
-		{"duplicate id", dupErr, berth.ErrConflict},
-		{"time out of range", farErr, berth.ErrInvalid},
-		{"cancelled context", cancelErr, context.Canceled},
-		{"commit with an empty cluster id", s.Commit(ctx, store.Batch{Clusters: []berth.Cluster{{Pool: "p"}}}), berth.ErrInvalid},
-		{"create with an empty id", func() error { _, _, err := s.CreateJob(ctx, berth.Job{}); return err }(), berth.ErrInvalid},
-		{"negative event limit", func() error { _, err := s.ListEvents(ctx, store.EventFilter{Limit: -1}); return err }(), berth.ErrInvalid},
+		{"duplicate id", dupErr, berth.ErrConflict, ""},
+		{"time out of range", farErr, berth.ErrInvalid, "time 2300-01-01T00:00:00Z is outside the range the store keeps (1678-2262)"},
+		{"cancelled context", cancelErr, context.Canceled, ""},
+		{"commit with an empty cluster id", s.Commit(ctx, store.Batch{Clusters: []berth.Cluster{{Pool: "p"}}}), berth.ErrInvalid, ""},
+		{"create with an empty id", func() error { _, _, err := s.CreateJob(ctx, berth.Job{}); return err }(), berth.ErrInvalid, ""},
+		{"negative event limit", func() error { _, err := s.ListEvents(ctx, store.EventFilter{Limit: -1}); return err }(), berth.ErrInvalid, "limit -1 is negative"},
+		{"unknown job", func() error { _, err := s.GetJob(ctx, "job-4242"); return err }(), berth.ErrNotFound, "job job-4242 not found"},
+		{"unknown cluster", func() error { _, err := s.GetCluster(ctx, "cl-4242"); return err }(), berth.ErrNotFound, "cluster cl-4242 not found"},
+		{"cancel of an unknown job", func() error { _, err := s.RequestCancel(ctx, "job-4242", t0); return err }(), berth.ErrNotFound, "job job-4242 not found"},
+		{"cancel of an ended job", func() error { _, err := s.RequestCancel(ctx, "job-2", t0); return err }(), berth.ErrConflict, "job job-2 has already ended (succeeded)"},
+		{"bad cursor", func() error { _, _, err := s.ListJobs(ctx, store.JobFilter{Cursor: "x"}); return err }(), berth.ErrInvalid, `cursor "x" is not one a listing of jobs handed out`},
 	}
 	for _, c := range cases {
 		if !errors.Is(c.err, c.want) {
 			t.Errorf("%s: error %v, want one wrapping %v", c.name, c.err, c.want)
+		}
+		if got := berth.Public(c.err); got != c.public {
+			t.Errorf("%s: public message %q, want %q", c.name, got, c.public)
+		}
+		if c.public != "" && !strings.HasPrefix(c.err.Error(), "sqlite: ") {
+			t.Errorf("%s: %q does not say, for the log, what the store was doing", c.name, c.err)
 		}
 		var se *sqlite.Error
 		if errors.As(c.err, &se) {

@@ -1,0 +1,85 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/store"
+	"github.com/berthhq/berth/internal/store/sqlite"
+)
+
+func TestUnblock(t *testing.T) {
+	h := newHarness(t, testPool(), newFake(true))
+	ctx := context.Background()
+
+	// Unblocking a pool that is not blocked changes nothing.
+	if ps, err := h.svc.Unblock(ctx, "p"); err != nil || ps.Name != "p" || ps.Blocked {
+		t.Fatalf("Unblock of an unblocked pool = %+v, %v", ps, err)
+	}
+	_, err := h.svc.Unblock(ctx, "nope")
+	if !errors.Is(err, berth.ErrNotFound) || berth.Public(err) != `pool "nope" not found` {
+		t.Fatalf("Unblock of an unknown pool = %v (public %q), want not found", err, berth.Public(err))
+	}
+
+	// Block the pool in the store, as a permanent failure would have
+	// before a restart.
+	h.stop()
+	st, err := sqlite.Open(ctx, h.path, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blockedAt := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	if err := st.Commit(ctx, store.Batch{Pools: []berth.PoolState{{Pool: "p",
+		BlockedAt: blockedAt, BlockedReason: "bootstrap failed", BlockedSpec: "spec-1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	h.start()
+
+	ps, err := h.svc.Unblock(ctx, "p")
+	if err != nil || ps.Blocked || ps.BlockedReason != "" || !ps.BlockedAt.IsZero() {
+		t.Fatalf("Unblock = %+v, %v; want the pool unblocked", ps, err)
+	}
+	// Unblock answers after the commit: the store has it already.
+	loaded, err := h.st.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range loaded.Pools {
+		if p.Pool == "p" && (p.Blocked() || p.BlockedReason != "" || p.BlockedSpec != "") {
+			t.Errorf("the store still has the pool blocked: %+v", p)
+		}
+	}
+	events, err := h.st.ListEvents(ctx, store.EventFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var unblocked []string
+	for _, e := range events {
+		if e.Kind == "pool_unblocked" {
+			unblocked = append(unblocked, e.Message)
+		}
+	}
+	if len(unblocked) != 1 || !strings.Contains(unblocked[0], "pool p unblocked by request") || !strings.Contains(unblocked[0], "bootstrap failed") {
+		t.Errorf("pool_unblocked events %q, want one that names the pool and the reason it was blocked", unblocked)
+	}
+
+	// Again: idempotent, and no second event.
+	if _, err := h.svc.Unblock(ctx, "p"); err != nil {
+		t.Fatal(err)
+	}
+	events, _ = h.st.ListEvents(ctx, store.EventFilter{})
+	n := 0
+	for _, e := range events {
+		if e.Kind == "pool_unblocked" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d pool_unblocked events after a second Unblock, want 1", n)
+	}
+}

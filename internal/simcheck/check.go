@@ -1,0 +1,279 @@
+package simcheck
+
+import (
+	"math"
+	"slices"
+	"time"
+
+	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/service"
+	"github.com/berthhq/berth/internal/store"
+)
+
+// checker holds what the invariants need to remember between checks.
+type checker struct {
+	r *run
+	// acked are the jobs the service acknowledged, with what was sent;
+	// keys maps idempotency keys to the job they gave.
+	acked map[string]berth.JobSpec
+	keys  map[string]string
+	// live are the unfinished jobs at the last check, by id.
+	live map[string]bool
+	// passed is set by a pass since the last check.
+	passed *service.Pass
+	// ended are the jobs checked once they ended.
+	ended map[string]bool
+	// jobs and clusters are what the store holds, as every write that
+	// reached it left it; dirty says the store took a write since the
+	// last check.
+	jobs     map[string]berth.Job
+	clusters map[string]berth.Cluster
+	dirty    bool
+}
+
+// written mirrors a batch the store took.
+func (c *checker) written(b store.Batch) {
+	for _, j := range b.Jobs {
+		old := c.jobs[j.ID]
+		j.CreatedAt, j.Seq, j.CancelRequested = old.CreatedAt, old.Seq, old.CancelRequested
+		c.jobs[j.ID] = j
+	}
+	for _, cl := range b.Clusters {
+		c.clusters[cl.ID] = cl
+	}
+	c.dirty = true
+}
+
+// created mirrors a job the store took.
+func (c *checker) created(j berth.Job) {
+	c.jobs[j.ID] = j
+	c.dirty = true
+}
+
+func (c *checker) onPass(p service.Pass) { c.passed = &p }
+
+func (c *checker) init() {
+	c.acked, c.keys, c.live, c.ended = map[string]berth.JobSpec{}, map[string]string{}, map[string]bool{}, map[string]bool{}
+	c.jobs, c.clusters = map[string]berth.Job{}, map[string]berth.Cluster{}
+}
+
+// afterStep checks what can be checked after every event: the provider's
+// side always, the store's side after a pass.
+func (c *checker) afterStep() {
+	c.providerSide()
+	p := c.passed
+	c.passed = nil
+	if c.dirty {
+		c.dirty = false
+		at := time.Time{}
+		if p != nil && p.Err == nil {
+			at = p.At
+		}
+		c.storeSide(at)
+	}
+}
+
+// providerSide: never more clusters at a provider than the pool allows,
+// counting every cluster Berth has not asked to terminate.
+func (c *checker) providerSide() {
+	r := c.r
+	for _, name := range r.poolNames() {
+		n := 0
+		for _, cl := range r.provs[name].Snapshot().Clusters {
+			if !cl.State.Terminal() && !cl.TerminateAsked {
+				n++
+			}
+		}
+		if max := r.limits[name].MaxClusters; n > max {
+			r.failf("pool %s has %d live clusters at its provider, max_clusters %d", name, n, max)
+		}
+	}
+}
+
+// storeSide checks what the store holds after a write; placedAt is the
+// time of the pass that wrote it, whose new placements must be on ready
+// clusters.
+func (c *checker) storeSide(placedAt time.Time) {
+	r := c.r
+	running := map[string]int{}
+	for id, j := range c.jobs {
+		if _, ok := c.acked[id]; !ok && !c.adopted(j) {
+			r.failf("job %s is in the store but was never acknowledged", id)
+		}
+		if j.State.Terminal() {
+			c.endedJob(j)
+			continue
+		}
+		nrun := 0
+		for i, a := range j.Attempts {
+			if a.State == berth.AttemptRunning {
+				nrun++
+				if i != len(j.Attempts)-1 {
+					r.failf("job %s: attempt %d runs but is not its last", id, a.N)
+				}
+			}
+		}
+		cur := j.CurrentAttempt()
+		switch {
+		case nrun > 1:
+			r.failf("job %s has %d running attempts", id, nrun)
+		case (cur != nil) != (j.State == berth.JobRunning):
+			r.failf("job %s is %s with running attempt %v", id, j.State, cur != nil)
+		}
+		if cur == nil {
+			continue
+		}
+		running[cur.ClusterID]++
+		cl, ok := c.clusters[cur.ClusterID]
+		switch {
+		case !ok || cl.State.Terminal():
+			r.failf("job %s runs on cluster %s, which is not live", id, cur.ClusterID)
+		case cur.StartedAt.Equal(placedAt) && cl.State != berth.ClusterReady:
+			r.failf("job %s placed on cluster %s, which is %s", id, cl.ID, cl.State)
+		}
+	}
+	live := map[string]int{}
+	for id, cl := range c.clusters {
+		if cl.State.Terminal() {
+			continue
+		}
+		if running[id] > cl.Slots {
+			r.failf("cluster %s runs %d jobs on %d slots", id, running[id], cl.Slots)
+		}
+		switch cl.State {
+		case berth.ClusterStarting, berth.ClusterReady:
+			live[cl.Pool]++
+		case berth.ClusterDraining:
+			if running[id] > 0 {
+				live[cl.Pool]++
+			}
+		}
+	}
+	for pool, n := range live {
+		if max := r.limits[pool].MaxClusters; n > max {
+			r.failf("pool %s has %d live clusters in Berth's state, max_clusters %d", pool, n, max)
+		}
+	}
+}
+
+// adopted reports whether a job in the store that the harness never saw
+// acknowledged is one whose acknowledgement was lost (a submission that was
+// written and then failed): it must carry a key the harness sent.
+func (c *checker) adopted(j berth.Job) bool {
+	if j.IdempotencyKey == "" {
+		return false
+	}
+	_, sent := c.keys[j.IdempotencyKey]
+	return sent
+}
+
+// endedJob checks a job that has ended, once: its steps and attempts say
+// so, and its failure counters agree with its attempts' reasons.
+func (c *checker) endedJob(j berth.Job) {
+	r, id := c.r, j.ID
+	if c.ended[id] {
+		return
+	}
+	c.ended[id] = true
+	r.logf("job %s %s %s after %d attempts (user %d, infra %d)", j.ID, j.State, j.Reason, len(j.Attempts), j.UserFailures, j.InfraFailures)
+	if !j.State.Terminal() {
+		r.failf("job %s left the live set but is %s", id, j.State)
+		return
+	}
+	for i, s := range j.Steps {
+		if s.State == berth.StepRunning {
+			r.failf("job %s ended %s but its step %d is %s", id, j.State, i, s.State)
+		}
+	}
+	user, infra := 0, 0
+	for _, a := range j.Attempts {
+		if a.State == berth.AttemptRunning {
+			r.failf("job %s ended but attempt %d runs", id, a.N)
+		}
+		for _, s := range a.Steps {
+			if !s.State.Terminal() {
+				r.failf("job %s ended but attempt %d step %d is %s", id, a.N, s.Index, s.State)
+			}
+		}
+		switch a.Reason {
+		case berth.ReasonStepFailed, berth.ReasonTimeout:
+			user++
+		case berth.ReasonClusterLost, berth.ReasonProviderError:
+			infra++
+		}
+	}
+	if j.UserFailures != user || j.InfraFailures != infra {
+		r.failf("job %s counts %d user and %d infrastructure failures; its attempts say %d and %d", id, j.UserFailures, j.InfraFailures, user, infra)
+	}
+	if j.State == berth.JobSucceeded && len(j.Attempts) > 0 && j.Attempts[len(j.Attempts)-1].State != berth.AttemptSucceeded {
+		r.failf("job %s succeeded but its last attempt is %s", id, j.Attempts[len(j.Attempts)-1].State)
+	}
+}
+
+// atEnd checks the run as a whole once the quiet time is over.
+func (c *checker) atEnd() {
+	r := c.r
+	if r.down {
+		r.failf("berth is down at the end")
+		return
+	}
+	// Every acknowledged job has ended, as the store has it.
+	ids := make([]string, 0, len(c.acked))
+	for id := range c.acked {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var jobCost float64
+	for _, id := range ids {
+		j, err := r.st.GetJob(r.ctx, id)
+		if err != nil {
+			r.failf("acknowledged job %s: %v", id, err)
+			continue
+		}
+		if !j.State.Terminal() {
+			r.failf("acknowledged job %s is still %s at the end (%d attempts)", id, j.State, len(j.Attempts))
+			continue
+		}
+		c.endedJob(j)
+		jobCost += j.Cost
+	}
+	// At most one start of each attempt's step, counted at the provider;
+	// no cluster left running that Berth has ended or never knew.
+	st, err := r.st.Load(r.ctx)
+	if err != nil {
+		r.failf("load state at the end: %v", err)
+		return
+	}
+	known := map[string]bool{}
+	for _, cl := range st.Clusters {
+		known[cl.ID] = true
+	}
+	for _, name := range r.poolNames() {
+		snap := r.provs[name].Snapshot()
+		for step, n := range snap.Started {
+			if n > 1 {
+				r.failf("step %s was started %d times at the provider", step, n)
+			}
+		}
+		for _, cl := range snap.Clusters {
+			if !cl.State.Terminal() && !cl.TerminateAsked && !known[cl.ClusterID] {
+				r.failf("cluster %s (%s) of pool %s runs at the provider, but Berth has ended it or never knew it", cl.ID, cl.ClusterID, name)
+			}
+		}
+	}
+	// Costs add up: the jobs' shares never exceed the clusters' cost.
+	all, err := r.st.ListClusters(r.ctx, store.ClusterFilter{})
+	if err != nil {
+		r.failf("list clusters: %v", err)
+		return
+	}
+	var clusterCost float64
+	for _, cl := range all {
+		clusterCost += cl.CostAt(r.exec.Now())
+	}
+	if jobCost > clusterCost*(1+1e-9)+1e-9 || math.IsNaN(jobCost) {
+		r.failf("jobs cost %.4f, more than their clusters' %.4f", jobCost, clusterCost)
+	}
+	r.logf("end: %d jobs, job cost %.2f of cluster cost %.2f", len(ids), jobCost, clusterCost)
+}
+

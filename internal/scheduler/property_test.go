@@ -371,10 +371,12 @@ func TestPropertyScale(t *testing.T) {
 				default:
 					continue
 				}
+				// Whatever the plan does to it, it counts until its
+				// provider let it go.
+				live++
 				if f.lost[c.ID] || f.terminated[c.ID] {
 					continue
 				}
-				live++
 				if c.State == starting {
 					supply += c.Slots
 				}

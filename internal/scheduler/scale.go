@@ -11,31 +11,29 @@ import (
 // scaleUp starts clusters for the demand that the starting clusters will
 // not absorb, and up to min_clusters, never past max_clusters.
 //
-// Clusters count against max_clusters as they will be once the plan is
-// carried out: starting and ready ones, draining ones that still run jobs,
-// and terminating ones whose provider has not yet taken the termination
-// (max_clusters holds at the provider, not only in Berth's state). A
-// draining cluster with no job is terminated by this same plan, and a lost
-// one is gone, so neither holds back a replacement.
+// max_clusters holds at the provider, not only in Berth's state: every
+// cluster counts against it until its provider has taken its termination.
+// So starting, ready and draining clusters count, and so do those this
+// same plan gives up on (boot timeout) or terminates, and terminating ones
+// not yet Released: their replacements start once the provider let them
+// go.
 func (p *pass) scaleUp() {
 	var up, live, supply int
 	for _, c := range p.clusters {
-		switch c.state {
-		case berth.ClusterStarting:
-			up++
+		switch c.State {
+		case berth.ClusterStarting, berth.ClusterReady, berth.ClusterDraining:
 			live++
-			supply += max(c.Slots, 0)
-		case berth.ClusterReady:
-			up++
-			live++
-		case berth.ClusterDraining:
-			if c.running > 0 {
-				live++
-			}
 		case berth.ClusterTerminating:
 			if !c.Released {
 				live++
 			}
+		}
+		switch c.state {
+		case berth.ClusterStarting:
+			up++
+			supply += max(c.Slots, 0)
+		case berth.ClusterReady:
+			up++
 		}
 	}
 	pool := p.pool.Pool

@@ -459,16 +459,31 @@ func TestSchedule(t *testing.T) {
 			want: Plan{Start: starts(1, "p", "backlog: 10 queued, 0 slots starting")},
 		},
 		{
-			name: "draining with no job is terminated and does not count",
+			name: "draining with no job is terminated, and counts until its provider let it go",
 			snap: Snapshot{
 				Pools:    []PoolView{pool("p", 2, 0, 2)},
 				Clusters: []ClusterView{cl("c1", "p", ready, 2, 2), cl("d1", "p", draining, 2, 0)},
 				Queued:   jobs("p", 4),
 			},
-			want: Plan{
-				Start:     starts(1, "p", "backlog: 4 queued, 0 slots starting"),
-				Terminate: []string{"d1"},
+			want: Plan{Terminate: []string{"d1"}},
+		},
+		{
+			name: "terminating, not yet let go: counts against max_clusters",
+			snap: Snapshot{
+				Pools:    []PoolView{pool("p", 2, 0, 2)},
+				Clusters: []ClusterView{cl("c1", "p", ready, 2, 2), cl("d1", "p", terminating, 2, 0)},
+				Queued:   jobs("p", 4),
 			},
+			want: Plan{},
+		},
+		{
+			name: "terminating and let go by its provider: a replacement starts",
+			snap: Snapshot{
+				Pools:    []PoolView{pool("p", 2, 0, 2)},
+				Clusters: []ClusterView{cl("c1", "p", ready, 2, 2), released(cl("d1", "p", terminating, 2, 0))},
+				Queued:   jobs("p", 4),
+			},
+			want: Plan{Start: starts(1, "p", "backlog: 4 queued, 0 slots starting")},
 		},
 		{
 			name: "already at max_clusters: nothing starts",
@@ -611,9 +626,20 @@ func TestSchedule(t *testing.T) {
 			},
 		},
 		{
-			name: "recycled with no job: drained, terminated, min_clusters replaces it",
+			name: "recycled with no job: drained and terminated; at max_clusters it is replaced once let go",
 			snap: Snapshot{
 				Pools:    []PoolView{pool("p", 2, 1, 1, maxLifetime(24*time.Hour))},
+				Clusters: []ClusterView{cl("c1", "p", ready, 2, 0, createdAgo(24*time.Hour))},
+			},
+			want: Plan{
+				Drain:     []Drain{{ClusterID: "c1", Reason: "max_lifetime"}},
+				Terminate: []string{"c1"},
+			},
+		},
+		{
+			name: "recycled with no job, room under max_clusters: min_clusters replaces it at once",
+			snap: Snapshot{
+				Pools:    []PoolView{pool("p", 2, 1, 2, maxLifetime(24*time.Hour))},
 				Clusters: []ClusterView{cl("c1", "p", ready, 2, 0, createdAgo(24*time.Hour))},
 			},
 			want: Plan{
@@ -738,4 +764,9 @@ func TestShortDuration(t *testing.T) {
 			t.Errorf("shortDuration(%v) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
+}
+
+func released(c ClusterView) ClusterView {
+	c.Released = true
+	return c
 }

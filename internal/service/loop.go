@@ -89,6 +89,8 @@ type loop struct {
 	pending []any
 	// replies wait for the pass's commit.
 	replies []chan error
+	// illegalMoves counts the state changes refused in this pass.
+	illegalMoves int
 	// broken is set when a commit failed and the state could not be
 	// reloaded: the in-memory state is then not the stored one.
 	broken bool
@@ -270,8 +272,13 @@ func (l *loop) runOnce(ctx context.Context, now time.Time, p *Pass) error {
 	}
 	// Cancel requests first, so that reports about a step we are stopping
 	// are read as the stop they are, not as a failure.
-	if err := l.pickUp(ctx); err != nil {
-		l.s.log.Error("pick up submissions", "err", err)
+	if l.s.pickUpDue(now) {
+		if err := l.pickUp(ctx); err != nil {
+			l.s.log.Error("pick up submissions", "err", err)
+			l.s.run.mu.Lock()
+			l.s.run.news = true // again at the next pass
+			l.s.run.mu.Unlock()
+		}
 	}
 	l.applyInputs()
 	l.stopAttempts(now)
@@ -279,7 +286,8 @@ func (l *loop) runOnce(ctx context.Context, now time.Time, p *Pass) error {
 	l.apply(plan, now)
 	l.settleIdle(now)
 	l.queueActions(now)
-	p.Jobs, p.Clusters, p.Events = len(l.dirtyJobs), len(l.dirtyClusters), len(l.events)
+	p.Jobs, p.Clusters, p.Events, p.Illegal = len(l.dirtyJobs), len(l.dirtyClusters), len(l.events), l.illegalMoves
+	l.illegalMoves = 0
 	if err := l.commit(ctx, now); err != nil {
 		l.s.log.Error("commit failed; reloading state and acting on nothing", "err", err)
 		l.s.setCommitErr(err)
@@ -466,7 +474,8 @@ func (l *loop) startCluster(st scheduler.Start, now time.Time) {
 func (l *loop) place(j *berth.Job, c *clusterRT, now time.Time) {
 	first := j.NextStep()
 	if first >= len(j.Steps) {
-		// Every step succeeded before the last cluster was lost.
+		// Every step succeeded before the last cluster was lost. The loss
+		// ends such a job, so this is a bug the table refuses and counts.
 		l.endJob(j, berth.JobSucceeded, berth.ReasonSucceeded, now)
 		return
 	}
@@ -482,7 +491,10 @@ func (l *loop) place(j *berth.Job, c *clusterRT, now time.Time) {
 		N: n, ClusterID: c.c.ID, State: berth.AttemptRunning, StartedAt: now, FirstStep: first,
 		Steps: []berth.AttemptStep{{Index: first, State: berth.StepPending}},
 	})
-	j.State, j.ClusterID, j.NotBefore = berth.JobRunning, c.c.ID, time.Time{}
+	if !l.moveJob(j, berth.JobRunning) {
+		return
+	}
+	j.ClusterID, j.NotBefore = c.c.ID, time.Time{}
 	c.c.IdleSince = time.Time{}
 	l.dirtyClusters[c.c.ID] = true
 	if j.Affinity != "" && l.affinity[j.Affinity] != c.c.ID {
@@ -513,11 +525,10 @@ func (l *loop) settleIdle(now time.Time) {
 
 // setClusterState moves a cluster, recording why.
 func (l *loop) setClusterState(c *clusterRT, to berth.ClusterState, reason string) {
-	if !c.c.State.CanMove(to) {
+	if !l.moveCluster(c, to) {
 		return
 	}
-	c.c.State, c.c.Reason = to, reason
-	l.dirtyClusters[c.c.ID] = true
+	c.c.Reason = reason
 	l.event("", c.c.ID, string(to), reason)
 	if to == berth.ClusterDraining {
 		// A draining cluster whose jobs ended is terminated by the next
@@ -528,11 +539,10 @@ func (l *loop) setClusterState(c *clusterRT, to berth.ClusterState, reason strin
 
 // loseCluster records a cluster as lost and requeues the jobs it ran.
 func (l *loop) loseCluster(c *clusterRT, reason string, capacity bool, now time.Time) {
-	if c.c.State.Terminal() {
+	if c.c.State.Terminal() || !l.moveCluster(c, berth.ClusterLost) {
 		return
 	}
-	c.c.State, c.c.Reason, c.c.Capacity, c.c.EndedAt = berth.ClusterLost, reason, capacity, now
-	l.dirtyClusters[c.c.ID] = true
+	c.c.Reason, c.c.Capacity, c.c.EndedAt = reason, capacity, now
 	l.endedClusters = append(l.endedClusters, c)
 	l.event("", c.c.ID, "lost", reason)
 	l.s.metrics.clusterEnded(c.c, now)
@@ -570,20 +580,55 @@ func (l *loop) requeueFrom(c *clusterRT, now time.Time) {
 // work: it keeps its creation time.
 func (l *loop) infraFailure(j *berth.Job, reason berth.Reason, why string, now time.Time) {
 	a := j.CurrentAttempt()
+	// The attempt's end reason decides what it is charged to, whatever it
+	// was being stopped for: a timeout the loss came before is no user
+	// failure. A cancel stands: the job ends cancelled, its loss counted.
+	stop, stopping := l.stopping[j.ID]
+	delete(l.stopping, j.ID)
 	l.endAttempt(j, a, berth.AttemptFailed, reason, now)
-	if r, ok := l.stopping[j.ID]; ok {
-		// It was being stopped anyway.
-		l.finishStopped(j, r, now)
-		return
-	}
 	j.InfraFailures++
-	if j.InfraFailures > j.MaxInfraRetries {
+	switch {
+	case stopping && stop == berth.ReasonCancelled:
+		l.endJob(j, berth.JobCancelled, berth.ReasonCancelled, now)
+	case j.NextStep() >= len(j.Steps):
+		// Every step succeeded before the loss (resume: unfinished).
+		l.endJob(j, berth.JobSucceeded, berth.ReasonSucceeded, now)
+	case j.InfraFailures > j.MaxInfraRetries:
 		l.endJob(j, berth.JobFailed, berth.ReasonInfraRetries, now)
 		l.event(j.ID, a.ClusterID, "failed", fmt.Sprintf("%s; %d infrastructure failures exceed max_infra_retries %d", why, j.InfraFailures, j.MaxInfraRetries))
-		return
+	case l.moveJob(j, berth.JobQueued):
+		l.event(j.ID, a.ClusterID, "requeued", fmt.Sprintf("%s during attempt %d; queued again (infrastructure retry %d of %d)", why, a.N, j.InfraFailures, j.MaxInfraRetries))
 	}
-	j.State = berth.JobQueued
-	l.event(j.ID, a.ClusterID, "requeued", fmt.Sprintf("%s during attempt %d; queued again (infrastructure retry %d of %d)", why, a.N, j.InfraFailures, j.MaxInfraRetries))
+}
+
+// moveJob moves a job to another state, checked against the domain's one
+// table of moves. An illegal move is a bug: it is logged and counted, and
+// not made.
+func (l *loop) moveJob(j *berth.Job, to berth.JobState) bool {
+	if !j.State.CanMove(to) {
+		l.illegal("job", j.ID, string(j.State), string(to))
+		return false
+	}
+	j.State = to
+	l.dirtyJobs[j.ID] = true
+	return true
+}
+
+// moveCluster is moveJob for a cluster.
+func (l *loop) moveCluster(c *clusterRT, to berth.ClusterState) bool {
+	if !c.c.State.CanMove(to) {
+		l.illegal("cluster", c.c.ID, string(c.c.State), string(to))
+		return false
+	}
+	c.c.State = to
+	l.dirtyClusters[c.c.ID] = true
+	return true
+}
+
+func (l *loop) illegal(kind, id, from, to string) {
+	l.s.log.Error("illegal state change refused; this is a bug", "kind", kind, "id", id, "from", from, "to", to)
+	l.s.metrics.illegalMove(kind)
+	l.illegalMoves++
 }
 
 // jobsWhere returns the live jobs that keep, in id order, so that what the
@@ -619,6 +664,8 @@ func (l *loop) endAttempt(j *berth.Job, a *berth.Attempt, state berth.AttemptSta
 				a.Steps[i].State = berth.StepFailed
 			}
 			a.Steps[i].EndedAt = now
+			// The job's view of the step is its latest attempt's.
+			j.Steps[a.Steps[i].Index].State = a.Steps[i].State
 		}
 	}
 	if c, ok := l.clusters[a.ClusterID]; ok {
@@ -632,6 +679,10 @@ func (l *loop) endAttempt(j *berth.Job, a *berth.Attempt, state berth.AttemptSta
 
 // endJob ends a job for good.
 func (l *loop) endJob(j *berth.Job, state berth.JobState, reason berth.Reason, now time.Time) {
+	if !j.State.CanMove(state) {
+		l.illegal("job", j.ID, string(j.State), string(state))
+		return
+	}
 	if a := j.CurrentAttempt(); a != nil {
 		as := berth.AttemptFailed
 		switch state {
@@ -642,9 +693,16 @@ func (l *loop) endJob(j *berth.Job, state berth.JobState, reason berth.Reason, n
 		}
 		l.endAttempt(j, a, as, reason, now)
 	}
-	j.State, j.EndedAt = state, now
+	l.moveJob(j, state)
+	j.EndedAt = now
 	if state != berth.JobSucceeded {
 		j.Reason = reason
+	}
+	// Steps the job will never run again show that they did not run.
+	for i := range j.Steps {
+		if !j.Steps[i].State.Terminal() {
+			j.Steps[i].State = berth.StepCancelled
+		}
 	}
 	delete(l.stopping, j.ID)
 	l.dirtyJobs[j.ID] = true
@@ -668,15 +726,19 @@ func (l *loop) userFailure(j *berth.Job, reason berth.Reason, now time.Time) {
 	if wait > MaxRetryBackoff || wait <= 0 {
 		wait = MaxRetryBackoff
 	}
-	j.State, j.NotBefore = berth.JobQueued, now.Add(wait)
+	if !l.moveJob(j, berth.JobQueued) {
+		return
+	}
+	j.NotBefore = now.Add(wait)
 	l.event(j.ID, j.ClusterID, "retry", fmt.Sprintf("attempt %d: %s; retry %d of %d after %s", n, reason, j.UserFailures, j.Retries, wait))
 }
 
 // finishStopped ends a job whose attempt was stopped for reason r.
 func (l *loop) finishStopped(j *berth.Job, r berth.Reason, now time.Time) {
 	if r == berth.ReasonTimeout {
-		// A user failure even when the attempt already ended for another
-		// reason (its cluster was lost while it was being stopped).
+		// The attempt ran past its timeout and its step has stopped: the
+		// job's failure. (A loss that came first is charged as a loss by
+		// infraFailure, which never comes here.)
 		l.userFailure(j, r, now)
 		return
 	}

@@ -19,6 +19,7 @@ type metrics struct {
 	startDelay *prometheus.HistogramVec
 	liveCost   *prometheus.GaugeVec
 	endedCost  *prometheus.CounterVec
+	illegal    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -49,14 +50,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		endedCost: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "berth_cluster_cost_total", Help: "Cost of the clusters that ended, by pool (price_per_hour units).",
 		}, []string{"pool"}),
+		illegal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_illegal_moves_total", Help: "State changes the loop refused because the transition table forbids them (each is a bug), by kind (job, cluster).",
+		}, []string{"kind"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.jobs, m.clusters, m.freeSlots, m.submits, m.attempts, m.startDelay, m.liveCost, m.endedCost)
+		reg.MustRegister(m.jobs, m.clusters, m.freeSlots, m.submits, m.attempts, m.startDelay, m.liveCost, m.endedCost, m.illegal)
 	}
 	return m
 }
 
 func (m *metrics) submitted(pool string) { m.submits.WithLabelValues(pool).Inc() }
+
+func (m *metrics) illegalMove(kind string) { m.illegal.WithLabelValues(kind).Inc() }
 
 func (m *metrics) attemptEnded(pool string, r berth.Reason) {
 	m.attempts.WithLabelValues(pool, string(r)).Inc()

@@ -33,6 +33,10 @@ type runner struct {
 	timer  clock.Timer
 	// holdUntil keeps passes back after a failed commit.
 	holdUntil time.Time
+	// news is set when the API stored a submission or a cancel request
+	// since the loop last read them; lastPickUp is when it did.
+	news       bool
+	lastPickUp time.Time
 	// wg counts the tasks started on the executor, so Stop can wait for
 	// them.
 	wg sync.WaitGroup
@@ -48,6 +52,9 @@ type Pass struct {
 	Jobs, Clusters, Events int
 	// Calls is the number of provider calls it started.
 	Calls int
+	// Illegal counts the state changes the pass refused as illegal moves
+	// (see berth's transition tables): each is a bug.
+	Illegal int
 	// Err is the commit's error (or the reload's), if any.
 	Err error
 }
@@ -63,6 +70,29 @@ func (s *Service) post(in any) {
 	r.inbox = append(r.inbox, in)
 	r.mu.Unlock()
 	s.Wake()
+}
+
+// stored tells the loop that the API stored a submission or a cancel
+// request, and wakes it to pick them up.
+func (s *Service) stored() {
+	s.run.mu.Lock()
+	s.run.news = true
+	s.run.mu.Unlock()
+	s.Wake()
+}
+
+// pickUpDue reports whether the pass should read new submissions and
+// cancel requests from the store: when the API says it stored some, and
+// at least once a tick in case something else wrote them.
+func (s *Service) pickUpDue(now time.Time) bool {
+	r := &s.run
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.news && now.Sub(r.lastPickUp) < s.tick {
+		return false
+	}
+	r.news, r.lastPickUp = false, now
+	return true
 }
 
 // Wake asks the loop for a pass soon. It never blocks.

@@ -321,7 +321,7 @@ func (s *Service) Submit(ctx context.Context, spec berth.JobSpec) (berth.Job, bo
 		return berth.Job{}, false, fmt.Errorf("submit: %w", err)
 	}
 	if created {
-		s.Wake()
+		s.stored()
 	} else if field := spec.Mismatch(&job); field != "" {
 		return berth.Job{}, false, berth.IdempotencyConflict(spec.IdempotencyKey, job.ID, field)
 	}
@@ -376,7 +376,7 @@ func (s *Service) RequestCancel(ctx context.Context, id string) (berth.Job, erro
 	if err != nil {
 		return job, err
 	}
-	s.Wake()
+	s.stored()
 	return job, nil
 }
 

@@ -250,11 +250,14 @@ func (l *loop) applyReport(r report) {
 
 // endCluster records that a cluster we were terminating is gone.
 func (l *loop) endCluster(c *clusterRT, now time.Time) {
-	c.c.State, c.c.EndedAt = berth.ClusterTerminated, now
+	to := berth.ClusterTerminated
 	if c.c.EndsLost {
-		c.c.State = berth.ClusterLost
+		to = berth.ClusterLost
 	}
-	l.dirtyClusters[c.c.ID] = true
+	if !l.moveCluster(c, to) {
+		return
+	}
+	c.c.EndedAt = now
 	l.endedClusters = append(l.endedClusters, c)
 	l.event("", c.c.ID, string(c.c.State), c.c.Reason)
 	l.s.metrics.clusterEnded(c.c, now)

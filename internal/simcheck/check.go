@@ -31,9 +31,11 @@ type checker struct {
 	dirty    bool
 }
 
-// written mirrors a batch the store took.
+// written mirrors a batch the store took. Jobs are copied deep: the
+// loop's own copies share their attempts and go on changing.
 func (c *checker) written(b store.Batch) {
 	for _, j := range b.Jobs {
+		j = cloneJob(j)
 		old := c.jobs[j.ID]
 		j.CreatedAt, j.Seq, j.CancelRequested = old.CreatedAt, old.Seq, old.CancelRequested
 		c.jobs[j.ID] = j
@@ -46,11 +48,16 @@ func (c *checker) written(b store.Batch) {
 
 // created mirrors a job the store took.
 func (c *checker) created(j berth.Job) {
-	c.jobs[j.ID] = j
+	c.jobs[j.ID] = cloneJob(j)
 	c.dirty = true
 }
 
-func (c *checker) onPass(p service.Pass) { c.passed = &p }
+func (c *checker) onPass(p service.Pass) {
+	c.passed = &p
+	if p.Illegal > 0 {
+		c.r.failf("the pass refused %d illegal state changes", p.Illegal)
+	}
+}
 
 func (c *checker) init() {
 	c.acked, c.keys, c.live, c.ended = map[string]berth.JobSpec{}, map[string]string{}, map[string]bool{}, map[string]bool{}
@@ -277,3 +284,11 @@ func (c *checker) atEnd() {
 	r.logf("end: %d jobs, job cost %.2f of cluster cost %.2f", len(ids), jobCost, clusterCost)
 }
 
+func cloneJob(j berth.Job) berth.Job {
+	j.Steps = slices.Clone(j.Steps)
+	j.Attempts = slices.Clone(j.Attempts)
+	for i := range j.Attempts {
+		j.Attempts[i].Steps = slices.Clone(j.Attempts[i].Steps)
+	}
+	return j
+}

@@ -82,6 +82,8 @@ type run struct {
 	faulty bool
 	res    Result
 	check  checker
+	// seen keeps each failure from being reported twice.
+	seen map[string]bool
 }
 
 // Run runs one seed: a generated workload with faults over simulated
@@ -222,7 +224,15 @@ func (r *run) logf(format string, args ...any) {
 }
 
 func (r *run) failf(format string, args ...any) {
-	msg := fmt.Sprintf("at %s: %s", r.exec.Now().Sub(epoch).Round(time.Millisecond), fmt.Sprintf(format, args...))
+	what := fmt.Sprintf(format, args...)
+	if r.seen[what] {
+		return
+	}
+	if r.seen == nil {
+		r.seen = map[string]bool{}
+	}
+	r.seen[what] = true
+	msg := fmt.Sprintf("at %s: %s", r.exec.Now().Sub(epoch).Round(time.Millisecond), what)
 	r.res.Failures = append(r.res.Failures, msg)
 	r.logf("FAILED %s", fmt.Sprintf(format, args...))
 }

@@ -22,3 +22,15 @@ func tail(s []string, n int) []string {
 	}
 	return s
 }
+
+func TestManySeeds(t *testing.T) {
+	for seed := uint64(2); seed < 12; seed++ {
+		res, err := Run(t.Context(), Options{Seed: seed, Hours: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Failures) > 0 {
+			t.Errorf("seed %d:\n%s", seed, strings.Join(res.Failures, "\n"))
+		}
+	}
+}

@@ -9,7 +9,8 @@ import (
 )
 
 // scaleUp starts clusters for the demand that the starting clusters will
-// not absorb, and up to min_clusters, never past max_clusters.
+// not absorb, and up to min_clusters, never past max_clusters, and none
+// for a blocked pool or one backing off after failed creations.
 //
 // max_clusters holds at the provider, not only in Berth's state: every
 // cluster counts against it until its provider has taken its termination.
@@ -42,6 +43,15 @@ func (p *pass) scaleUp() {
 		backlog = ceilDiv(p.demand-supply, max(pool.Slots, 1))
 	}
 	n := min(max(backlog, pool.MinClusters-up), pool.MaxClusters-live)
+	switch {
+	case p.pool.Blocked:
+		n = 0
+	case p.now.Before(p.pool.StartAfter):
+		if n > 0 {
+			p.considerWake(p.pool.StartAfter)
+		}
+		n = 0
+	}
 	for i := range n {
 		reason := "min_clusters"
 		if i < backlog {

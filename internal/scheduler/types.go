@@ -22,6 +22,11 @@ type Snapshot struct {
 type PoolView struct {
 	Pool     berth.Pool
 	Fallback bool
+	// Blocked pools start no cluster: their spec cannot work.
+	Blocked bool
+	// StartAfter holds back new clusters after failed creations, so a
+	// spec that keeps failing is not retried in a tight loop.
+	StartAfter time.Time
 }
 
 // ClusterView is one cluster that is not terminated or lost.

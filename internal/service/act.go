@@ -261,6 +261,22 @@ func (l *loop) failedCall(r result, c *clusterRT, live bool, now time.Time) {
 		}
 		return
 	}
+	if r.kind == actCreate {
+		switch provider.ClassOf(r.err) {
+		case provider.ClassPermanent:
+			// The spec can never work: trying again, or another cluster,
+			// would only spend.
+			l.block(c, r.err.Error(), now)
+			l.holdStarts(c.pool, now)
+			l.abandon(c, "create refused: "+r.err.Error(), now)
+			return
+		case provider.ClassCapacity:
+			l.capacityFailure(c, now)
+			l.holdStarts(c.pool, now)
+			l.abandon(c, "no capacity: "+r.err.Error(), now)
+			return
+		}
+	}
 	throttled := errors.Is(r.err, berth.ErrThrottled) || errors.Is(r.err, provider.ErrNotReady)
 	if !throttled {
 		l.tries[key]++
@@ -276,6 +292,7 @@ func (l *loop) failedCall(r result, c *clusterRT, live bool, now time.Time) {
 	delete(l.retryAt, key)
 	switch r.kind {
 	case actCreate:
+		l.holdStarts(c.pool, now)
 		l.abandon(c, fmt.Sprintf("create failed %d times: %v", n, r.err), now)
 	case actSubmit:
 		j, ok := l.jobs[r.jobID]

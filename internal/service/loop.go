@@ -20,11 +20,28 @@ const pickupBatch = 1000
 // boot_timeout is spared while its watcher has not reported.
 const unobservedGrace = 2 * time.Minute
 
+// Failed creations hold a pool's next cluster back this long, doubling.
+const (
+	startBackoffMin = 30 * time.Second
+	startBackoffMax = 30 * time.Minute
+)
+
 // poolRT is a pool at run time.
 type poolRT struct {
 	pool  berth.Pool
 	prov  provider.Provider
 	state berth.PoolState
+	// spec fingerprints the pool's configuration: a pool blocked under
+	// another one is unblocked.
+	spec string
+	// createFailures counts the failed creations in a row, and startAfter
+	// is when the next cluster may start; both are reset when a cluster
+	// comes up.
+	createFailures int
+	startAfter     time.Time
+	// liftedAt is when this service last unblocked the pool: clusters
+	// started before then do not block it again.
+	liftedAt time.Time
 	// ended counts the pool's clusters that ended since the service
 	// started, by terminal state.
 	ended map[berth.ClusterState]int
@@ -156,6 +173,15 @@ func (l *loop) load(ctx context.Context) error {
 	for _, ps := range st.Pools {
 		if p, ok := l.s.pools[ps.Pool]; ok {
 			p.state = ps
+		}
+	}
+	for _, name := range l.s.poolNames {
+		p := l.s.pools[name]
+		if p.state.Blocked() && p.state.BlockedSpec != p.spec {
+			l.event("", "", "pool_unblocked", fmt.Sprintf("pool %s unblocked: its configuration changed since it was blocked (%s)", name, p.state.BlockedReason))
+			p.state.BlockedAt, p.state.BlockedReason, p.state.BlockedSpec = time.Time{}, "", ""
+			p.liftedAt = l.s.clock.Now()
+			l.dirtyPools[name] = true
 		}
 	}
 	for _, c := range st.Clusters {
@@ -370,7 +396,9 @@ func (l *loop) snapshot(now time.Time) scheduler.Snapshot {
 	snap := scheduler.Snapshot{Now: now, Affinity: l.affinity}
 	for _, name := range l.s.poolNames {
 		p := l.s.pools[name]
-		snap.Pools = append(snap.Pools, scheduler.PoolView{Pool: p.pool, Fallback: p.state.FallbackActive(now)})
+		snap.Pools = append(snap.Pools, scheduler.PoolView{
+			Pool: p.pool, Fallback: p.state.FallbackActive(now), Blocked: p.state.Blocked(), StartAfter: p.startAfter,
+		})
 	}
 	running := l.runningByCluster()
 	for _, c := range l.clusters {
@@ -537,24 +565,72 @@ func (l *loop) setClusterState(c *clusterRT, to berth.ClusterState, reason strin
 	}
 }
 
-// loseCluster records a cluster as lost and requeues the jobs it ran.
-func (l *loop) loseCluster(c *clusterRT, reason string, capacity bool, now time.Time) {
+// loseCluster records a cluster as lost and requeues the jobs it ran. The
+// loss's class decides what else follows: a capacity loss counts towards
+// the pool's fallback, a permanent one (a bootstrap that always fails)
+// blocks the pool, and a cluster lost before it was ever ready holds the
+// pool's next start back as a failed creation does.
+func (l *loop) loseCluster(c *clusterRT, reason string, class provider.Class, now time.Time) {
 	if c.c.State.Terminal() || !l.moveCluster(c, berth.ClusterLost) {
 		return
 	}
-	c.c.Reason, c.c.Capacity, c.c.EndedAt = reason, capacity, now
+	c.c.Reason, c.c.Capacity, c.c.EndedAt = reason, class == provider.ClassCapacity, now
 	l.endedClusters = append(l.endedClusters, c)
 	l.event("", c.c.ID, "lost", reason)
 	l.s.metrics.clusterEnded(c.c, now)
-	if capacity {
-		p := c.pool
-		if p.state.RecordCapacityFailure(p.pool.Fallback, now) {
-			l.event("", c.c.ID, "fallback", fmt.Sprintf("pool %s uses its fallback spec until %s after repeated capacity losses", p.pool.Name, p.state.FallbackUntil.Format(time.RFC3339)))
-			l.s.log.Warn("pool switched to its fallback spec", "pool", p.pool.Name, "until", p.state.FallbackUntil)
-		}
-		l.dirtyPools[p.pool.Name] = true
+	switch class {
+	case provider.ClassCapacity:
+		l.capacityFailure(c, now)
+	case provider.ClassPermanent:
+		l.block(c, reason, now)
+	}
+	if c.c.ReadyAt.IsZero() {
+		l.holdStarts(c.pool, now)
 	}
 	l.requeueFrom(c, now)
+}
+
+// capacityFailure counts a capacity failure of one of the pool's clusters
+// towards its switch to the fallback spec.
+func (l *loop) capacityFailure(c *clusterRT, now time.Time) {
+	p := c.pool
+	if p.state.RecordCapacityFailure(p.pool.Fallback, now) {
+		l.event("", c.c.ID, "fallback", fmt.Sprintf("pool %s uses its fallback spec until %s after repeated capacity failures", p.pool.Name, p.state.FallbackUntil.Format(time.RFC3339)))
+		l.s.log.Warn("pool switched to its fallback spec", "pool", p.pool.Name, "until", p.state.FallbackUntil)
+	}
+	l.dirtyPools[p.pool.Name] = true
+}
+
+// block stops a pool from starting clusters after a permanent failure of
+// one of them: its spec cannot work, and every new cluster would only be
+// billed. A configuration change or an unblock lifts it.
+func (l *loop) block(c *clusterRT, why string, now time.Time) {
+	p := c.pool
+	if p.state.Blocked() {
+		return
+	}
+	if c.c.CreatedAt.Before(p.liftedAt) {
+		// It was made before its pool was last unblocked: its failure
+		// says nothing of the spec as it is now.
+		l.event("", c.c.ID, "permanent_failure", fmt.Sprintf("%s; the cluster was started before pool %s was unblocked, so the pool stays unblocked", why, p.pool.Name))
+		return
+	}
+	p.state.BlockedAt, p.state.BlockedReason, p.state.BlockedSpec = now, why, p.spec
+	l.dirtyPools[p.pool.Name] = true
+	l.event("", c.c.ID, "pool_blocked", fmt.Sprintf("pool %s is blocked and starts no cluster: %s; change its configuration or unblock it", p.pool.Name, why))
+	l.s.log.Error("pool blocked by a permanent provider failure", "pool", p.pool.Name, "cluster_id", c.c.ID, "reason", why)
+	l.s.metrics.poolBlocked(p.pool.Name)
+}
+
+// holdStarts holds the pool's next cluster back after a failed creation,
+// doubling from startBackoffMin to startBackoffMax with each failure in a
+// row: a creation that keeps failing must not start a cluster every few
+// seconds forever.
+func (l *loop) holdStarts(p *poolRT, now time.Time) {
+	p.createFailures++
+	wait := min(startBackoffMin<<min(p.createFailures-1, 16), startBackoffMax)
+	p.startAfter = now.Add(wait)
+	l.s.log.Warn("pool holds back new clusters after a failed creation", "pool", p.pool.Name, "failures", p.createFailures, "until", p.startAfter)
 }
 
 // abandon gives up on a cluster that never became useful (boot timeout,
@@ -891,6 +967,9 @@ func (l *loop) publish(now time.Time, jobs map[string]bool) {
 		p := l.s.pools[name]
 		ps := poolStatus(p.pool)
 		ps.FallbackActive = p.state.FallbackActive(now)
+		if p.state.Blocked() {
+			ps.Blocked, ps.BlockedReason, ps.BlockedAt = true, p.state.BlockedReason, p.state.BlockedAt
+		}
 		for st, n := range p.ended {
 			ps.Clusters[st] = n
 		}

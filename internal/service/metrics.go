@@ -20,6 +20,8 @@ type metrics struct {
 	liveCost   *prometheus.GaugeVec
 	endedCost  *prometheus.CounterVec
 	illegal    *prometheus.CounterVec
+	blocks     *prometheus.CounterVec
+	blocked    *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -53,9 +55,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		illegal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "berth_illegal_moves_total", Help: "State changes the loop refused because the transition table forbids them (each is a bug), by kind (job, cluster).",
 		}, []string{"kind"}),
+		blocks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "berth_pool_blocks_total", Help: "Times a pool was blocked by a permanent provider failure, by pool.",
+		}, []string{"pool"}),
+		blocked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "berth_pool_blocked", Help: "1 while a pool is blocked by a permanent provider failure, else 0.",
+		}, []string{"pool"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.jobs, m.clusters, m.freeSlots, m.submits, m.attempts, m.startDelay, m.liveCost, m.endedCost, m.illegal)
+		reg.MustRegister(m.jobs, m.clusters, m.freeSlots, m.submits, m.attempts, m.startDelay, m.liveCost, m.endedCost, m.illegal, m.blocks, m.blocked)
 	}
 	return m
 }
@@ -63,6 +71,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 func (m *metrics) submitted(pool string) { m.submits.WithLabelValues(pool).Inc() }
 
 func (m *metrics) illegalMove(kind string) { m.illegal.WithLabelValues(kind).Inc() }
+
+func (m *metrics) poolBlocked(pool string) { m.blocks.WithLabelValues(pool).Inc() }
 
 func (m *metrics) attemptEnded(pool string, r berth.Reason) {
 	m.attempts.WithLabelValues(pool, string(r)).Inc()
@@ -92,6 +102,11 @@ func (m *metrics) observe(v view, now time.Time) {
 			m.clusters.WithLabelValues(name, string(st)).Set(float64(ps.Clusters[st]))
 		}
 		m.freeSlots.WithLabelValues(name).Set(float64(ps.FreeSlots))
+		blocked := 0.0
+		if ps.Blocked {
+			blocked = 1
+		}
+		m.blocked.WithLabelValues(name).Set(blocked)
 		m.liveCost.WithLabelValues(name).Set(live[name])
 	}
 }

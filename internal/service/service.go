@@ -2,6 +2,9 @@ package service
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +39,10 @@ const (
 type Pool struct {
 	Pool     berth.Pool
 	Provider provider.Provider
+	// Spec fingerprints the pool's whole configuration, provider spec
+	// included: a pool blocked by a permanent failure is unblocked when it
+	// changes. Empty means the fingerprint of Pool alone.
+	Spec string
 }
 
 // Options configures a Service.
@@ -150,7 +157,11 @@ func New(o Options) (*Service, error) {
 		if _, dup := s.pools[p.Pool.Name]; dup {
 			return nil, fmt.Errorf("service: pool %q given twice", p.Pool.Name)
 		}
-		s.pools[p.Pool.Name] = &poolRT{pool: p.Pool, prov: p.Provider, state: berth.PoolState{Pool: p.Pool.Name}, ended: map[berth.ClusterState]int{}}
+		spec := p.Spec
+		if spec == "" {
+			spec = fingerprint(p.Pool)
+		}
+		s.pools[p.Pool.Name] = &poolRT{pool: p.Pool, prov: p.Provider, spec: spec, state: berth.PoolState{Pool: p.Pool.Name}, ended: map[berth.ClusterState]int{}}
 		s.poolNames = append(s.poolNames, p.Pool.Name)
 	}
 	sort.Strings(s.poolNames)
@@ -603,4 +614,11 @@ func (s *Service) setCommitErr(err error) {
 	s.mu.Lock()
 	s.commitErr = err
 	s.mu.Unlock()
+}
+
+// fingerprint is a short digest of a value's JSON.
+func fingerprint(v any) string {
+	b, _ := json.Marshal(v)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
 }

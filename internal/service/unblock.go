@@ -16,21 +16,36 @@ func (s *Service) Unblock(ctx context.Context, name string) (berth.PoolStatus, e
 	if _, ok := s.pools[name]; !ok {
 		return berth.PoolStatus{}, berth.Errorf(berth.ErrNotFound, "pool %q not found", name)
 	}
-	err := s.onLoop(ctx, func(l *loop) error {
+	if err := s.onLoop(ctx, unblock(name)); err != nil {
+		return berth.PoolStatus{}, err
+	}
+	return s.Pool(ctx, name)
+}
+
+// RequestUnblock is Unblock without the wait, for callers that cannot
+// wait (see RequestDrain).
+func (s *Service) RequestUnblock(name string) {
+	if _, ok := s.pools[name]; ok {
+		s.post(command{fn: unblock(name)})
+	}
+}
+
+func unblock(name string) func(l *loop) error {
+	return func(l *loop) error {
 		p := l.s.pools[name]
+		// Whoever unblocks says the spec works as of now: clusters
+		// started before, still booting on the old one, block it no more.
+		p.liftedAt = l.now
 		if !p.state.Blocked() {
 			return nil
 		}
 		l.event("", "", "pool_unblocked", fmt.Sprintf("pool %s unblocked by request; it was blocked at %s: %s",
 			name, p.state.BlockedAt.UTC().Format(time.RFC3339), p.state.BlockedReason))
 		p.state.BlockedAt, p.state.BlockedReason, p.state.BlockedSpec = time.Time{}, "", ""
+		p.createFailures, p.startAfter = 0, time.Time{}
 		l.dirtyPools[name] = true
 		return nil
-	})
-	if err != nil {
-		return berth.PoolStatus{}, err
 	}
-	return s.Pool(ctx, name)
 }
 
 // onLoop runs fn on the loop, within its next pass, and returns once that

@@ -26,19 +26,13 @@ func TestUnblock(t *testing.T) {
 	}
 
 	// Block the pool in the store, as a permanent failure would have
-	// before a restart.
-	h.stop()
-	st, err := sqlite.Open(ctx, h.path, testLog(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blockedAt := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
-	if err := st.Commit(ctx, store.Batch{Pools: []berth.PoolState{{Pool: "p",
-		BlockedAt: blockedAt, BlockedReason: "bootstrap failed", BlockedSpec: "spec-1"}}}); err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
+	// before a restart, under the configuration it still has.
+	blockInStore(t, h, fingerprint(h.pool))
 	h.start()
+	waitFor(t, "the restored pool shown blocked", func() bool {
+		ps, _ := h.svc.Pool(ctx, "p")
+		return ps.Blocked && ps.BlockedReason == "bootstrap failed"
+	})
 
 	ps, err := h.svc.Unblock(ctx, "p")
 	if err != nil || ps.Blocked || ps.BlockedReason != "" || !ps.BlockedAt.IsZero() {
@@ -81,5 +75,53 @@ func TestUnblock(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("%d pool_unblocked events after a second Unblock, want 1", n)
+	}
+}
+
+// blockInStore stops the harness's service and blocks its pool in the
+// store under spec.
+func blockInStore(t *testing.T, h *harness, spec string) {
+	t.Helper()
+	h.stop()
+	st, err := sqlite.Open(context.Background(), h.path, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blockedAt := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
+	if err := st.Commit(context.Background(), store.Batch{Pools: []berth.PoolState{{Pool: "p",
+		BlockedAt: blockedAt, BlockedReason: "bootstrap failed", BlockedSpec: spec}}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+}
+
+// A pool blocked under another configuration is unblocked when the
+// service starts with the new one.
+func TestConfigChangeUnblocks(t *testing.T) {
+	h := newHarness(t, testPool(), newFake(true))
+	blockInStore(t, h, "the configuration that failed")
+	h.start()
+	waitFor(t, "the pool unblocked in the store", func() bool {
+		st, err := h.st.Load(context.Background())
+		if err != nil {
+			return false
+		}
+		for _, p := range st.Pools {
+			if p.Pool == "p" {
+				return !p.Blocked()
+			}
+		}
+		return false
+	})
+	if ps, _ := h.svc.Pool(context.Background(), "p"); ps.Blocked {
+		t.Fatalf("pool %+v still blocked", ps)
+	}
+	events, _ := h.st.ListEvents(context.Background(), store.EventFilter{})
+	found := false
+	for _, e := range events {
+		found = found || e.Kind == "pool_unblocked" && strings.Contains(e.Message, "configuration changed")
+	}
+	if !found {
+		t.Fatal("no pool_unblocked event saying the configuration changed")
 	}
 }

@@ -234,14 +234,15 @@ func (l *loop) applyReport(r report) {
 			l.dirtyClusters[c.c.ID] = true
 		}
 		if c.c.State == berth.ClusterStarting {
+			c.pool.createFailures, c.pool.startAfter = 0, time.Time{}
 			l.setClusterState(c, berth.ClusterReady, "")
 			l.s.log.Info("cluster ready", "cluster_id", c.c.ID, "pool", c.c.Pool, "boot", now.Sub(c.c.CreatedAt))
 		}
 	case berth.ClusterLost:
-		l.loseCluster(c, r.cluster.Reason, r.cluster.Class == provider.ClassCapacity, now)
+		l.loseCluster(c, r.cluster.Reason, r.cluster.Class, now)
 	case berth.ClusterTerminated:
 		if c.c.State != berth.ClusterTerminating {
-			l.loseCluster(c, "terminated outside Berth: "+r.cluster.Reason, r.cluster.Class == provider.ClassCapacity, now)
+			l.loseCluster(c, "terminated outside Berth: "+r.cluster.Reason, r.cluster.Class, now)
 			return
 		}
 		l.endCluster(c, now)

@@ -29,6 +29,10 @@ type checker struct {
 	jobs     map[string]berth.Job
 	clusters map[string]berth.Cluster
 	dirty    bool
+	// blocked holds, for each pool the store has blocked, the Berth
+	// cluster ids it knew then: no other may be created until the pool is
+	// unblocked.
+	blocked map[string]map[string]bool
 }
 
 // written mirrors a batch the store took. Jobs are copied deep: the
@@ -42,6 +46,20 @@ func (c *checker) written(b store.Batch) {
 	}
 	for _, cl := range b.Clusters {
 		c.clusters[cl.ID] = cl
+	}
+	for _, ps := range b.Pools {
+		switch _, was := c.blocked[ps.Pool]; {
+		case ps.Blocked() && !was:
+			known := map[string]bool{}
+			for id := range c.clusters {
+				known[id] = true
+			}
+			c.blocked[ps.Pool] = known
+			c.r.logf("pool %s blocked: %s", ps.Pool, ps.BlockedReason)
+		case !ps.Blocked() && was:
+			delete(c.blocked, ps.Pool)
+			c.r.logf("pool %s unblocked", ps.Pool)
+		}
 	}
 	c.dirty = true
 }
@@ -62,6 +80,7 @@ func (c *checker) onPass(p service.Pass) {
 func (c *checker) init() {
 	c.acked, c.keys, c.live, c.ended = map[string]berth.JobSpec{}, map[string]string{}, map[string]bool{}, map[string]bool{}
 	c.jobs, c.clusters = map[string]berth.Job{}, map[string]berth.Cluster{}
+	c.blocked = map[string]map[string]bool{}
 }
 
 // afterStep checks what can be checked after every event: the provider's
@@ -93,6 +112,13 @@ func (c *checker) providerSide() {
 		}
 		if max := r.limits[name].MaxClusters; n > max {
 			r.failf("pool %s has %d live clusters at its provider, max_clusters %d", name, n, max)
+		}
+		if known, ok := c.blocked[name]; ok {
+			for _, cl := range r.provs[name].Snapshot().Clusters {
+				if !known[cl.ClusterID] {
+					r.failf("blocked pool %s started cluster %s (%s)", name, cl.ClusterID, cl.ID)
+				}
+			}
 		}
 	}
 }

@@ -25,11 +25,14 @@ func (r *run) plan() {
 	r.every(90*time.Minute, "crash", r.crash)
 	r.every(60*time.Minute, "api faults", r.apiFaults)
 	r.every(80*time.Minute, "store faults", r.storeFaults)
+	r.every(70*time.Minute, "capacity shortage", r.shortage)
+	r.every(150*time.Minute, "broken spec", r.breakSpec)
 	r.exec.AfterFunc(r.active, func() {
 		r.faulty = false
 		r.st.failP = 0
 		for _, name := range r.poolNames() {
 			_ = r.provs[name].SetFaults(sim.Faults{})
+			r.mend(name)
 		}
 		if r.down {
 			r.restart()
@@ -202,3 +205,58 @@ func (r *run) storeFaults() {
 }
 
 var _ = rand.N[int]
+
+// shortage makes one pool's provider short of capacity for a while.
+func (r *run) shortage() {
+	name := pick(r.rng, r.poolNames()...)
+	if r.changed[name] {
+		return
+	}
+	primary, fallback := r.provs[name].Models()
+	primary.CapacityShortage = 0.5 + 0.5*r.rng.Float64()
+	_ = r.provs[name].SetModel(primary, &fallback)
+	r.changed[name] = true
+	r.logf("pool %s is short of capacity: %.0f%% of creations refused", name, 100*primary.CapacityShortage)
+	r.exec.AfterFunc(time.Duration(5+r.rng.IntN(25))*time.Minute, func() { r.mend(name) })
+}
+
+// breakSpec makes one pool's spec one that can never work, as a bad
+// bootstrap script or a validation error would, until someone fixes it
+// and unblocks the pool.
+func (r *run) breakSpec() {
+	name := pick(r.rng, r.poolNames()...)
+	if r.changed[name] {
+		return
+	}
+	primary, fallback := r.provs[name].Models()
+	primary.Broken = pick(r.rng, sim.BrokenValidation, sim.BrokenBootstrap)
+	fallback.Broken = primary.Broken
+	_ = r.provs[name].SetModel(primary, &fallback)
+	r.changed[name] = true
+	r.logf("pool %s's spec is broken (%s)", name, primary.Broken)
+	r.exec.AfterFunc(time.Duration(10+r.rng.IntN(30))*time.Minute, func() { r.mend(name) })
+}
+
+// mend puts a pool's models back as generated and unblocks the pool, as
+// a person fixing its spec would.
+func (r *run) mend(name string) {
+	if !r.changed[name] {
+		return
+	}
+	r.changed[name] = false
+	for _, pp := range r.w.pools {
+		if pp.pool.Name == name {
+			_ = r.provs[name].SetModel(pp.primary, pp.fallback)
+		}
+	}
+	r.logf("pool %s mended", name)
+	r.unblock(name)
+}
+
+func (r *run) unblock(name string) {
+	if r.down {
+		r.exec.AfterFunc(time.Minute, func() { r.unblock(name) })
+		return
+	}
+	r.svc.RequestUnblock(name)
+}

@@ -84,6 +84,8 @@ type run struct {
 	check  checker
 	// seen keeps each failure from being reported twice.
 	seen map[string]bool
+	// changed marks the pools whose models a fault changed.
+	changed map[string]bool
 }
 
 // Run runs one seed: a generated workload with faults over simulated
@@ -95,13 +97,14 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	total := time.Duration(o.Hours * float64(time.Hour))
 	r := &run{
 		o: o, ctx: ctx,
-		rng:    rand.New(rand.NewPCG(o.Seed, 0x73696d)),
-		exec:   executor.NewSim(epoch, o.Seed),
-		provs:  map[string]*sim.Provider{},
-		limits: map[string]berth.Pool{},
-		active: time.Duration(float64(total) * activeShare),
-		end:    epoch.Add(total),
-		res:    Result{Seed: o.Seed, Faults: map[string]int{}},
+		rng:     rand.New(rand.NewPCG(o.Seed, 0x73696d)),
+		exec:    executor.NewSim(epoch, o.Seed),
+		provs:   map[string]*sim.Provider{},
+		limits:  map[string]berth.Pool{},
+		changed: map[string]bool{},
+		active:  time.Duration(float64(total) * activeShare),
+		end:     epoch.Add(total),
+		res:     Result{Seed: o.Seed, Faults: map[string]int{}},
 	}
 	r.check.r = r
 	r.check.init()

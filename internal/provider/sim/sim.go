@@ -182,6 +182,32 @@ func (p *Provider) SetFaults(f Faults) error {
 	return nil
 }
 
+// SetModel changes how clusters created from now on behave (those that
+// exist keep theirs), so that a harness can make a spec break, run short of
+// capacity, and be fixed again while a simulation runs. A nil fallback
+// means as primary.
+func (p *Provider) SetModel(primary Model, fallback *Model) error {
+	fb := primary
+	if fallback != nil {
+		fb = *fallback
+	}
+	if err := errors.Join(primary.validate(), fb.validate()); err != nil {
+		return fmt.Errorf("sim provider: %w: %w", err, berth.ErrInvalid)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.primary, p.fallback = primary, fb
+	return nil
+}
+
+// Models returns how new clusters of the primary and fallback specs
+// behave.
+func (p *Provider) Models() (primary, fallback Model) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.primary, p.fallback
+}
+
 // PollInterval says how often the service should poll a sim cluster.
 func (p *Provider) PollInterval() time.Duration { return p.pollInterval }
 

@@ -237,3 +237,33 @@ func TestCheckStep(t *testing.T) {
 		})
 	}
 }
+
+func TestSetModel(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	p, err := sim.New(sim.Options{Primary: sim.Model{BootTime: sim.Fixed(time.Minute)}, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	before, err := p.CreateCluster(ctx, provider.CreateRequest{ClusterID: "cl-1", Pool: "p", Slots: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.SetModel(sim.Model{BootTime: sim.Fixed(time.Minute), Broken: sim.BrokenValidation}, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.CreateCluster(ctx, provider.CreateRequest{ClusterID: "cl-2", Pool: "p", Slots: 1})
+	if provider.ClassOf(err) != provider.ClassPermanent {
+		t.Fatalf("create after the spec broke: %v, want a permanent failure", err)
+	}
+	clk.Advance(time.Minute)
+	if c, _ := p.DescribeCluster(ctx, before); c.State != berth.ClusterReady {
+		t.Fatalf("a cluster made before the change is %s, want ready", c.State)
+	}
+	if err := p.SetModel(sim.Model{BootTime: sim.Dist{}, CapacityShortage: 2}, nil); !errors.Is(err, berth.ErrInvalid) {
+		t.Fatalf("SetModel with a bad model: %v, want invalid", err)
+	}
+	if m, _ := p.Models(); m.Broken != sim.BrokenValidation {
+		t.Fatal("a refused SetModel changed the model")
+	}
+}

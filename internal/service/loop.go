@@ -312,6 +312,12 @@ func (l *loop) runOnce(ctx context.Context, now time.Time, p *Pass) error {
 	l.apply(plan, now)
 	l.settleIdle(now)
 	l.queueActions(now)
+	if since, err := l.s.commitFailure(); err != nil {
+		// Every pass while the store fails writes at least this, so the
+		// loop finds out, at its backoff's pace, when the store takes
+		// writes again; only then is the service ready again.
+		l.event("", "", "store_recovered", fmt.Sprintf("the store takes writes again; it failed them from %s (%s)", since.Format(time.RFC3339), berth.Public(err)))
+	}
 	p.Jobs, p.Clusters, p.Events, p.Illegal = len(l.dirtyJobs), len(l.dirtyClusters), len(l.events), l.illegalMoves
 	l.illegalMoves = 0
 	if err := l.commit(ctx, now); err != nil {

@@ -97,9 +97,11 @@ type Service struct {
 	view    view
 	running bool
 
-	// commitErr is the last commit's error, nil once a commit succeeded:
-	// a service whose store cannot write is not ready.
-	commitErr error
+	// commitErr is the last commit's error, nil once a commit succeeded,
+	// and commitErrAt when the failures began: a service whose store
+	// cannot write is not ready.
+	commitErr   error
+	commitErrAt time.Time
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -341,7 +343,38 @@ func (s *Service) Submit(ctx context.Context, spec berth.JobSpec) (berth.Job, bo
 
 // Job returns one job.
 func (s *Service) Job(ctx context.Context, id string) (berth.Job, error) {
-	return s.store.GetJob(ctx, id)
+	j, err := s.store.GetJob(ctx, id)
+	s.annotate(&j)
+	return j, err
+}
+
+// annotate sets a queued job's derived WaitReason from the loop's last
+// published view.
+func (s *Service) annotate(j *berth.Job) {
+	if j.State != berth.JobQueued {
+		return
+	}
+	s.mu.Lock()
+	ps, ok := s.view.pools[j.Pool]
+	s.mu.Unlock()
+	now := s.clock.Now()
+	live := ps.Clusters[berth.ClusterStarting] + ps.Clusters[berth.ClusterReady] + ps.Clusters[berth.ClusterDraining]
+	switch {
+	case ok && ps.Blocked:
+		j.WaitReason = fmt.Sprintf("pool %s is blocked: %s", j.Pool, ps.BlockedReason)
+	case j.NotBefore.After(now):
+		j.WaitReason = "retry backoff until " + j.NotBefore.Format(time.RFC3339)
+	case !ok:
+		j.WaitReason = "waiting for the scheduler"
+	case ps.FreeSlots > 0:
+		j.WaitReason = "about to be placed"
+	case ps.Clusters[berth.ClusterStarting] > 0:
+		j.WaitReason = "waiting for a starting cluster"
+	case live >= ps.MaxClusters:
+		j.WaitReason = fmt.Sprintf("pool %s is at max_clusters (%d), all slots busy", j.Pool, ps.MaxClusters)
+	default:
+		j.WaitReason = "waiting for a free slot"
+	}
 }
 
 // WaitJob returns the job once it has ended or wait has passed.
@@ -351,6 +384,7 @@ func (s *Service) WaitJob(ctx context.Context, id string, wait time.Duration) (b
 	job, err := s.store.GetJob(ctx, id)
 	for {
 		if err != nil || job.State.Terminal() || wait <= 0 {
+			s.annotate(&job)
 			return job, err
 		}
 		select {
@@ -360,8 +394,9 @@ func (s *Service) WaitJob(ctx context.Context, id string, wait time.Duration) (b
 				job, err = s.store.GetJob(ctx, id)
 			}
 		case <-deadline:
-			return s.store.GetJob(ctx, id)
+			return s.Job(ctx, id)
 		case <-ctx.Done():
+			s.annotate(&job)
 			return job, nil
 		}
 	}
@@ -369,7 +404,11 @@ func (s *Service) WaitJob(ctx context.Context, id string, wait time.Duration) (b
 
 // Jobs lists jobs.
 func (s *Service) Jobs(ctx context.Context, f store.JobFilter) ([]berth.Job, string, error) {
-	return s.store.ListJobs(ctx, f)
+	jobs, next, err := s.store.ListJobs(ctx, f)
+	for i := range jobs {
+		s.annotate(&jobs[i])
+	}
+	return jobs, next, err
 }
 
 // Cancel asks for a job to be cancelled and waits a little for it to end.
@@ -612,8 +651,18 @@ func (s *Service) Kill(ctx context.Context, id string) (berth.Cluster, error) {
 
 func (s *Service) setCommitErr(err error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil && s.commitErr == nil {
+		s.commitErrAt = s.clock.Now()
+	}
 	s.commitErr = err
-	s.mu.Unlock()
+}
+
+// commitFailure returns the commit error in force and since when.
+func (s *Service) commitFailure() (time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commitErrAt, s.commitErr
 }
 
 // fingerprint is a short digest of a value's JSON.

@@ -1,0 +1,392 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/executor"
+	"github.com/berthhq/berth/internal/provider"
+	"github.com/berthhq/berth/internal/provider/sim"
+	"github.com/berthhq/berth/internal/store"
+	"github.com/berthhq/berth/internal/store/sqlite"
+)
+
+// vharness is one service on the simulated executor, over a real SQLite
+// store and a sim provider, in virtual time: a test runs it forward and
+// nothing waits on the wall clock.
+type vharness struct {
+	t    *testing.T
+	exec *executor.Sim
+	prov *sim.Provider
+	pool berth.Pool
+	path string
+	st   store.Store
+	svc  *Service
+	// wrap, when set, stands between the service and the store.
+	wrap func(store.Store) store.Store
+	ids  int
+	// passes counts the passes of every service the harness started.
+	passes int
+	trace  bool
+}
+
+var vEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func newVirtual(t *testing.T, pool berth.Pool, model sim.Model) *vharness {
+	t.Helper()
+	h := &vharness{t: t, exec: executor.NewSim(vEpoch, 1), pool: pool, path: filepath.Join(t.TempDir(), "berth.db")}
+	p, err := sim.New(sim.Options{Primary: model, PricePerHour: pool.PricePerHour, PollInterval: 10 * time.Second, Seed: 1, Clock: h.exec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.prov = p
+	h.start()
+	t.Cleanup(h.crash)
+	return h
+}
+
+func simPool() berth.Pool {
+	return berth.Pool{Name: "p", Provider: "sim", Slots: 2, MaxClusters: 2, IdleTimeout: 10 * time.Minute, PricePerHour: 3.6}
+}
+
+// start opens the store and starts a service, as a (re)started server.
+func (h *vharness) start() {
+	h.t.Helper()
+	st, err := sqlite.Open(context.Background(), h.path, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.st = st
+	var use store.Store = st
+	if h.wrap != nil {
+		use = h.wrap(st)
+	}
+	svc, err := New(Options{
+		Store: use, Pools: []Pool{{Pool: h.pool, Provider: h.prov}}, Executor: h.exec,
+		Log: slog.New(slog.DiscardHandler), RetryBackoff: 30 * time.Second,
+		NewID: func(prefix string, _ time.Time) string {
+			h.ids++
+			return fmt.Sprintf("%s-%06d", prefix, h.ids)
+		},
+		OnPass: func(p Pass) {
+			h.passes++
+			if h.trace {
+				h.t.Logf("pass at %s: %+v", p.At.Sub(vEpoch), p)
+			}
+		},
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		h.t.Fatal(err)
+	}
+	h.svc = svc
+}
+
+// crash drops the service as a killed process would; the provider keeps
+// its clusters.
+func (h *vharness) crash() {
+	if h.svc == nil {
+		return
+	}
+	h.svc.Abandon()
+	h.st.Close()
+	h.svc = nil
+}
+
+// run runs the simulation for d of virtual time.
+func (h *vharness) run(d time.Duration) { h.exec.RunUntil(h.exec.Now().Add(d)) }
+
+// until runs the simulation event by event until cond holds, failing the
+// test if within (virtual time) passes first.
+func (h *vharness) until(what string, within time.Duration, cond func() bool) {
+	h.t.Helper()
+	end := h.exec.Now().Add(within)
+	for !cond() {
+		next, ok := h.exec.Next()
+		if !ok || next.After(end) {
+			h.t.Fatalf("after %s of virtual time, still waiting for %s", within, what)
+		}
+		h.exec.Step()
+	}
+}
+
+func (h *vharness) submit(spec berth.JobSpec) berth.Job {
+	h.t.Helper()
+	if spec.Pool == "" {
+		spec.Pool = h.pool.Name
+	}
+	j, _, err := h.svc.Submit(context.Background(), spec)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return j
+}
+
+func (h *vharness) job(id string) berth.Job {
+	h.t.Helper()
+	j, err := h.svc.Job(context.Background(), id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return j
+}
+
+func (h *vharness) untilJob(id string, want berth.JobState) berth.Job {
+	h.t.Helper()
+	var j berth.Job
+	h.until("job "+id+" "+string(want), 6*time.Hour, func() bool {
+		j = h.job(id)
+		return j.State == want
+	})
+	return j
+}
+
+func sleepSteps(ds ...string) []berth.Step {
+	var out []berth.Step
+	for i, d := range ds {
+		out = append(out, berth.Step{Name: fmt.Sprintf("s%d", i), Args: []string{"sleep", d}})
+	}
+	return out
+}
+
+func intp(n int) *int { return &n }
+
+// A spec that can never work blocks its pool after the first failure: no
+// cluster after it, however long the job waits, until it is unblocked.
+func TestPermanentFailureBlocksThePool(t *testing.T) {
+	for _, broken := range []sim.Broken{sim.BrokenValidation, sim.BrokenBootstrap} {
+		t.Run(broken.String(), func(t *testing.T) {
+			model := sim.Model{BootTime: sim.Fixed(2 * time.Minute), Broken: broken}
+			h := newVirtual(t, simPool(), model)
+			j := h.submit(berth.JobSpec{Steps: sleepSteps("1m")})
+			h.until("the pool blocked", time.Hour, func() bool {
+				ps, _ := h.svc.Pool(context.Background(), "p")
+				return ps.Blocked
+			})
+			made := len(h.prov.Snapshot().Clusters) + h.prov.Snapshot().Refused
+			h.run(6 * time.Hour)
+			if now := len(h.prov.Snapshot().Clusters) + h.prov.Snapshot().Refused; now != made {
+				t.Fatalf("a blocked pool tried %d more creations in 6h", now-made)
+			}
+			ps, _ := h.svc.Pool(context.Background(), "p")
+			if !strings.Contains(ps.BlockedReason, "failed") && !strings.Contains(ps.BlockedReason, "invalid") {
+				t.Errorf("blocked reason %q does not say what failed", ps.BlockedReason)
+			}
+			got := h.job(j.ID)
+			if got.State != berth.JobQueued || !strings.Contains(got.WaitReason, "blocked") {
+				t.Fatalf("job is %s waiting for %q, want queued and saying the pool is blocked", got.State, got.WaitReason)
+			}
+			// Fixed and unblocked, the job runs.
+			model.Broken = sim.Works
+			if err := h.prov.SetModel(model, nil); err != nil {
+				t.Fatal(err)
+			}
+			h.svc.RequestUnblock("p")
+			h.untilJob(j.ID, berth.JobSucceeded)
+		})
+	}
+}
+
+// A creation that always fails for a passing reason backs off: it does not
+// make a new cluster every half minute forever.
+func TestFailingCreationBacksOff(t *testing.T) {
+	h := newVirtual(t, simPool(), sim.Model{BootTime: sim.Fixed(time.Minute)})
+	if err := h.prov.SetFaults(sim.Faults{Transient: 1}); err != nil {
+		t.Fatal(err)
+	}
+	h.submit(berth.JobSpec{Steps: sleepSteps("1m")})
+	h.run(2 * time.Hour)
+	cs, err := h.st.ListClusters(context.Background(), store.ClusterFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without the backoff: one cluster given up on every ~31s, 230 in 2h.
+	if len(cs) > 12 {
+		t.Fatalf("%d clusters started in 2h for a creation that always fails", len(cs))
+	}
+	if len(cs) < 2 {
+		t.Fatalf("%d clusters started in 2h: the pool gave up trying", len(cs))
+	}
+}
+
+// A job that fails after its cluster was lost shows no step running.
+func TestJobFailedByLossShowsItsStepsEnded(t *testing.T) {
+	h := newVirtual(t, simPool(), sim.Model{BootTime: sim.Fixed(time.Minute)})
+	j := h.submit(berth.JobSpec{Steps: sleepSteps("1h", "1m"), MaxInfraRetries: intp(0)})
+	h.until("the step running", time.Hour, func() bool { return h.job(j.ID).Steps[0].State == berth.StepRunning })
+	killAll(t, h)
+	got := h.untilJob(j.ID, berth.JobFailed)
+	if got.Reason != berth.ReasonInfraRetries || got.InfraFailures != 1 || got.UserFailures != 0 {
+		t.Fatalf("job ended %s with infra %d user %d", got.Reason, got.InfraFailures, got.UserFailures)
+	}
+	for i, s := range got.Steps {
+		if !s.State.Terminal() {
+			t.Errorf("step %d is %s in a failed job", i, s.State)
+		}
+	}
+}
+
+// A timeout that races a loss is no user failure: the loss came first.
+func TestTimeoutRacingALossIsALoss(t *testing.T) {
+	h := newVirtual(t, simPool(), sim.Model{BootTime: sim.Fixed(time.Minute)})
+	j := h.submit(berth.JobSpec{Steps: sleepSteps("1h"), Timeout: berth.Duration(time.Second), Retries: 0, MaxInfraRetries: intp(1)})
+	// Each attempt is lost just as its timeout is noticed: the loss and
+	// the stop land in the same pass.
+	for n := 1; n <= 2; n++ {
+		h.until(fmt.Sprintf("attempt %d running", n), time.Hour, func() bool {
+			got := h.job(j.ID)
+			return len(got.Attempts) == n && got.Steps[0].State == berth.StepRunning
+		})
+		killAll(t, h)
+		h.run(15 * time.Second)
+	}
+	got := h.untilJob(j.ID, berth.JobFailed)
+	user, infra := 0, 0
+	for _, a := range got.Attempts {
+		switch a.Reason {
+		case berth.ReasonStepFailed, berth.ReasonTimeout:
+			user++
+		case berth.ReasonClusterLost:
+			infra++
+		}
+	}
+	if got.UserFailures != user || got.InfraFailures != infra {
+		t.Fatalf("job counts user %d infra %d; its attempts say %d and %d (%+v)", got.UserFailures, got.InfraFailures, user, infra, got.Attempts)
+	}
+}
+
+// A job cancelled while its cluster is lost ends cancelled with the loss
+// counted.
+func TestCancelRacingALossCountsTheLoss(t *testing.T) {
+	h := newVirtual(t, simPool(), sim.Model{BootTime: sim.Fixed(time.Minute)})
+	j := h.submit(berth.JobSpec{Steps: sleepSteps("1h")})
+	h.until("the step running", time.Hour, func() bool { return h.job(j.ID).Steps[0].State == berth.StepRunning })
+	if _, err := h.svc.RequestCancel(context.Background(), j.ID); err != nil {
+		t.Fatal(err)
+	}
+	killAll(t, h)
+	got := h.untilJob(j.ID, berth.JobCancelled)
+	last := got.Attempts[len(got.Attempts)-1]
+	if last.Reason == berth.ReasonClusterLost && got.InfraFailures != 1 {
+		t.Fatalf("the attempt ended cluster_lost but infra_failures is %d", got.InfraFailures)
+	}
+}
+
+// A store that cannot commit makes the service unready and the loop back
+// off, and once it can, everything carries on with nothing lost.
+func TestCommitFailuresBackOff(t *testing.T) {
+	var failing atomic.Bool
+	var commits atomic.Int64
+	pool := simPool()
+	h := &vharness{t: t, exec: executor.NewSim(vEpoch, 1), pool: pool, path: filepath.Join(t.TempDir(), "berth.db")}
+	h.wrap = func(s store.Store) store.Store {
+		return &failingStore{Store: s, fail: &failing, commits: &commits}
+	}
+	p, err := sim.New(sim.Options{Primary: sim.Model{BootTime: sim.Fixed(time.Minute)}, Clock: h.exec, PollInterval: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.prov = p
+	h.start()
+	t.Cleanup(h.crash)
+	j := h.submit(berth.JobSpec{Steps: sleepSteps("30m")})
+	h.until("the step running", time.Hour, func() bool { return h.job(j.ID).Steps[0].State == berth.StepRunning })
+
+	failing.Store(true)
+	before := commits.Load()
+	// The loop picks this one up and cannot record that it did.
+	late := h.submit(berth.JobSpec{Steps: sleepSteps("1m")})
+	h.run(10 * time.Minute)
+	if err := h.svc.Ready(context.Background()); err == nil {
+		t.Fatal("ready while the store cannot commit")
+	}
+	// Backing off from 0.1s doubling to 30s: about 25 tries in 10 minutes,
+	// not one per wake-up.
+	if n := commits.Load() - before; n > 40 || n < 5 {
+		t.Fatalf("%d commit tries in 10 minutes of a failing store", n)
+	}
+	failing.Store(false)
+	h.until("ready again", time.Minute, func() bool { return h.svc.Ready(context.Background()) == nil })
+	h.untilJob(j.ID, berth.JobSucceeded)
+	h.untilJob(late.ID, berth.JobSucceeded)
+	evs, _ := h.st.ListEvents(context.Background(), store.EventFilter{})
+	if !slices.ContainsFunc(evs, func(e berth.Event) bool { return e.Kind == "store_recovered" }) {
+		t.Error("no store_recovered event")
+	}
+}
+
+type failingStore struct {
+	store.Store
+	fail    *atomic.Bool
+	commits *atomic.Int64
+}
+
+func (f *failingStore) Commit(ctx context.Context, b store.Batch) error {
+	f.commits.Add(1)
+	if f.fail.Load() {
+		return berth.Errorf(berth.ErrUnavailable, "the store cannot write: disk full")
+	}
+	return f.Store.Commit(ctx, b)
+}
+
+// The same workload on the same seed records the same events, byte for
+// byte: the service's decisions do not depend on map order or the wall
+// clock.
+func TestSameSeedSameEvents(t *testing.T) {
+	log := func() []string {
+		pool := simPool()
+		pool.MaxClusters = 3
+		h := newVirtual(t, pool, sim.Model{BootTime: sim.Uniform(time.Minute, 5*time.Minute), LossPerClusterHour: 1})
+		for i := range 12 {
+			h.exec.AfterFunc(time.Duration(i)*3*time.Minute, func() {
+				h.submit(berth.JobSpec{Name: fmt.Sprint(i), Steps: sleepSteps(fmt.Sprintf("%dm", 1+i%7), "30s"), Retries: 1})
+			})
+		}
+		h.run(3 * time.Hour)
+		evs, err := h.st.ListEvents(context.Background(), store.EventFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range evs {
+			out = append(out, fmt.Sprintf("%d %s %s %s %s %s", e.Seq, e.At.Format(time.RFC3339Nano), e.JobID, e.ClusterID, e.Kind, e.Message))
+		}
+		return out
+	}
+	a, b := log(), log()
+	if len(a) < 50 {
+		t.Fatalf("only %d events: the workload did too little to show anything", len(a))
+	}
+	if !slices.Equal(a, b) {
+		for i := range min(len(a), len(b)) {
+			if a[i] != b[i] {
+				t.Fatalf("runs differ at event %d:\n%s\n%s", i, a[i], b[i])
+			}
+		}
+		t.Fatalf("runs differ in length: %d and %d events", len(a), len(b))
+	}
+}
+
+// killAll reclaims every live cluster at the provider.
+func killAll(t *testing.T, h *vharness) {
+	t.Helper()
+	for _, c := range h.prov.Snapshot().Clusters {
+		if !c.State.Terminal() {
+			if err := h.prov.KillCluster(context.Background(), c.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+var _ = provider.ClassOf

@@ -43,6 +43,11 @@ func randomSnapshot(r *rand.Rand) Snapshot {
 		if r.IntN(2) == 0 {
 			pv.Pool.MaxLifetime = 3 * time.Hour
 		}
+		// Now and then blocked, or holding back starts.
+		pv.Blocked = r.IntN(8) == 0
+		if r.IntN(8) == 0 {
+			pv.StartAfter = now.Add(time.Duration(r.IntN(3)-1) * time.Minute)
+		}
 		s.Pools = append(s.Pools, pv)
 		names = append(names, pv.Pool.Name)
 	}
@@ -385,6 +390,12 @@ func TestPropertyScale(t *testing.T) {
 				}
 			}
 			started := f.starts[name]
+			if pv := poolView(s, name); (pv.Blocked || s.Now.Before(pv.StartAfter)) && started > 0 {
+				t.Errorf("pool %s started %d clusters while blocked (%v) or holding back until %s", name, started, pv.Blocked, pv.StartAfter)
+			}
+			if pv := poolView(s, name); pv.Blocked || s.Now.Before(pv.StartAfter) {
+				continue
+			}
 			if before <= pool.MaxClusters && live+started > pool.MaxClusters {
 				t.Errorf("pool %s: %d live + %d started > max_clusters %d", name, live, started, pool.MaxClusters)
 			}
@@ -489,4 +500,13 @@ func TestPropertyGeneratorReach(t *testing.T) {
 		}
 	}
 	t.Logf("decisions over %d seeds: %v", propertySeeds, seen)
+}
+
+func poolView(s Snapshot, name string) PoolView {
+	for _, pv := range s.Pools {
+		if pv.Pool.Name == name {
+			return pv
+		}
+	}
+	return PoolView{}
 }

@@ -37,6 +37,11 @@ func maxLifetime(d time.Duration) func(*PoolView) {
 	return func(p *PoolView) { p.Pool.MaxLifetime = d }
 }
 func onFallback(p *PoolView) { p.Fallback = true }
+func blocked(p *PoolView)    { p.Blocked = true }
+func startAfter(t time.Time) func(*PoolView) {
+	return func(p *PoolView) { p.StartAfter = t }
+}
+func spared(c *ClusterView) { c.Spared = true }
 
 // cl is a cluster of the pool created an hour before t0.
 func cl(id, poolName string, state berth.ClusterState, slots, running int, opts ...func(*ClusterView)) ClusterView {
@@ -687,6 +692,39 @@ func TestSchedule(t *testing.T) {
 				Lose:  []Lose{{ClusterID: "s1", Reason: "boot_timeout: not ready after 20m"}},
 				Start: starts(1, "p", "backlog: 2 queued, 0 slots starting"),
 			},
+		},
+		{
+			name: "past boot_timeout but spared (restored, not heard of yet): kept, and no replacement at max_clusters",
+			snap: Snapshot{
+				Pools:    []PoolView{pool("p", 2, 0, 1, bootTimeout(20*time.Minute))},
+				Clusters: []ClusterView{cl("s1", "p", starting, 2, 0, createdAgo(30*time.Minute), spared)},
+				Queued:   jobs("p", 4),
+			},
+			want: Plan{},
+		},
+		{
+			name: "blocked pool: no cluster starts, however much is queued",
+			snap: Snapshot{
+				Pools:  []PoolView{pool("p", 2, 1, 5, blocked)},
+				Queued: jobs("p", 6),
+			},
+			want: Plan{},
+		},
+		{
+			name: "after failed creations: nothing starts before StartAfter, and it wakes then",
+			snap: Snapshot{
+				Pools:  []PoolView{pool("p", 2, 0, 5, startAfter(t0.Add(time.Minute)))},
+				Queued: jobs("p", 2),
+			},
+			want: Plan{WakeAt: t0.Add(time.Minute)},
+		},
+		{
+			name: "StartAfter passed: starts again",
+			snap: Snapshot{
+				Pools:  []PoolView{pool("p", 2, 0, 5, startAfter(t0))},
+				Queued: jobs("p", 2),
+			},
+			want: Plan{Start: starts(1, "p", "backlog: 2 queued, 0 slots starting")},
 		},
 		{
 			name: "within boot_timeout: supply, wakes at the deadline",

@@ -169,12 +169,15 @@ func TestCrashesLoseNoJobAndStartNoStepTwice(t *testing.T) {
 	}
 	const jobs = 24
 	ids := make([]string, jobs)
-	for i := range jobs {
-		j, created, err := c.Submit(ctx, berth.JobSpec{
+	spec := func(i int) berth.JobSpec {
+		return berth.JobSpec{
 			Pool: "work", Name: fmt.Sprintf("job-%d", i),
 			Steps:          []berth.Step{step(i, 0), step(i, 1)},
 			IdempotencyKey: fmt.Sprintf("e2e/%d", i),
-		})
+		}
+	}
+	for i := range jobs {
+		j, created, err := c.Submit(ctx, spec(i))
 		if err != nil || !created {
 			t.Fatalf("submit %d: created=%v err=%v", i, created, err)
 		}
@@ -206,7 +209,7 @@ func TestCrashesLoseNoJobAndStartNoStepTwice(t *testing.T) {
 		// Resubmitting after a crash, as a retried Airflow task would,
 		// reattaches to the same job.
 		srv = startServer(t, dir, cfg, c)
-		j, created, err := c.Submit(ctx, berth.JobSpec{Pool: "work", Steps: []berth.Step{step(0, 0)}, IdempotencyKey: "e2e/0"})
+		j, created, err := c.Submit(ctx, spec(0))
 		if err != nil || created || j.ID != ids[0] {
 			t.Fatalf("resubmit after crash: id=%s created=%v err=%v", j.ID, created, err)
 		}

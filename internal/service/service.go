@@ -19,6 +19,7 @@ import (
 	"github.com/berthhq/berth/internal/berth"
 	"github.com/berthhq/berth/internal/clock"
 	"github.com/berthhq/berth/internal/executor"
+	"github.com/berthhq/berth/internal/lifecycle"
 	"github.com/berthhq/berth/internal/provider"
 	"github.com/berthhq/berth/internal/store"
 )
@@ -148,7 +149,7 @@ func New(o Options) (*Service, error) {
 		log:       o.Log,
 		tick:      o.Tick,
 		backoff:   o.RetryBackoff,
-		callRetry: retryBase,
+		callRetry: lifecycle.DefaultCallRetry,
 		pools:     map[string]*poolRT{},
 		next:      newCommitNote(),
 	}
@@ -163,7 +164,10 @@ func New(o Options) (*Service, error) {
 		if spec == "" {
 			spec = fingerprint(p.Pool)
 		}
-		s.pools[p.Pool.Name] = &poolRT{pool: p.Pool, prov: p.Provider, spec: spec, state: berth.PoolState{Pool: p.Pool.Name}, ended: map[berth.ClusterState]int{}}
+		_, canFind := p.Provider.(provider.Finder)
+		s.pools[p.Pool.Name] = &poolRT{pool: p.Pool, prov: p.Provider, rt: &lifecycle.Pool{
+			Pool: p.Pool, State: berth.PoolState{Pool: p.Pool.Name}, Spec: spec, CanFind: canFind,
+		}}
 		s.poolNames = append(s.poolNames, p.Pool.Name)
 	}
 	sort.Strings(s.poolNames)
@@ -570,36 +574,25 @@ func (s *Service) fill(c *berth.Cluster) {
 // Drain stops a cluster from taking new jobs; it is terminated when its
 // running jobs end.
 func (s *Service) Drain(ctx context.Context, id string) (berth.Cluster, error) {
-	return s.clusterCommand(ctx, id, drain)
-}
-
-func drain(l *loop, c *clusterRT) error {
-	switch c.c.State {
-	case berth.ClusterStarting, berth.ClusterReady:
-		l.setClusterState(c, berth.ClusterDraining, "drained by request")
-	}
-	return nil
-}
-
-func terminate(l *loop, c *clusterRT) error {
-	if c.c.State != berth.ClusterTerminating {
-		l.setClusterState(c, berth.ClusterTerminating, "terminated by request")
-	}
-	return nil
+	return s.clusterCommand(ctx, id, (*lifecycle.State).Drain)
 }
 
 // RequestDrain and RequestTerminate hand Drain's and Terminate's work to
 // the loop and return without waiting for it: for callers that cannot
 // wait, such as a simulation, which runs in the loop's own goroutine.
-func (s *Service) RequestDrain(id string) { s.post(command{fn: onCluster(id, drain)}) }
+func (s *Service) RequestDrain(id string) {
+	s.post(command{fn: onCluster(id, (*lifecycle.State).Drain)})
+}
 
 // RequestTerminate is Terminate without the wait; see RequestDrain.
-func (s *Service) RequestTerminate(id string) { s.post(command{fn: onCluster(id, terminate)}) }
+func (s *Service) RequestTerminate(id string) {
+	s.post(command{fn: onCluster(id, (*lifecycle.State).Terminate)})
+}
 
 // Terminate ends a cluster now. Jobs running on it go back to the queue as
 // if the cluster had been lost.
 func (s *Service) Terminate(ctx context.Context, id string) (berth.Cluster, error) {
-	return s.clusterCommand(ctx, id, terminate)
+	return s.clusterCommand(ctx, id, (*lifecycle.State).Terminate)
 }
 
 // Kill makes the cluster die as if its spot capacity were reclaimed, on
@@ -624,10 +617,7 @@ func (s *Service) Kill(ctx context.Context, id string) (berth.Cluster, error) {
 	}
 	// Have its watcher look now rather than at its next poll, and wait
 	// for the loss to be recorded.
-	_, err = s.clusterCommand(ctx, id, func(l *loop, c *clusterRT) error {
-		c.pokeWatcher()
-		return nil
-	})
+	_, err = s.clusterCommand(ctx, id, (*lifecycle.State).Poke)
 	if err != nil && !errors.Is(err, berth.ErrConflict) {
 		return berth.Cluster{}, err
 	}

@@ -2,8 +2,6 @@ package service
 
 import (
 	"context"
-	"fmt"
-	"time"
 
 	"github.com/berthhq/berth/internal/berth"
 )
@@ -31,21 +29,7 @@ func (s *Service) RequestUnblock(name string) {
 }
 
 func unblock(name string) func(l *loop) error {
-	return func(l *loop) error {
-		p := l.s.pools[name]
-		// Whoever unblocks says the spec works as of now: clusters
-		// started before, still booting on the old one, block it no more.
-		p.liftedAt = l.now
-		if !p.state.Blocked() {
-			return nil
-		}
-		l.event("", "", "pool_unblocked", fmt.Sprintf("pool %s unblocked by request; it was blocked at %s: %s",
-			name, p.state.BlockedAt.UTC().Format(time.RFC3339), p.state.BlockedReason))
-		p.state.BlockedAt, p.state.BlockedReason, p.state.BlockedSpec = time.Time{}, "", ""
-		p.createFailures, p.startAfter = 0, time.Time{}
-		l.dirtyPools[name] = true
-		return nil
-	}
+	return func(l *loop) error { return l.st.Unblock(name) }
 }
 
 // onLoop runs fn on the loop, within its next pass, and returns once that

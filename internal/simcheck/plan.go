@@ -253,10 +253,16 @@ func (r *run) mend(name string) {
 	r.unblock(name)
 }
 
+// unblock asks for the pool to be unblocked, and asks again a minute later
+// while the store still has it blocked and nothing broke it since, as a
+// person would whose request was lost to a failing store.
 func (r *run) unblock(name string) {
-	if r.down {
-		r.exec.AfterFunc(time.Minute, func() { r.unblock(name) })
-		return
+	if !r.down {
+		r.svc.RequestUnblock(name)
 	}
-	r.svc.RequestUnblock(name)
+	r.exec.AfterFunc(time.Minute, func() {
+		if _, still := r.check.blocked[name]; (still || r.down) && !r.changed[name] {
+			r.unblock(name)
+		}
+	})
 }

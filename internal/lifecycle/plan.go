@@ -1,0 +1,117 @@
+package lifecycle
+
+import (
+	"sort"
+	"time"
+
+	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/scheduler"
+)
+
+// snapshot is the scheduler's view of the loop's state.
+func (s *State) snapshot(now time.Time) scheduler.Snapshot {
+	snap := scheduler.Snapshot{Now: now, Affinity: s.affinity}
+	for _, name := range s.poolNames {
+		p := s.pools[name]
+		snap.Pools = append(snap.Pools, scheduler.PoolView{
+			Pool: p.Pool, Fallback: p.State.FallbackActive(now), Blocked: p.State.Blocked(), StartAfter: p.StartAfter,
+		})
+	}
+	running := s.runningByCluster()
+	for _, c := range s.clusters {
+		if c.C.State.Terminal() {
+			continue
+		}
+		snap.Clusters = append(snap.Clusters, scheduler.ClusterView{
+			ID: c.C.ID, Pool: c.C.Pool, State: c.C.State, Slots: c.C.Slots,
+			Running: running[c.C.ID], CreatedAt: c.C.CreatedAt, IdleSince: c.C.IdleSince,
+			Spared: s.spared(c, now), Released: c.Released,
+		})
+	}
+	for _, j := range s.jobs {
+		if j.State != berth.JobQueued || j.CancelRequested {
+			continue
+		}
+		snap.Queued = append(snap.Queued, scheduler.JobView{
+			ID: j.ID, Pool: j.Pool, Priority: j.Priority, CreatedAt: j.CreatedAt,
+			NotBefore: j.NotBefore, Affinity: j.Affinity, AffinityRequired: j.AffinityRequired,
+		})
+	}
+	return snap
+}
+
+// spared reports whether a cluster restored from the store is not to be
+// judged by its boot_timeout yet: it may have come up while the service was
+// down, so its first report is waited for, but not forever if the provider
+// never answers about it.
+func (s *State) spared(c *Cluster, now time.Time) bool {
+	return c.C.State == berth.ClusterStarting && c.C.ProviderID != "" && !c.Observed && now.Sub(c.RestoredAt) < unobservedGrace
+}
+
+// runningByCluster counts the running jobs of each cluster.
+func (s *State) runningByCluster() map[string]int {
+	n := map[string]int{}
+	for _, j := range s.jobs {
+		if a := j.CurrentAttempt(); a != nil {
+			n[a.ClusterID]++
+		}
+	}
+	return n
+}
+
+// apply carries a plan out in memory; the actions it implies are queued
+// by queueActions after it.
+func (s *State) apply(plan scheduler.Plan, now time.Time) {
+	for _, f := range plan.Fail {
+		if j, ok := s.jobs[f.JobID]; ok {
+			s.endJob(j, berth.JobFailed, f.Reason, now)
+			s.event(j.ID, "", "failed", f.Message)
+		}
+	}
+	for _, lo := range plan.Lose {
+		if c, ok := s.clusters[lo.ClusterID]; ok {
+			s.abandon(c, lo.Reason, now)
+		}
+	}
+	for _, d := range plan.Drain {
+		if c, ok := s.clusters[d.ClusterID]; ok && c.C.State == berth.ClusterReady {
+			s.setClusterState(c, berth.ClusterDraining, d.Reason)
+		}
+	}
+	for _, id := range plan.Terminate {
+		if c, ok := s.clusters[id]; ok && c.C.State == berth.ClusterDraining {
+			s.setClusterState(c, berth.ClusterTerminating, "drained")
+		}
+	}
+	for _, st := range plan.Start {
+		s.startCluster(st, now)
+	}
+	for _, p := range plan.Place {
+		j, jok := s.jobs[p.JobID]
+		c, cok := s.clusters[p.ClusterID]
+		if !jok || !cok {
+			continue
+		}
+		s.place(j, c, now)
+	}
+}
+
+// Decide finishes a pass at now, once the reports, results and commands
+// that came in are applied: it ends the attempts that were cancelled or
+// timed out, asks the scheduler for a plan and carries it out, keeps idle
+// clocks true, derives the provider calls the state asks for, and says
+// when the next pass is due.
+func (s *State) Decide(now time.Time) {
+	s.now = now
+	s.stopAttempts(now)
+	plan := scheduler.Schedule(s.snapshot(now))
+	s.apply(plan, now)
+	s.settleIdle(now)
+	s.deriveCalls(now)
+	// Creations first, terminations last.
+	sort.SliceStable(s.fx.Calls, func(a, b int) bool { return s.fx.Calls[a].Kind < s.fx.Calls[b].Kind })
+	s.fx.WakeAt = plan.WakeAt
+	if w := s.nextDue(now); !w.IsZero() && (s.fx.WakeAt.IsZero() || w.Before(s.fx.WakeAt)) {
+		s.fx.WakeAt = w
+	}
+}

@@ -1,0 +1,415 @@
+package lifecycle
+
+import (
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/provider"
+)
+
+// Timings of the policy.
+const (
+	// DefaultRetryBackoff is the wait before the first retry after a step
+	// failure; it doubles with each further failure up to MaxRetryBackoff.
+	DefaultRetryBackoff = 5 * time.Second
+	MaxRetryBackoff     = 5 * time.Minute
+	// DefaultCallRetry is the first wait before a failed provider call is
+	// tried again; it doubles up to callRetryMax.
+	DefaultCallRetry = time.Second
+	callRetryMax     = time.Minute
+	// giveUpAfter failed tries of a create or submit end the cluster or
+	// attempt; throttling does not count.
+	giveUpAfter = 5
+	// cancelResend is how long a cancelled step may keep running before
+	// the cancel is sent again.
+	cancelResend = 30 * time.Second
+	// unobservedGrace is how long a cluster restored from the store past
+	// its boot_timeout is spared while its watcher has not reported.
+	unobservedGrace = 2 * time.Minute
+	// Failed creations hold a pool's next cluster back this long, doubling.
+	startBackoffMin = 30 * time.Second
+	startBackoffMax = 30 * time.Minute
+)
+
+// Config is what the policy is told rather than decides.
+type Config struct {
+	// RetryBackoff is the first wait after a step failure.
+	RetryBackoff time.Duration
+	// CallRetry is the first wait after a failed provider call.
+	CallRetry time.Duration
+	// NewID makes the ids of new clusters.
+	NewID func(prefix string, now time.Time) string
+}
+
+// State is everything the policy decides over: the jobs that have not
+// ended, the clusters that are not gone, the pools, and the bookkeeping of
+// the provider calls in flight. The loop owns it; each of its methods
+// changes it as a step of policy and records what it did in the pass's
+// Effects. None reads a clock, starts anything or does I/O: time comes in
+// as an argument, and what is to be done goes out as Effects.
+type State struct {
+	cfg       Config
+	jobs      map[string]*berth.Job
+	clusters  map[string]*Cluster
+	pools     map[string]*Pool
+	poolNames []string
+	affinity  map[string]string
+	// stopping holds running jobs whose attempt is being stopped, and why.
+	stopping map[string]berth.Reason
+	// inflight are the calls started and not yet answered, by Key;
+	// retryAt and tries the backoff of failed ones.
+	inflight map[string]bool
+	retryAt  map[string]time.Time
+	tries    map[string]int
+	// now is the time of the pass in progress.
+	now time.Time
+	fx  Effects
+}
+
+// Pool is a configured pool and what the policy keeps about it.
+type Pool struct {
+	Pool berth.Pool
+	// State is the pool's stored state: fallback and block.
+	State berth.PoolState
+	// Spec fingerprints the pool's configuration: a pool blocked under
+	// another one is unblocked.
+	Spec string
+	// CanFind says the provider can look up a cluster by Berth's id
+	// (provider.Finder).
+	CanFind bool
+	// CreateFailures counts the failed creations in a row, and StartAfter
+	// is when the next cluster may start; both reset when a cluster comes
+	// up.
+	CreateFailures int
+	StartAfter     time.Time
+	// LiftedAt is when the pool was last unblocked: clusters started
+	// before then do not block it again.
+	LiftedAt time.Time
+	// Ended counts the pool's clusters that ended since the service
+	// started, by terminal state.
+	Ended map[berth.ClusterState]int
+}
+
+// Cluster is a live cluster and what the policy knows of it beyond what
+// is stored.
+type Cluster struct {
+	C    berth.Cluster
+	Pool *Pool
+	// Observed is set once the cluster's watcher has reported since this
+	// service started. Nothing is submitted to a cluster before that, so a
+	// step submitted before a crash is adopted by name, not started again.
+	Observed bool
+	// RestoredAt is when the cluster was loaded from the store; zero for
+	// clusters this service started.
+	RestoredAt time.Time
+	// Released is set once the provider took the cluster's termination:
+	// until then a terminating cluster counts against max_clusters.
+	Released bool
+	// Steps is the latest report's steps by name.
+	Steps map[string]provider.Step
+}
+
+// Effects is what one pass decided: the changes to commit, in one
+// transaction, and what to do once they are committed.
+type Effects struct {
+	DirtyJobs     map[string]bool
+	DirtyClusters map[string]bool
+	DirtyPools    map[string]bool
+	DirtyAffinity map[string]string
+	Events        []berth.Event
+	// EndedJobs and EndedClusters leave the state after the commit.
+	EndedJobs     []*berth.Job
+	EndedClusters []*Cluster
+	// Calls are the provider calls to make.
+	Calls []Call
+	// Watch lists clusters that got a provider id: their watchers start.
+	// Poke lists clusters whose watcher should look now.
+	Watch, Poke []string
+	// For the metrics and the log, once committed:
+	Submitted     []string
+	Started       []*berth.Job
+	AttemptsEnded []AttemptEnd
+	ClustersEnded []berth.Cluster
+	Blocked       []string
+	Illegal       []string
+	Logs          []LogLine
+	// Wake asks for another pass soon.
+	Wake bool
+	// WakeAt is when something comes due that a pass must see.
+	WakeAt time.Time
+}
+
+// AttemptEnd is an attempt that ended, for the metrics.
+type AttemptEnd struct {
+	Pool   string
+	Reason berth.Reason
+}
+
+// LogLine is a line for the service's log.
+type LogLine struct {
+	Level slog.Level
+	Msg   string
+	Args  []any
+}
+
+// New returns the state of a service that knows the given pools, and
+// nothing else yet.
+func New(cfg Config, pools []*Pool) *State {
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = DefaultRetryBackoff
+	}
+	if cfg.CallRetry <= 0 {
+		cfg.CallRetry = DefaultCallRetry
+	}
+	if cfg.NewID == nil {
+		cfg.NewID = berth.NewID
+	}
+	s := &State{
+		cfg: cfg, jobs: map[string]*berth.Job{}, clusters: map[string]*Cluster{}, pools: map[string]*Pool{},
+		affinity: map[string]string{}, stopping: map[string]berth.Reason{},
+		inflight: map[string]bool{}, retryAt: map[string]time.Time{}, tries: map[string]int{},
+	}
+	for _, p := range pools {
+		if p.Ended == nil {
+			p.Ended = map[berth.ClusterState]int{}
+		}
+		s.pools[p.Pool.Name] = p
+		s.poolNames = append(s.poolNames, p.Pool.Name)
+	}
+	sort.Strings(s.poolNames)
+	s.reset()
+	return s
+}
+
+// Restore loads stored state, as at start or after a failed commit: the
+// jobs that have not ended, the live clusters, pool state and affinity.
+// Calls in flight stay counted: they are real, and their results still
+// come back. A pool blocked under another configuration is unblocked.
+func (s *State) Restore(jobs []berth.Job, clusters []berth.Cluster, pools []berth.PoolState, affinity map[string]string, now time.Time) {
+	s.now = now
+	s.jobs, s.clusters = map[string]*berth.Job{}, map[string]*Cluster{}
+	s.affinity = affinity
+	if s.affinity == nil {
+		s.affinity = map[string]string{}
+	}
+	s.stopping, s.retryAt, s.tries = map[string]berth.Reason{}, map[string]time.Time{}, map[string]int{}
+	s.reset()
+	for i := range jobs {
+		j := jobs[i]
+		s.jobs[j.ID] = &j
+	}
+	// Pool state is what the store has, and nothing a failed pass left
+	// behind.
+	for _, p := range s.pools {
+		p.State = berth.PoolState{Pool: p.Pool.Name}
+	}
+	for _, ps := range pools {
+		if p, ok := s.pools[ps.Pool]; ok {
+			p.State = ps
+		}
+	}
+	for _, name := range s.poolNames {
+		p := s.pools[name]
+		if p.State.Blocked() && p.State.BlockedSpec != p.Spec {
+			s.event("", "", "pool_unblocked", fmt.Sprintf("pool %s unblocked: its configuration changed since it was blocked (%s)", name, p.State.BlockedReason))
+			p.State.BlockedAt, p.State.BlockedReason, p.State.BlockedSpec = time.Time{}, "", ""
+			p.LiftedAt = now
+			s.fx.DirtyPools[name] = true
+		}
+	}
+	for _, c := range clusters {
+		rt := &Cluster{C: c, Pool: s.pools[c.Pool], RestoredAt: now}
+		s.clusters[c.ID] = rt
+		if c.ProviderID != "" {
+			s.fx.Watch = append(s.fx.Watch, c.ID)
+		}
+	}
+}
+
+// reset starts the effects of a new pass.
+func (s *State) reset() {
+	s.fx = Effects{
+		DirtyJobs: map[string]bool{}, DirtyClusters: map[string]bool{}, DirtyPools: map[string]bool{},
+		DirtyAffinity: map[string]string{},
+	}
+}
+
+// Begin starts a pass at now.
+func (s *State) Begin(now time.Time) { s.now = now }
+
+// Effects returns what the pass so far decided.
+func (s *State) Effects() *Effects { return &s.fx }
+
+// Committed drops what left the state with the pass's commit and starts
+// the effects of the next pass.
+func (s *State) Committed() {
+	for _, j := range s.fx.EndedJobs {
+		delete(s.jobs, j.ID)
+		delete(s.stopping, j.ID)
+	}
+	for _, c := range s.fx.EndedClusters {
+		c.Pool.Ended[c.C.State]++
+		delete(s.clusters, c.C.ID)
+	}
+	s.reset()
+}
+
+// Job returns a live job, or nil.
+func (s *State) Job(id string) *berth.Job { return s.jobs[id] }
+
+// Cluster returns a live cluster, or nil.
+func (s *State) Cluster(id string) *Cluster { return s.clusters[id] }
+
+// Pool returns a configured pool, or nil.
+func (s *State) Pool(name string) *Pool { return s.pools[name] }
+
+// Clusters returns the live clusters in id order.
+func (s *State) Clusters() []*Cluster {
+	out := make([]*Cluster, 0, len(s.clusters))
+	for _, id := range keys(s.clusters) {
+		out = append(out, s.clusters[id])
+	}
+	return out
+}
+
+// Jobs calls fn for every live job, in no order.
+func (s *State) Jobs(fn func(*berth.Job)) {
+	for _, j := range s.jobs {
+		fn(j)
+	}
+}
+
+// Affinity returns the affinity map.
+func (s *State) AffinityOf(key string) string { return s.affinity[key] }
+
+// Submitted takes in a job the store has stored since the last pass.
+func (s *State) Submitted(j berth.Job) {
+	if j.State.Terminal() {
+		return
+	}
+	if _, ok := s.jobs[j.ID]; ok {
+		return
+	}
+	s.jobs[j.ID] = &j
+	s.event(j.ID, "", "queued", fmt.Sprintf("submitted to pool %s", j.Pool))
+	s.fx.Submitted = append(s.fx.Submitted, j.Pool)
+}
+
+// CancelRequested marks a live job as to be cancelled.
+func (s *State) CancelRequested(id string) {
+	if j, ok := s.jobs[id]; ok {
+		j.CancelRequested = true
+	}
+}
+
+// Running counts each cluster's running jobs.
+func (s *State) Running() map[string]int { return s.runningByCluster() }
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// moveJob moves a job to another state, checked against the domain's one
+// table of moves. An illegal move is a bug: it is logged and counted, and
+// not made.
+func (s *State) moveJob(j *berth.Job, to berth.JobState) bool {
+	if !j.State.CanMove(to) {
+		s.illegal("job", j.ID, string(j.State), string(to))
+		return false
+	}
+	j.State = to
+	s.fx.DirtyJobs[j.ID] = true
+	return true
+}
+
+// moveCluster is moveJob for a cluster.
+func (s *State) moveCluster(c *Cluster, to berth.ClusterState) bool {
+	if !c.C.State.CanMove(to) {
+		s.illegal("cluster", c.C.ID, string(c.C.State), string(to))
+		return false
+	}
+	c.C.State = to
+	s.fx.DirtyClusters[c.C.ID] = true
+	return true
+}
+
+func (s *State) illegal(kind, id, from, to string) {
+	s.log(slog.LevelError, "illegal state change refused; this is a bug", "kind", kind, "id", id, "from", from, "to", to)
+	s.fx.Illegal = append(s.fx.Illegal, kind)
+}
+
+// jobsWhere returns the live jobs that keep, in id order, so that what the
+// loop does with them does not depend on map order and a simulation
+// replays.
+func (s *State) jobsWhere(keep func(*berth.Job) bool) []*berth.Job {
+	var out []*berth.Job
+	for _, j := range s.jobs {
+		if keep(j) {
+			out = append(out, j)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
+	return out
+}
+
+// jobsOn returns the jobs with a running attempt on a cluster, in a stable
+// order.
+func (s *State) jobsOn(clusterID string) []*berth.Job {
+	return s.jobsWhere(func(j *berth.Job) bool {
+		a := j.CurrentAttempt()
+		return a != nil && a.ClusterID == clusterID
+	})
+}
+
+// event records one entry of history, committed with the pass and
+// stamped with its time.
+func (s *State) event(jobID, clusterID, kind, msg string) {
+	s.fx.Events = append(s.fx.Events, berth.Event{At: s.now, JobID: jobID, ClusterID: clusterID, Kind: kind, Message: msg})
+}
+
+// log notes a line for the service's log, written after the pass.
+func (s *State) log(level slog.Level, msg string, args ...any) {
+	s.fx.Logs = append(s.fx.Logs, LogLine{Level: level, Msg: msg, Args: args})
+}
+
+// Unblock lifts a pool's block, by request. Whoever unblocks says the spec
+// works as of now, so it also keeps clusters started before from blocking
+// the pool again.
+func (s *State) Unblock(name string) error {
+	p, ok := s.pools[name]
+	if !ok {
+		return berth.Errorf(berth.ErrNotFound, "pool %q not found", name)
+	}
+	p.LiftedAt = s.now
+	if !p.State.Blocked() {
+		return nil
+	}
+	s.event("", "", "pool_unblocked", fmt.Sprintf("pool %s unblocked by request; it was blocked at %s: %s",
+		name, p.State.BlockedAt.UTC().Format(time.RFC3339), p.State.BlockedReason))
+	p.State.BlockedAt, p.State.BlockedReason, p.State.BlockedSpec = time.Time{}, "", ""
+	p.CreateFailures, p.StartAfter = 0, time.Time{}
+	s.fx.DirtyPools[name] = true
+	return nil
+}
+
+// Record adds an event of the service's own (not of a job or cluster) to
+// the pass.
+func (s *State) Record(kind, msg string) { s.event("", "", kind, msg) }
+
+// Due reports whether a call may be made now: it is not in flight, and not
+// backing off after a failure.
+func (s *State) Due(c Call) bool {
+	key := c.Key()
+	return !s.inflight[key] && !s.now.Before(s.retryAt[key])
+}
+
+// Started records that a call was made; its Result is owed.
+func (s *State) Started(c Call) { s.inflight[c.Key()] = true }

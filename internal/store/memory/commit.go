@@ -1,0 +1,215 @@
+package memory
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/store"
+)
+
+// Commit writes a batch: all of it or none. It checks the whole batch
+// first, and only then writes, which cannot fail; so a batch that fails
+// has written nothing.
+func (s *Store) Commit(ctx context.Context, b store.Batch) error {
+	if err := s.enter(ctx); err != nil {
+		return failed("commit", err)
+	}
+	db := s.db
+	defer db.mu.Unlock()
+	if err := db.check(&b); err != nil {
+		return err
+	}
+	for i := range b.Clusters {
+		db.putCluster(normCluster(b.Clusters[i]))
+	}
+	for _, p := range b.Pools {
+		db.pools[p.Pool] = normPool(p)
+	}
+	maps.Copy(db.affinity, b.Affinity)
+	for i := range b.Jobs {
+		e := db.jobs[b.Jobs[i].ID]
+		old := e.job
+		j := cloneJobOver(&b.Jobs[i], &old)
+		// Only the store sets these; the loop's copy of CancelRequested
+		// may be older than a request the API recorded since.
+		j.Seq, j.CreatedAt, j.CancelRequested = old.Seq, old.CreatedAt, old.CancelRequested
+		e.job = j
+		db.reindex(e, &old)
+	}
+	for _, ev := range b.Events {
+		db.appendEvent(ev)
+	}
+	return nil
+}
+
+// check finds what would make the sqlite driver fail the batch: an empty
+// cluster id or pool, a job that does not exist, an idempotency key that
+// another job holds.
+func (db *DB) check(b *store.Batch) error {
+	for _, c := range b.Clusters {
+		if c.ID == "" {
+			return fmt.Errorf("memory: commit: %w: cluster with empty id", berth.ErrInvalid)
+		}
+	}
+	for _, p := range b.Pools {
+		if p.Pool == "" {
+			return fmt.Errorf("memory: commit: %w: pool state with empty pool", berth.ErrInvalid)
+		}
+	}
+	// claimed holds the keys the batch gives to jobs that did not have
+	// them; the loop never changes a key, so it is almost always nil.
+	var claimed map[string]string
+	for i := range b.Jobs {
+		j := &b.Jobs[i]
+		e := db.jobs[j.ID]
+		if e == nil {
+			return notFound("commit", "job "+j.ID)
+		}
+		k := j.IdempotencyKey
+		if k == "" || k == e.job.IdempotencyKey {
+			continue
+		}
+		holder := ""
+		if other := db.keys[k]; other != nil && other != e {
+			holder = other.job.ID
+		} else if by, ok := claimed[k]; ok && by != j.ID {
+			holder = by
+		}
+		if holder != "" {
+			return &berth.Error{Kind: berth.ErrConflict, Op: "memory: commit: job " + j.ID,
+				Public: fmt.Sprintf("idempotency key %q is held by job %s", k, holder)}
+		}
+		if claimed == nil {
+			claimed = map[string]string{}
+		}
+		claimed[k] = j.ID
+	}
+	return nil
+}
+
+// putCluster upserts a cluster, keeping clusterOrder sorted and the live
+// index current. A new cluster is nearly always the newest, so it is
+// appended; one whose CreatedAt changes (never, from the loop) moves.
+func (db *DB) putCluster(c berth.Cluster) {
+	e := db.clusters[c.ID]
+	wasLive := false
+	switch {
+	case e == nil:
+		e = &clusterEntry{c: c}
+		db.clusters[c.ID] = e
+		db.insertOrdered(e)
+	case !e.c.CreatedAt.Equal(c.CreatedAt):
+		wasLive = !e.c.State.Terminal()
+		db.removeOrdered(e)
+		e.c = c
+		db.insertOrdered(e)
+	default:
+		wasLive = !e.c.State.Terminal()
+		e.c = c
+	}
+	switch isLive := !c.State.Terminal(); {
+	case isLive && !wasLive:
+		db.liveClusters[e] = struct{}{}
+	case !isLive && wasLive:
+		delete(db.liveClusters, e)
+	}
+}
+
+// byAge orders clusters oldest first, then by id: the order of
+// ListClusters and Load.
+func byAge(a, b *clusterEntry) int {
+	if c := a.c.CreatedAt.Compare(b.c.CreatedAt); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.c.ID, b.c.ID)
+}
+
+func (db *DB) insertOrdered(e *clusterEntry) {
+	n := len(db.clusterOrder)
+	if n == 0 || byAge(db.clusterOrder[n-1], e) < 0 {
+		db.clusterOrder = append(db.clusterOrder, e)
+		return
+	}
+	i, _ := slices.BinarySearchFunc(db.clusterOrder, e, byAge)
+	db.clusterOrder = slices.Insert(db.clusterOrder, i, e)
+}
+
+func (db *DB) removeOrdered(e *clusterEntry) {
+	if i, found := slices.BinarySearchFunc(db.clusterOrder, e, byAge); found {
+		db.clusterOrder = slices.Delete(db.clusterOrder, i, i+1)
+	}
+}
+
+// eventChunk is how many events a chunk of the log holds.
+const eventChunk = 512
+
+// appendEvent appends one event with the next Seq, and indexes it by job
+// and cluster for ListEvents.
+func (db *DB) appendEvent(ev berth.Event) {
+	i := db.nEvents
+	ev.Seq = int64(i) + 1
+	ev.At = utc(ev.At)
+	if i%eventChunk == 0 {
+		db.events = append(db.events, make([]berth.Event, 0, eventChunk))
+	}
+	last := len(db.events) - 1
+	db.events[last] = append(db.events[last], ev)
+	db.nEvents++
+	if ev.JobID != "" {
+		db.eventsByJob[ev.JobID] = append(db.eventsByJob[ev.JobID], i)
+	}
+	if ev.ClusterID != "" {
+		db.eventsByCluster[ev.ClusterID] = append(db.eventsByCluster[ev.ClusterID], i)
+	}
+}
+
+// event returns the event at index i of the log.
+func (db *DB) event(i int) *berth.Event {
+	return &db.events[i/eventChunk][i%eventChunk]
+}
+
+// Load returns, from the indexes of what is live, the jobs that have not
+// ended in Seq order, the live clusters oldest first, pool state by pool
+// name, the affinity map and the highest Seq.
+func (s *Store) Load(ctx context.Context) (store.State, error) {
+	if err := s.enter(ctx); err != nil {
+		return store.State{}, failed("load", err)
+	}
+	db := s.db
+	defer db.mu.Unlock()
+
+	live := make([]*jobEntry, 0, len(db.live))
+	for e := range db.live {
+		live = append(live, e)
+	}
+	slices.SortFunc(live, bySeq)
+	st := store.State{
+		Jobs:     make([]berth.Job, len(live)),
+		Clusters: make([]berth.Cluster, 0, len(db.liveClusters)),
+		Pools:    make([]berth.PoolState, 0, len(db.pools)),
+		Affinity: maps.Clone(db.affinity),
+		MaxSeq:   int64(len(db.bySeq)),
+	}
+	for i, e := range live {
+		st.Jobs[i] = cloneJob(&e.job)
+	}
+
+	cs := make([]*clusterEntry, 0, len(db.liveClusters))
+	for e := range db.liveClusters {
+		cs = append(cs, e)
+	}
+	slices.SortFunc(cs, byAge)
+	for _, e := range cs {
+		st.Clusters = append(st.Clusters, e.c)
+	}
+
+	for _, p := range db.pools {
+		st.Pools = append(st.Pools, p)
+	}
+	slices.SortFunc(st.Pools, func(a, b berth.PoolState) int { return cmp.Compare(a.Pool, b.Pool) })
+	return st, nil
+}

@@ -14,7 +14,7 @@ func runSim(ctx context.Context, e *env, args []string) error {
 }
 
 func runSimCheck(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("sim check", "sim check [--seeds N] [--from S] [--hours H] [-v]", `Run the real service (its loop, scheduler and policy) on the simulated
+	fs := e.flags("sim check", "sim check [--seeds N] [--from S] [--hours H] [--sqlite] [-v]", `Run the real service (its loop, scheduler and policy) on the simulated
 executor with the sim provider, over generated workloads with faults:
 cluster kills, capacity shortages, provider errors, throttling, slow calls,
 failed store commits and crashes of Berth itself. The invariants are
@@ -25,6 +25,7 @@ that replays it (-v prints a seed's event log), then a last line
 	from := fs.Uint64("from", 1, "first seed")
 	hours := fs.Float64("hours", simcheck.DefaultHours, "simulated hours per seed")
 	verbose := fs.Bool("v", false, "print each seed's event log")
+	useSQLite := fs.Bool("sqlite", false, "run over the SQLite store in a temporary directory instead of the in-memory one")
 	pos, err := fs.parseAll(args)
 	if err != nil {
 		return err
@@ -37,7 +38,7 @@ that replays it (-v prints a seed's event log), then a last line
 	case !(*hours > 0) || *hours > 24*365:
 		return fs.usageErr("--hours must be above 0 and at most a year")
 	}
-	sum, err := simcheck.Seeds(ctx, e.stdout, *from, *seeds, *hours, *verbose)
+	sum, err := simcheck.Seeds(ctx, e.stdout, simcheck.Options{Seed: *from, Hours: *hours, SQLite: *useSQLite}, *seeds, *verbose)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -16,18 +15,19 @@ import (
 	"github.com/berthhq/berth/internal/provider"
 	"github.com/berthhq/berth/internal/provider/sim"
 	"github.com/berthhq/berth/internal/store"
-	"github.com/berthhq/berth/internal/store/sqlite"
+	"github.com/berthhq/berth/internal/store/memory"
 )
 
-// vharness is one service on the simulated executor, over a real SQLite
-// store and a sim provider, in virtual time: a test runs it forward and
-// nothing waits on the wall clock.
+// vharness is one service on the simulated executor, over the in-memory
+// store (which passes the same conformance suite as SQLite) and a sim
+// provider, in virtual time: a test runs it forward and nothing waits on
+// the wall clock.
 type vharness struct {
 	t    *testing.T
 	exec *executor.Sim
 	prov *sim.Provider
 	pool berth.Pool
-	path string
+	db   *memory.DB
 	st   store.Store
 	svc  *Service
 	// wrap, when set, stands between the service and the store.
@@ -42,7 +42,7 @@ var vEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func newVirtual(t *testing.T, pool berth.Pool, model sim.Model) *vharness {
 	t.Helper()
-	h := &vharness{t: t, exec: executor.NewSim(vEpoch, 1), pool: pool, path: filepath.Join(t.TempDir(), "berth.db")}
+	h := &vharness{t: t, exec: executor.NewSim(vEpoch, 1), pool: pool, db: memory.New()}
 	p, err := sim.New(sim.Options{Primary: model, PricePerHour: pool.PricePerHour, PollInterval: 10 * time.Second, Seed: 1, Clock: h.exec})
 	if err != nil {
 		t.Fatal(err)
@@ -60,10 +60,7 @@ func simPool() berth.Pool {
 // start opens the store and starts a service, as a (re)started server.
 func (h *vharness) start() {
 	h.t.Helper()
-	st, err := sqlite.Open(context.Background(), h.path, nil)
-	if err != nil {
-		h.t.Fatal(err)
-	}
+	st := h.db.Open()
 	h.st = st
 	var use store.Store = st
 	if h.wrap != nil {
@@ -288,7 +285,7 @@ func TestCommitFailuresBackOff(t *testing.T) {
 	var failing atomic.Bool
 	var commits atomic.Int64
 	pool := simPool()
-	h := &vharness{t: t, exec: executor.NewSim(vEpoch, 1), pool: pool, path: filepath.Join(t.TempDir(), "berth.db")}
+	h := &vharness{t: t, exec: executor.NewSim(vEpoch, 1), pool: pool, db: memory.New()}
 	h.wrap = func(s store.Store) store.Store {
 		return &failingStore{Store: s, fail: &failing, commits: &commits}
 	}

@@ -105,7 +105,8 @@ func (c *checker) providerSide() {
 	r := c.r
 	for _, name := range r.poolNames() {
 		n := 0
-		for _, cl := range r.provs[name].Snapshot().Clusters {
+		snap := r.provs[name].Clusters()
+		for _, cl := range snap.Clusters {
 			if !cl.State.Terminal() && !cl.TerminateAsked {
 				n++
 			}
@@ -114,7 +115,7 @@ func (c *checker) providerSide() {
 			r.failf("pool %s has %d live clusters at its provider, max_clusters %d", name, n, max)
 		}
 		if known, ok := c.blocked[name]; ok {
-			for _, cl := range r.provs[name].Snapshot().Clusters {
+			for _, cl := range snap.Clusters {
 				if !known[cl.ClusterID] {
 					r.failf("blocked pool %s started cluster %s (%s)", name, cl.ClusterID, cl.ID)
 				}

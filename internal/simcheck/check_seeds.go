@@ -15,19 +15,21 @@ type Summary struct {
 	Wall      time.Duration
 }
 
-// Seeds runs seeds from … from+n-1 and writes one line per failed seed,
-// with the command that replays it, then a last line
-// "N seeds, X simulated hours, F failed". With verbose, each seed's event
-// log is written too.
-func Seeds(ctx context.Context, w io.Writer, from uint64, n int, hours float64, verbose bool) (Summary, error) {
+// Seeds runs seeds o.Seed … o.Seed+n-1 with o's other options and writes
+// one line per failed seed, with the command that replays it, then a last
+// line "N seeds, X simulated hours, F failed". With verbose, each seed's
+// event log is written too.
+func Seeds(ctx context.Context, w io.Writer, base Options, n int, verbose bool) (Summary, error) {
 	var sum Summary
 	start := time.Now()
+	hours := base.Hours
 	for i := range n {
 		if err := ctx.Err(); err != nil {
 			return sum, err
 		}
-		seed := from + uint64(i)
-		o := Options{Seed: seed, Hours: hours}
+		seed := base.Seed + uint64(i)
+		o := base
+		o.Seed = seed
 		if verbose {
 			o.Log = w
 			fmt.Fprintf(w, "--- seed %d\n", seed)
@@ -40,7 +42,11 @@ func Seeds(ctx context.Context, w io.Writer, from uint64, n int, hours float64, 
 		sum.Simulated += res.Simulated
 		if len(res.Failures) > 0 {
 			sum.Failed++
-			fmt.Fprintf(w, "seed %d FAILED: %s (replay: berth sim check --from %d --seeds 1 --hours %g -v)\n", seed, res.Failures[0], seed, hoursOr(hours))
+			flags := ""
+			if base.SQLite {
+				flags = " --sqlite"
+			}
+			fmt.Fprintf(w, "seed %d FAILED: %s (replay: berth sim check --from %d --seeds 1 --hours %g%s -v)\n", seed, res.Failures[0], seed, hoursOr(hours), flags)
 			for _, f := range res.Failures[1:] {
 				fmt.Fprintf(w, "    also: %s\n", f)
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/berthhq/berth/internal/provider/sim"
 	"github.com/berthhq/berth/internal/service"
 	"github.com/berthhq/berth/internal/store"
+	"github.com/berthhq/berth/internal/store/memory"
 	"github.com/berthhq/berth/internal/store/sqlite"
 )
 
@@ -36,11 +37,14 @@ type Options struct {
 	Seed uint64
 	// Hours of simulated time; 0 means DefaultHours.
 	Hours float64
-	// Dir holds the seed's store; "" means a temporary directory, removed
-	// at the end.
+	// Dir holds the seed's SQLite store; "" means a temporary directory,
+	// removed at the end.
 	Dir string
 	// Log, when set, receives the event log as the run makes it.
 	Log io.Writer
+	// SQLite runs the seed over the SQLite store in Dir instead of the
+	// in-memory one: slower, and the real driver under the same faults.
+	SQLite bool
 }
 
 // Result is what one seed's run found.
@@ -82,6 +86,8 @@ type run struct {
 	faulty bool
 	res    Result
 	check  checker
+	// mem is the in-memory database the run's stores open, unless SQLite.
+	mem *memory.DB
 	// seen keeps each failure from being reported twice.
 	seen map[string]bool
 	// changed marks the pools whose models a fault changed.
@@ -136,7 +142,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 
 func (r *run) setup() error {
 	r.dir = r.o.Dir
-	if r.dir == "" {
+	if r.dir == "" && r.o.SQLite {
 		d, err := os.MkdirTemp("", "berth-simcheck-")
 		if err != nil {
 			return err
@@ -144,6 +150,7 @@ func (r *run) setup() error {
 		r.dir = d
 	}
 	r.path = filepath.Join(r.dir, "berth.db")
+	r.mem = memory.New()
 	r.w = genWorkload(r.rng, r.active)
 	for i, pp := range r.w.pools {
 		p, err := sim.New(sim.Options{
@@ -168,9 +175,13 @@ func (r *run) setup() error {
 // boot opens the store and starts a service on it, as a (re)started
 // server does.
 func (r *run) boot() error {
-	st, err := sqlite.Open(r.ctx, r.path, nil)
-	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+	var st store.Store = r.mem.Open()
+	if r.o.SQLite {
+		lite, err := sqlite.Open(r.ctx, r.path, nil)
+		if err != nil {
+			return fmt.Errorf("open store: %w", err)
+		}
+		st = lite
 	}
 	r.st.Store = st
 	svc, err := service.New(service.Options{
@@ -197,7 +208,7 @@ func (r *run) cleanup() {
 	if r.st != nil && r.st.Store != nil {
 		r.st.Close()
 	}
-	if r.o.Dir == "" && r.dir != "" {
+	if r.o.Dir == "" && r.dir != "" && r.o.SQLite {
 		os.RemoveAll(r.dir)
 	}
 }

@@ -56,11 +56,24 @@ type ClusterInfo struct {
 func (p *Provider) Snapshot() Snapshot {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	s := p.snapshot()
+	s.Started = maps.Clone(p.started)
+	return s
+}
+
+// Clusters is Snapshot without the step counts, for checks that run after
+// every event of a simulation and need only the clusters.
+func (p *Provider) Clusters() Snapshot {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.snapshot()
+}
+
+func (p *Provider) snapshot() Snapshot {
 	now := p.clock.Now()
 	s := Snapshot{
 		At:           now,
 		Clusters:     make([]ClusterInfo, len(p.clusters)),
-		Started:      maps.Clone(p.started),
 		StepsStarted: p.stepsStarted,
 		Refused:      p.refused,
 	}

@@ -137,7 +137,10 @@ func (s *State) holdStarts(p *Pool, now time.Time) {
 // and unused.
 func (s *State) abandon(c *Cluster, reason string, now time.Time) {
 	c.C.EndsLost = true
-	s.setClusterState(c, berth.ClusterTerminating, reason)
+	s.fx.DirtyClusters[c.C.ID] = true
+	if c.C.State != berth.ClusterTerminating {
+		s.setClusterState(c, berth.ClusterTerminating, reason)
+	}
 	s.requeueFrom(c, now)
 }
 

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/berthhq/berth/internal/berth"
@@ -45,6 +46,9 @@ type Options struct {
 	// SQLite runs the seed over the SQLite store in Dir instead of the
 	// in-memory one: slower, and the real driver under the same faults.
 	SQLite bool
+	// corrupt makes the store write one job with two running attempts, as
+	// a bug would: the harness's own test that it notices.
+	corrupt bool
 }
 
 // Result is what one seed's run found.
@@ -168,7 +172,7 @@ func (r *run) setup() error {
 			pp.pool.Name, pp.pool.Slots, pp.pool.MinClusters, pp.pool.MaxClusters, pp.pool.IdleTimeout,
 			pp.pool.BootTimeout, pp.pool.MaxLifetime, pp.pool.Fallback != nil)
 	}
-	r.st = &flakyStore{rng: r.rng, written: r.check.written, created: r.check.created}
+	r.st = &flakyStore{rng: r.rng, written: r.check.written, created: r.check.created, corrupt: r.o.corrupt}
 	return r.boot()
 }
 
@@ -288,11 +292,25 @@ type flakyStore struct {
 	written func(store.Batch)
 	// created is called with every job the store took.
 	created func(berth.Job)
+	// corrupt, once, writes a running job with a second running attempt.
+	corrupt bool
 }
 
 var errInjected = fmt.Errorf("%w: injected store failure", berth.ErrUnavailable)
 
 func (f *flakyStore) Commit(ctx context.Context, b store.Batch) error {
+	if f.corrupt {
+		for i, j := range b.Jobs {
+			if a := j.CurrentAttempt(); a != nil {
+				twice := *a
+				twice.N++
+				j.Attempts = append(slices.Clone(j.Attempts), twice)
+				b.Jobs = append(slices.Clone(b.Jobs[:i]), append([]berth.Job{j}, b.Jobs[i+1:]...)...)
+				f.corrupt = false
+				break
+			}
+		}
+	}
 	fail := f.failP > 0 && f.rng.Float64() < f.failP
 	if fail && f.rng.IntN(2) == 0 {
 		return errInjected

@@ -51,6 +51,7 @@ func (s *State) infraFailure(j *berth.Job, reason berth.Reason, why string, now 
 	// failure. A cancel stands: the job ends cancelled, its loss counted.
 	stop, stopping := s.stopping[j.ID]
 	delete(s.stopping, j.ID)
+	delete(s.held, j.ID)
 	s.endAttempt(j, a, berth.AttemptFailed, reason, now)
 	j.InfraFailures++
 	switch {
@@ -227,6 +228,9 @@ func (s *State) nextDue(now time.Time) time.Time {
 	}
 	for _, t := range s.retryAt {
 		earlier(t)
+	}
+	for _, h := range s.held {
+		earlier(h.until)
 	}
 	for _, c := range s.clusters {
 		if s.spared(c, now) {

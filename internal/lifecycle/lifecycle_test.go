@@ -412,3 +412,40 @@ func TestCommandsOnClusters(t *testing.T) {
 		t.Fatalf("unblock of an unknown pool: %v", err)
 	}
 }
+
+// A step failure on a provider that reports losses late is held for the
+// pool's grace: a loss within it takes the blame, and only after it is the
+// failure the job's.
+func TestAttributionGrace(t *testing.T) {
+	for _, lost := range []bool{true, false} {
+		t.Run(fmt.Sprintf("lost=%v", lost), func(t *testing.T) {
+			w := newWorld(t, berth.Pool{})
+			w.s.Pool("p").Grace = time.Minute
+			infra := 2
+			j, c := w.running(berth.JobSpec{Retries: 1, MaxInfraRetries: &infra})
+			w.report(c, berth.ClusterReady, provider.Step{ID: "x", Name: stepName(j, 1, 0), State: berth.StepFailed, ExitCode: exit(137)})
+			fx := w.pass()
+			if got := w.s.Job(j.ID); got.UserFailures != 0 || got.CurrentAttempt() == nil {
+				t.Fatalf("charged at once: user %d, attempt running %v", got.UserFailures, got.CurrentAttempt() != nil)
+			}
+			if fx.WakeAt.IsZero() || fx.WakeAt.After(w.now.Add(time.Minute)) {
+				t.Fatalf("wakes at %v, want by the grace's end", fx.WakeAt)
+			}
+			w.at(30 * time.Second)
+			if lost {
+				w.report(c, berth.ClusterLost)
+			}
+			w.pass()
+			w.at(time.Minute)
+			w.pass()
+			got := w.s.Job(j.ID)
+			reason := got.Attempts[0].Reason
+			if lost && (reason != berth.ReasonClusterLost || got.InfraFailures != 1 || got.UserFailures != 0) {
+				t.Fatalf("lost within the grace: reason %s infra %d user %d", reason, got.InfraFailures, got.UserFailures)
+			}
+			if !lost && (reason != berth.ReasonStepFailed || got.UserFailures != 1 || got.InfraFailures != 0) {
+				t.Fatalf("not lost: reason %s infra %d user %d", reason, got.InfraFailures, got.UserFailures)
+			}
+		})
+	}
+}

@@ -103,6 +103,7 @@ func (s *State) apply(plan scheduler.Plan, now time.Time) {
 // when the next pass is due.
 func (s *State) Decide(now time.Time) {
 	s.now = now
+	s.chargeHeld(now)
 	s.stopAttempts(now)
 	plan := scheduler.Schedule(s.snapshot(now))
 	s.apply(plan, now)

@@ -108,6 +108,65 @@ func (s *State) advance(j *berth.Job, c *Cluster, gone bool, now time.Time) {
 	if !ok || (gone && ps.State != berth.StepSucceeded) {
 		return
 	}
+	if s.hold(j, c, a, ps, now) {
+		return
+	}
+	s.applyStep(j, c, a, cur, ps, now)
+}
+
+// hold keeps a step's failure from being charged to the job for the
+// pool's attribution grace: a provider whose step failures can come before
+// its cluster's loss (EMR) would otherwise bill the user for the
+// infrastructure. A loss reported within the grace takes the blame
+// (infraFailure drops the hold); at its end, chargeHeld charges the job.
+// It reports whether the failure is held.
+func (s *State) hold(j *berth.Job, c *Cluster, a *berth.Attempt, ps provider.Step, now time.Time) bool {
+	grace := c.Pool.Grace
+	if grace <= 0 || (ps.State != berth.StepFailed && ps.State != berth.StepCancelled) {
+		return false
+	}
+	if _, stopping := s.stopping[j.ID]; stopping || j.CancelRequested {
+		return false
+	}
+	if h, ok := s.held[j.ID]; ok && h.attempt == a.N {
+		return now.Before(h.until)
+	}
+	s.held[j.ID] = held{attempt: a.N, cluster: c.C.ID, step: ps, until: now.Add(grace)}
+	return true
+}
+
+// held is a step failure waiting out its attribution grace.
+type held struct {
+	attempt int
+	cluster string
+	step    provider.Step
+	until   time.Time
+}
+
+// chargeHeld charges the held step failures whose grace has passed with no
+// loss reported, in job id order.
+func (s *State) chargeHeld(now time.Time) {
+	for _, id := range keys(s.held) {
+		h := s.held[id]
+		j := s.jobs[id]
+		var a *berth.Attempt
+		if j != nil {
+			a = j.CurrentAttempt()
+		}
+		c := s.clusters[h.cluster]
+		switch {
+		case a == nil || a.N != h.attempt || c == nil:
+			delete(s.held, id)
+		case !now.Before(h.until):
+			delete(s.held, id)
+			s.applyStep(j, c, a, &a.Steps[len(a.Steps)-1], h.step, now)
+		}
+	}
+}
+
+// applyStep moves a job's running attempt along what the provider reported
+// of its current step.
+func (s *State) applyStep(j *berth.Job, c *Cluster, a *berth.Attempt, cur *berth.AttemptStep, ps provider.Step, now time.Time) {
 	if cur.ProviderID == "" {
 		if !s.inflight[submitKey(j, a, cur)] {
 			// Found by name though never recorded: submitted before a crash.

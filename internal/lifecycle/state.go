@@ -64,6 +64,9 @@ type State struct {
 	inflight map[string]bool
 	retryAt  map[string]time.Time
 	tries    map[string]int
+	// held are the step failures waiting out their attribution grace, by
+	// job.
+	held map[string]held
 	// now is the time of the pass in progress.
 	now time.Time
 	fx  Effects
@@ -80,6 +83,10 @@ type Pool struct {
 	// CanFind says the provider can look up a cluster by Berth's id
 	// (provider.Finder).
 	CanFind bool
+	// Grace is how long a step failure waits before it is charged to the
+	// job, in case the loss of its cluster is reported after it
+	// (provider.Attributor); zero charges it at once.
+	Grace time.Duration
 	// CreateFailures counts the failed creations in a row, and StartAfter
 	// is when the next cluster may start; both reset when a cluster comes
 	// up.
@@ -170,7 +177,7 @@ func New(cfg Config, pools []*Pool) *State {
 	s := &State{
 		cfg: cfg, jobs: map[string]*berth.Job{}, clusters: map[string]*Cluster{}, pools: map[string]*Pool{},
 		affinity: map[string]string{}, stopping: map[string]berth.Reason{},
-		inflight: map[string]bool{}, retryAt: map[string]time.Time{}, tries: map[string]int{},
+		inflight: map[string]bool{}, retryAt: map[string]time.Time{}, tries: map[string]int{}, held: map[string]held{},
 	}
 	for _, p := range pools {
 		if p.Ended == nil {
@@ -195,7 +202,7 @@ func (s *State) Restore(jobs []berth.Job, clusters []berth.Cluster, pools []bert
 	if s.affinity == nil {
 		s.affinity = map[string]string{}
 	}
-	s.stopping, s.retryAt, s.tries = map[string]berth.Reason{}, map[string]time.Time{}, map[string]int{}
+	s.stopping, s.retryAt, s.tries, s.held = map[string]berth.Reason{}, map[string]time.Time{}, map[string]int{}, map[string]held{}
 	s.reset()
 	for i := range jobs {
 		j := jobs[i]

@@ -87,6 +87,17 @@ type Poller interface {
 	PollInterval() time.Duration
 }
 
+// Attributor is the optional capability of a provider whose step failures
+// can be reported before the loss of their cluster: EMR fails a step, and
+// DescribeCluster says the cluster terminated with errors a while later.
+// The service holds such a failure for the grace (plus two polls) before
+// it charges it to the job, and a loss reported meanwhile takes the blame.
+// Providers without it mark a cluster dead before they kill its steps, so
+// a failure caused by the loss comes in the same poll as the loss.
+type Attributor interface {
+	AttributionGrace() time.Duration
+}
+
 // DefaultPollInterval is used for providers that do not implement Poller.
 const DefaultPollInterval = 10 * time.Second
 

@@ -167,6 +167,7 @@ func New(o Options) (*Service, error) {
 		_, canFind := p.Provider.(provider.Finder)
 		s.pools[p.Pool.Name] = &poolRT{pool: p.Pool, prov: p.Provider, rt: &lifecycle.Pool{
 			Pool: p.Pool, State: berth.PoolState{Pool: p.Pool.Name}, Spec: spec, CanFind: canFind,
+			Grace: attributionGrace(p.Provider),
 		}}
 		s.poolNames = append(s.poolNames, p.Pool.Name)
 	}
@@ -653,6 +654,21 @@ func (s *Service) commitFailure() (time.Time, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.commitErrAt, s.commitErr
+}
+
+// attributionGrace is how long a step failure on the provider's clusters
+// waits before it is charged to the job: the provider's own grace and two
+// polls, the time for its loss, if any, to be seen.
+func attributionGrace(p provider.Provider) time.Duration {
+	a, ok := p.(provider.Attributor)
+	if !ok || a.AttributionGrace() <= 0 {
+		return 0
+	}
+	poll := provider.DefaultPollInterval
+	if pp, ok := p.(provider.Poller); ok {
+		poll = pp.PollInterval()
+	}
+	return a.AttributionGrace() + 2*poll
 }
 
 // fingerprint is a short digest of a value's JSON.

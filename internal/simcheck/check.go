@@ -236,6 +236,17 @@ func (c *checker) endedJob(j berth.Job) {
 			infra++
 		}
 	}
+	// A failure charged to the job was the job's: its step was one that
+	// fails, never one killed with its cluster.
+	for _, a := range j.Attempts {
+		if a.Reason != berth.ReasonStepFailed || len(a.Steps) == 0 {
+			continue
+		}
+		idx := a.Steps[len(a.Steps)-1].Index
+		if args := j.Steps[idx].Args; len(args) == 0 || args[0] != "fail" {
+			r.failf("job %s: attempt %d ended step_failed, but its step %d (%v) does not fail: an infrastructure failure charged to the user", id, a.N, idx, args)
+		}
+	}
 	if j.UserFailures != user || j.InfraFailures != infra {
 		r.failf("job %s counts %d user and %d infrastructure failures; its attempts say %d and %d", id, j.UserFailures, j.InfraFailures, user, infra)
 	}

@@ -64,6 +64,11 @@ func genWorkload(r *rand.Rand, active time.Duration) workload {
 			StepTime:      sim.Uniform(0, 2*time.Minute),
 		}}
 		if r.IntN(3) == 0 {
+			// As EMR does: a lost cluster's steps fail before the cluster
+			// is described as lost.
+			pp.primary.LossReportLag = time.Duration(10+r.IntN(110)) * time.Second
+		}
+		if r.IntN(3) == 0 {
 			p.Fallback = &berth.Fallback{AfterFailures: 1 + r.IntN(2), For: pick(r, 20*time.Minute, time.Hour)}
 			fb := pp.primary
 			fb.BootTime = sim.Uniform(time.Minute, 4*time.Minute)

@@ -136,6 +136,10 @@ type Model struct {
 	CapacityShortage float64
 	// Broken makes the spec one that can never work.
 	Broken Broken
+	// LossReportLag is how long after a loss the cluster is still
+	// described as alive, while its steps have already failed: EMR reports
+	// a step's failure before its cluster's state changes.
+	LossReportLag time.Duration
 }
 
 func (m Model) validate() error {
@@ -153,6 +157,9 @@ func (m Model) validate() error {
 	}
 	if !probability(m.CapacityShortage) {
 		errs = append(errs, fmt.Errorf("capacity shortage %v: must be a probability, 0..1", m.CapacityShortage))
+	}
+	if m.LossReportLag < 0 {
+		errs = append(errs, fmt.Errorf("loss report lag %s: must not be negative", m.LossReportLag))
 	}
 	if m.Broken > BrokenBootstrap {
 		errs = append(errs, fmt.Errorf("broken: unknown mode %d", m.Broken))

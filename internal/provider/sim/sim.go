@@ -108,6 +108,7 @@ var (
 	_ provider.StepChecker = (*Provider)(nil)
 	_ provider.LogReader   = (*Provider)(nil)
 	_ provider.Poller      = (*Provider)(nil)
+	_ provider.Attributor  = (*Provider)(nil)
 )
 
 // New returns a Provider with no clusters.
@@ -208,6 +209,14 @@ func (p *Provider) Models() (primary, fallback Model) {
 	return p.primary, p.fallback
 }
 
+// AttributionGrace is the longest LossReportLag of the provider's models
+// (provider.Attributor).
+func (p *Provider) AttributionGrace() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return max(p.primary.LossReportLag, p.fallback.LossReportLag)
+}
+
 // PollInterval says how often the service should poll a sim cluster.
 func (p *Provider) PollInterval() time.Duration { return p.pollInterval }
 
@@ -244,9 +253,24 @@ type cluster struct {
 // termination short: KillCluster of a terminating cluster), then a
 // termination, then the boot.
 func (c *cluster) state(now time.Time) berth.ClusterState {
-	switch {
-	case !c.lossAt.IsZero() && !now.Before(c.lossAt):
+	if !c.lossAt.IsZero() && !now.Before(c.lossAt) {
 		return berth.ClusterLost
+	}
+	return c.alive(now)
+}
+
+// reported is the state DescribeCluster gives: a loss shows only after the
+// model's LossReportLag.
+func (c *cluster) reported(now time.Time) berth.ClusterState {
+	if st := c.state(now); st != berth.ClusterLost || !now.Before(c.lossAt.Add(c.model.LossReportLag)) {
+		return st
+	}
+	return c.alive(now)
+}
+
+// alive is the cluster's state leaving any loss aside.
+func (c *cluster) alive(now time.Time) berth.ClusterState {
+	switch {
 	case !c.termAt.IsZero() && !now.Before(c.termEnd):
 		return berth.ClusterTerminated
 	case !c.termAt.IsZero() && !now.Before(c.termAt):
@@ -439,7 +463,7 @@ func (p *Provider) describe(id string) provider.Cluster {
 	if c == nil {
 		return provider.Cluster{ID: id, State: berth.ClusterLost, Reason: ReasonUnknown}
 	}
-	out := provider.Cluster{ID: id, State: c.state(p.clock.Now())}
+	out := provider.Cluster{ID: id, State: c.reported(p.clock.Now())}
 	switch out.State {
 	case berth.ClusterLost:
 		out.Reason, out.Class = c.lossReason, c.lossClass

@@ -267,3 +267,36 @@ func TestSetModel(t *testing.T) {
 		t.Fatal("a refused SetModel changed the model")
 	}
 }
+
+func TestLossReportLag(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	p, err := sim.New(sim.Options{Primary: sim.Model{BootTime: sim.Fixed(time.Minute), LossReportLag: 2 * time.Minute}, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := p.AttributionGrace(); g != 2*time.Minute {
+		t.Fatalf("AttributionGrace = %s", g)
+	}
+	ctx := context.Background()
+	id, err := p.CreateCluster(ctx, provider.CreateRequest{ClusterID: "cl-1", Pool: "p", Slots: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Minute)
+	step, err := p.SubmitStep(ctx, id, provider.StepRequest{Name: "berth:job-1:1:0", Step: berth.Step{Args: []string{"sleep", "1h"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.KillCluster(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	steps, _ := p.ListSteps(ctx, id)
+	c, _ := p.DescribeCluster(ctx, id)
+	if len(steps) != 1 || steps[0].ID != step || steps[0].State != berth.StepFailed || c.State != berth.ClusterReady {
+		t.Fatalf("right after the loss: steps %+v, cluster %s; want the step failed and the cluster still described ready", steps, c.State)
+	}
+	clk.Advance(2 * time.Minute)
+	if c, _ := p.DescribeCluster(ctx, id); c.State != berth.ClusterLost || c.Class != provider.ClassCapacity {
+		t.Fatalf("after the lag: %+v, want lost with class capacity", c)
+	}
+}

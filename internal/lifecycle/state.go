@@ -3,6 +3,8 @@ package lifecycle
 import (
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
@@ -315,14 +317,9 @@ func (s *State) CancelRequested(id string) {
 // Running counts each cluster's running jobs.
 func (s *State) Running() map[string]int { return s.runningByCluster() }
 
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+// keys returns a map's keys in order: whatever the loop does for many
+// jobs or clusters, it does in id order, so that a simulation replays.
+func keys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // moveJob moves a job to another state, checked against the domain's one
 // table of moves. An illegal move is a bug: it is logged and counted, and

@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/berthhq/berth/internal/berth"
@@ -411,14 +412,9 @@ func poolStatus(p berth.Pool) berth.PoolStatus {
 	}
 }
 
-func keys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+// keys returns a map's keys in order: whatever the loop does for many
+// jobs or clusters, it does in id order, so that a simulation replays.
+func keys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // clusterCommand runs fn on the loop against a live cluster and returns
 // the cluster after the pass that follows it has committed.

@@ -26,9 +26,7 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultTick         = 5 * time.Second
-	DefaultRetryBackoff = 5 * time.Second
-	MaxRetryBackoff     = 5 * time.Minute
+	DefaultTick = 5 * time.Second
 	// cancelWait is how long Cancel waits for the job to end before it
 	// answers with the job as it is.
 	cancelWait = 10 * time.Second
@@ -58,7 +56,8 @@ type Options struct {
 	// Tick is the safety-net period of the loop; 0 means DefaultTick.
 	Tick time.Duration
 	// RetryBackoff is the wait before the first retry after a step failure;
-	// it doubles with each further failure up to MaxRetryBackoff.
+	// it doubles with each further failure up to
+	// lifecycle.MaxRetryBackoff. 0 means lifecycle.DefaultRetryBackoff.
 	RetryBackoff time.Duration
 	// Executor runs the loop's passes, provider calls, watchers and timers,
 	// and is its clock. Nil means executor.NewReal on Clock; when set,
@@ -136,9 +135,6 @@ func New(o Options) (*Service, error) {
 	}
 	if o.Tick <= 0 {
 		o.Tick = DefaultTick
-	}
-	if o.RetryBackoff <= 0 {
-		o.RetryBackoff = DefaultRetryBackoff
 	}
 	s := &Service{
 		store:     o.Store,

@@ -91,10 +91,12 @@ type Provider struct {
 }
 
 var (
-	_ provider.Provider  = (*Provider)(nil)
-	_ provider.Killer    = (*Provider)(nil)
-	_ provider.LogReader = (*Provider)(nil)
-	_ provider.Poller    = (*Provider)(nil)
+	_ provider.Provider    = (*Provider)(nil)
+	_ provider.Killer      = (*Provider)(nil)
+	_ provider.LogReader   = (*Provider)(nil)
+	_ provider.Poller      = (*Provider)(nil)
+	_ provider.Finder      = (*Provider)(nil)
+	_ provider.StepChecker = (*Provider)(nil)
 )
 
 // New returns a Provider keeping its state under opts.Dir.

@@ -72,6 +72,7 @@ func TestConformance(t *testing.T) {
 		Success:     sh("echo out; echo err >&2; exit 0"),
 		Failure:     sh("echo failing >&2; exit 3"),
 		LongRunning: berth.Step{Args: []string{"sleep", "600"}},
+		Unrunnable:  berth.Step{Jar: "s3://bucket/job.jar", MainClass: "Main", Args: []string{"x"}},
 		Deadline:    deadline,
 	})
 }

@@ -40,6 +40,9 @@ type Harness struct {
 	// Success exits 0, Failure exits non-zero, LongRunning runs until it is
 	// cancelled or its cluster ends.
 	Success, Failure, LongRunning berth.Step
+	// Unrunnable is a step the provider can never run, which its
+	// StepChecker must refuse; zero skips that check.
+	Unrunnable berth.Step
 	// Deadline bounds each wait for a state; 0 means DefaultDeadline.
 	Deadline time.Duration
 }
@@ -66,6 +69,8 @@ func Run(t *testing.T, h Harness) {
 		{"Reopen", testReopen},
 		{"StepLogs", testStepLogs},
 		{"PollInterval", testPollInterval},
+		{"FindCluster", testFindCluster},
+		{"CheckStep", testCheckStep},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -567,5 +572,48 @@ func testPollInterval(t *testing.T, h Harness) {
 	}
 	if d := pl.PollInterval(); d <= 0 {
 		t.Fatalf("PollInterval = %v, want positive", d)
+	}
+}
+
+func testFindCluster(t *testing.T, h Harness) {
+	p := h.New(t)
+	f, ok := p.(provider.Finder)
+	if !ok {
+		t.Skip("the provider is not a Finder")
+	}
+	ctx := context.Background()
+	if id, found, err := f.FindCluster(ctx, NewClusterID()); err != nil || found {
+		t.Fatalf("FindCluster of a cluster never created = %q, %v, %v; want not found", id, found, err)
+	}
+	req := provider.CreateRequest{ClusterID: NewClusterID(), Pool: "conformance", Slots: 1}
+	id := Create(t, p, req)
+	if got, found, err := f.FindCluster(ctx, req.ClusterID); err != nil || !found || got != id {
+		t.Fatalf("FindCluster of a created cluster = %q, %v, %v; want %q", got, found, err, id)
+	}
+	if err := p.TerminateCluster(ctx, id); err != nil {
+		t.Fatalf("TerminateCluster: %v", err)
+	}
+	WaitCluster(t, p, id, h.Deadline, "terminated", func(c provider.Cluster) bool { return c.State.Terminal() })
+	if got, found, err := f.FindCluster(ctx, req.ClusterID); err != nil || found {
+		t.Fatalf("FindCluster of a terminated cluster = %q, %v, %v; want not found", got, found, err)
+	}
+}
+
+func testCheckStep(t *testing.T, h Harness) {
+	p := h.New(t)
+	c, ok := p.(provider.StepChecker)
+	if !ok {
+		t.Skip("the provider is not a StepChecker")
+	}
+	for name, st := range map[string]berth.Step{"success": h.Success, "failure": h.Failure, "long-running": h.LongRunning} {
+		if err := c.CheckStep(st); err != nil {
+			t.Errorf("CheckStep of the %s step: %v; want nil", name, err)
+		}
+	}
+	if h.Unrunnable.Args == nil && h.Unrunnable.Jar == "" {
+		return
+	}
+	if err := c.CheckStep(h.Unrunnable); !errors.Is(err, berth.ErrInvalid) {
+		t.Errorf("CheckStep of a step the provider cannot run: %v; want berth.ErrInvalid", err)
 	}
 }

@@ -33,6 +33,7 @@ func TestConformance(t *testing.T) {
 		Success:     berth.Step{Args: []string{"sleep", "50ms"}},
 		Failure:     berth.Step{Args: []string{"fail", "50ms"}},
 		LongRunning: berth.Step{Args: []string{"sleep", "1h"}},
+		Unrunnable:  berth.Step{Args: []string{"sleep", "a while"}},
 		Deadline:    20 * time.Second,
 	})
 }

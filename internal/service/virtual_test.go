@@ -16,6 +16,7 @@ import (
 	"github.com/berthhq/berth/internal/provider/sim"
 	"github.com/berthhq/berth/internal/store"
 	"github.com/berthhq/berth/internal/store/memory"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // vharness is one service on the simulated executor, over the in-memory
@@ -33,6 +34,8 @@ type vharness struct {
 	// wrap, when set, stands between the service and the store.
 	wrap func(store.Store) store.Store
 	ids  int
+	// reg, when set, receives the service's metrics.
+	reg *prometheus.Registry
 	// passes counts the passes of every service the harness started.
 	passes int
 	trace  bool
@@ -67,7 +70,7 @@ func (h *vharness) start() {
 		use = h.wrap(st)
 	}
 	svc, err := New(Options{
-		Store: use, Pools: []Pool{{Pool: h.pool, Provider: h.prov}}, Executor: h.exec,
+		Store: use, Pools: []Pool{{Pool: h.pool, Provider: h.prov}}, Executor: h.exec, Registry: h.reg,
 		Log: slog.New(slog.DiscardHandler), RetryBackoff: 30 * time.Second,
 		NewID: func(prefix string, _ time.Time) string {
 			h.ids++
@@ -387,3 +390,68 @@ func killAll(t *testing.T, h *vharness) {
 }
 
 var _ = provider.ClassOf
+
+// A pass whose commit fails counts nothing: the loss it saw is counted
+// once, in the metrics and in the pool's fallback state, when a pass that
+// sees it again commits.
+func TestFailedPassCountsNothing(t *testing.T) {
+	var failing atomic.Bool
+	var commits atomic.Int64
+	pool := simPool()
+	pool.Fallback = &berth.Fallback{AfterFailures: 3, For: time.Hour}
+	h := &vharness{t: t, exec: executor.NewSim(vEpoch, 1), pool: pool, db: memory.New(), reg: prometheus.NewRegistry()}
+	h.wrap = func(s store.Store) store.Store { return &failingStore{Store: s, fail: &failing, commits: &commits} }
+	p, err := sim.New(sim.Options{Primary: sim.Model{BootTime: sim.Fixed(time.Minute)}, Clock: h.exec, PollInterval: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.prov = p
+	h.start()
+	t.Cleanup(h.crash)
+	j := h.submit(berth.JobSpec{Steps: sleepSteps("1h")})
+	h.until("the step running", time.Hour, func() bool { return h.job(j.ID).Steps[0].State == berth.StepRunning })
+
+	failing.Store(true)
+	killAll(t, h)
+	h.run(5 * time.Minute)
+	if n := commits.Load(); n < 3 {
+		t.Fatalf("only %d commits tried while failing: the loss was not handled again and again", n)
+	}
+	failing.Store(false)
+	h.until("the loss recorded", time.Hour, func() bool { return h.job(j.ID).InfraFailures == 1 })
+	if got := counter(t, h.reg, "berth_attempts_total", "reason", "cluster_lost"); got != 1 {
+		t.Errorf("berth_attempts_total{reason=cluster_lost} = %v, want 1", got)
+	}
+	st, err := h.st.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ps := range st.Pools {
+		if ps.Pool == "p" && ps.CapacityFailures != 1 {
+			t.Errorf("the pool counts %d capacity failures, want 1", ps.CapacityFailures)
+		}
+	}
+}
+
+// counter reads one counter of a registry by name and one label.
+func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return total
+}

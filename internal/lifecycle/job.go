@@ -230,7 +230,9 @@ func (s *State) nextDue(now time.Time) time.Time {
 		earlier(t)
 	}
 	for _, h := range s.held {
-		earlier(h.until)
+		if !h.confirming {
+			earlier(h.until)
+		}
 	}
 	for _, c := range s.clusters {
 		if s.spared(c, now) {

@@ -437,7 +437,19 @@ func TestAttributionGrace(t *testing.T) {
 			}
 			w.pass()
 			w.at(time.Minute)
-			w.pass()
+			fx = w.pass()
+			if !lost {
+				// The grace is over: the policy asks for a fresh look and
+				// charges the job once the cluster is seen alive.
+				if !slices.Contains(fx.Poke, c.C.ID) {
+					t.Fatalf("no fresh look asked for at the grace's end: pokes %v", fx.Poke)
+				}
+				if got := w.s.Job(j.ID); got.UserFailures != 0 {
+					t.Fatal("charged before the cluster was seen alive again")
+				}
+				w.report(c, berth.ClusterReady, provider.Step{ID: "x", Name: stepName(j, 1, 0), State: berth.StepFailed, ExitCode: exit(137)})
+				w.pass()
+			}
 			got := w.s.Job(j.ID)
 			reason := got.Attempts[0].Reason
 			if lost && (reason != berth.ReasonClusterLost || got.InfraFailures != 1 || got.UserFailures != 0) {

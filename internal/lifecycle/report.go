@@ -64,6 +64,9 @@ func (s *State) ApplyReport(r Report) {
 		}
 		s.endCluster(c, now)
 	}
+	if !gone {
+		s.confirmHeld(c)
+	}
 }
 
 // cancelOrphans cancels running steps of ours that no running attempt owns:
@@ -129,7 +132,7 @@ func (s *State) hold(j *berth.Job, c *Cluster, a *berth.Attempt, ps provider.Ste
 		return false
 	}
 	if h, ok := s.held[j.ID]; ok && h.attempt == a.N {
-		return now.Before(h.until)
+		return true
 	}
 	s.held[j.ID] = held{attempt: a.N, cluster: c.C.ID, step: ps, until: now.Add(grace)}
 	return true
@@ -141,10 +144,15 @@ type held struct {
 	cluster string
 	step    provider.Step
 	until   time.Time
+	// confirming is set once the grace is over: the failure is charged on
+	// the next report that shows the cluster alive, so that polls failing
+	// meanwhile cannot hide a loss.
+	confirming bool
 }
 
-// chargeHeld charges the held step failures whose grace has passed with no
-// loss reported, in job id order.
+// chargeHeld asks for a fresh look at the clusters of the held failures
+// whose grace has passed, in job id order; the report that follows
+// charges them (confirmHeld) unless it shows the cluster lost.
 func (s *State) chargeHeld(now time.Time) {
 	for _, id := range keys(s.held) {
 		h := s.held[id]
@@ -153,13 +161,29 @@ func (s *State) chargeHeld(now time.Time) {
 		if j != nil {
 			a = j.CurrentAttempt()
 		}
-		c := s.clusters[h.cluster]
 		switch {
-		case a == nil || a.N != h.attempt || c == nil:
+		case a == nil || a.N != h.attempt || s.clusters[h.cluster] == nil:
 			delete(s.held, id)
-		case !now.Before(h.until):
-			delete(s.held, id)
-			s.applyStep(j, c, a, &a.Steps[len(a.Steps)-1], h.step, now)
+		case !h.confirming && !now.Before(h.until):
+			h.confirming = true
+			s.held[id] = h
+			s.fx.Poke = append(s.fx.Poke, h.cluster)
+		}
+	}
+}
+
+// confirmHeld charges the held failures on a cluster just reported alive
+// whose grace is over.
+func (s *State) confirmHeld(c *Cluster) {
+	for _, id := range keys(s.held) {
+		h := s.held[id]
+		if h.cluster != c.C.ID || !h.confirming {
+			continue
+		}
+		delete(s.held, id)
+		j := s.jobs[id]
+		if a := j.CurrentAttempt(); a != nil && a.N == h.attempt {
+			s.applyStep(j, c, a, &a.Steps[len(a.Steps)-1], h.step, s.now)
 		}
 	}
 }

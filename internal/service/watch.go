@@ -44,7 +44,9 @@ type watcher struct {
 	stopped bool
 	polling bool
 	poked   bool
-	timer   clock.Timer
+	// force makes the next good poll report, changed or not.
+	force bool
+	timer clock.Timer
 
 	// Touched only by the poll in flight:
 	last     string
@@ -93,6 +95,9 @@ func (w *watcher) stop() {
 func (w *watcher) poke() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	// The loop wants to hear back even if nothing changed: it may be
+	// waiting on a fresh look (a held step failure).
+	w.force = true
 	switch {
 	case w.stopped:
 	case w.polling:
@@ -143,7 +148,11 @@ func (w *watcher) poll() {
 		w.log.Warn(msg, "err", err, "next_poll", w.wait)
 	default:
 		w.wait, w.starting = w.interval, r.Cluster.State == berth.ClusterStarting
-		if fp := r.fingerprint(); fp != w.last {
+		w.mu.Lock()
+		force := w.force
+		w.force = false
+		w.mu.Unlock()
+		if fp := r.fingerprint(); fp != w.last || force {
 			w.last = fp
 			w.s.post(r)
 		}

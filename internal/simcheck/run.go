@@ -168,9 +168,9 @@ func (r *run) setup() error {
 		r.provs[pp.pool.Name] = p
 		r.limits[pp.pool.Name] = pp.pool
 		r.pools = append(r.pools, service.Pool{Pool: pp.pool, Provider: p})
-		r.logf("pool %s: slots %d, clusters %d..%d, idle %s, boot timeout %s, max lifetime %s, fallback %v",
+		r.logf("pool %s: slots %d, clusters %d..%d, idle %s, boot timeout %s, max lifetime %s, fallback %v, loss report lag %s",
 			pp.pool.Name, pp.pool.Slots, pp.pool.MinClusters, pp.pool.MaxClusters, pp.pool.IdleTimeout,
-			pp.pool.BootTimeout, pp.pool.MaxLifetime, pp.pool.Fallback != nil)
+			pp.pool.BootTimeout, pp.pool.MaxLifetime, pp.pool.Fallback != nil, p.AttributionGrace())
 	}
 	r.st = &flakyStore{rng: r.rng, written: r.check.written, created: r.check.created, corrupt: r.o.corrupt}
 	return r.boot()

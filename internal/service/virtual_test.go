@@ -70,7 +70,7 @@ func (h *vharness) start() {
 		use = h.wrap(st)
 	}
 	svc, err := New(Options{
-		Store: use, Pools: []Pool{{Pool: h.pool, Provider: h.prov}}, Executor: h.exec, Registry: h.reg,
+		Store: use, Pools: []Pool{{Pool: h.pool, Provider: h.prov}}, Executor: h.exec, Registry: registry(h.reg),
 		Log: slog.New(slog.DiscardHandler), RetryBackoff: 30 * time.Second,
 		NewID: func(prefix string, _ time.Time) string {
 			h.ids++
@@ -454,4 +454,12 @@ func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) 
 		}
 	}
 	return total
+}
+
+// registry keeps a nil *Registry from becoming a non-nil Registerer.
+func registry(r *prometheus.Registry) prometheus.Registerer {
+	if r == nil {
+		return nil
+	}
+	return r
 }

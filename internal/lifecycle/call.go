@@ -168,7 +168,10 @@ func (s *State) ApplyResult(r Result) {
 		s.retryAt[key] = now.Add(cancelResend)
 		s.fx.Poke = append(s.fx.Poke, c.C.ID)
 	case CallTerminate:
+		// Taken: a cluster that takes minutes to end (EMR) is asked
+		// again only if it is still there a while from now.
 		c.Released = true
+		s.retryAt[key] = now.Add(terminateResend)
 		s.fx.Poke = append(s.fx.Poke, c.C.ID)
 	case CallFind:
 		if r.ID == "" {

@@ -28,6 +28,9 @@ const (
 	// cancelResend is how long a cancelled step may keep running before
 	// the cancel is sent again.
 	cancelResend = 30 * time.Second
+	// terminateResend is how long a cluster whose termination was taken
+	// may stay before it is asked again.
+	terminateResend = time.Minute
 	// unobservedGrace is how long a cluster restored from the store past
 	// its boot_timeout is spared while its watcher has not reported.
 	unobservedGrace = 2 * time.Minute

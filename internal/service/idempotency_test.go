@@ -10,9 +10,9 @@ import (
 )
 
 func TestIdempotentSubmitOfAnotherSpecIsAConflict(t *testing.T) {
-	h := newHarness(t, testPool(), newFake(true))
+	h := newVirtual(t, simPool(), booting)
 	ctx := context.Background()
-	spec := berth.JobSpec{Pool: "p", Steps: oneStep("x"), IdempotencyKey: "dag/task/1"}
+	spec := berth.JobSpec{Pool: "p", Steps: sleepSteps("1m"), IdempotencyKey: "dag/task/1"}
 	first, _, err := h.svc.Submit(ctx, spec)
 	if err != nil {
 		t.Fatal(err)

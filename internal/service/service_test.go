@@ -3,166 +3,31 @@ package service
 import (
 	"context"
 	"errors"
-	"fmt"
-	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/provider"
+	"github.com/berthhq/berth/internal/provider/sim"
 	"github.com/berthhq/berth/internal/store"
-	"github.com/berthhq/berth/internal/store/sqlite"
-	"github.com/berthhq/berth/internal/wait"
 )
 
-const deadline = 20 * time.Second
+// The tests here run the service in virtual time (vharness); those of the
+// API calls that wait for the loop are in wallclock_test.go.
 
-// harness is one service over a real SQLite store and a fake provider.
-type harness struct {
-	t    *testing.T
-	path string
-	st   store.Store
-	fake *fakeProvider
-	pool berth.Pool
-	svc  *Service
-	// wrap, when set, stands between the service and the store.
-	wrap func(store.Store) store.Store
-}
-
-func testPool() berth.Pool {
-	return berth.Pool{Name: "p", Provider: "fake", Slots: 2, MinClusters: 0, MaxClusters: 2, PricePerHour: 3.6}
-}
-
-func newHarness(t *testing.T, pool berth.Pool, fake *fakeProvider) *harness {
-	t.Helper()
-	h := &harness{t: t, path: filepath.Join(t.TempDir(), "berth.db"), fake: fake, pool: pool}
-	h.start()
-	return h
-}
-
-func testLog(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// start opens the store and starts a service on it, as a (re)started
-// server would.
-func (h *harness) start() {
-	h.t.Helper()
-	st, err := sqlite.Open(context.Background(), h.path, testLog(h.t))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	var use store.Store = st
-	if h.wrap != nil {
-		use = h.wrap(st)
-	}
-	svc, err := New(Options{
-		Store: use, Pools: []Pool{{Pool: h.pool, Provider: h.fake}}, Log: testLog(h.t),
-		Tick: 50 * time.Millisecond, RetryBackoff: 20 * time.Millisecond,
-	})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	svc.callRetry = 5 * time.Millisecond
-	if err := svc.Start(context.Background()); err != nil {
-		h.t.Fatal(err)
-	}
-	h.st, h.svc = st, svc
-	h.t.Cleanup(h.stop)
-}
-
-func (h *harness) stop() {
-	if h.svc == nil {
-		return
-	}
-	h.svc.Stop()
-	h.st.Close()
-	h.svc = nil
-}
-
-func (h *harness) submit(spec berth.JobSpec) berth.Job {
-	h.t.Helper()
-	if spec.Pool == "" {
-		spec.Pool = h.pool.Name
-	}
-	j, _, err := h.svc.Submit(context.Background(), spec)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return j
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	wait.For(t, deadline, what, cond)
-}
-
-func (h *harness) job(id string) berth.Job {
-	h.t.Helper()
-	j, err := h.svc.Job(context.Background(), id)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return j
-}
-
-func (h *harness) waitState(id string, want berth.JobState) berth.Job {
-	h.t.Helper()
-	var j berth.Job
-	waitFor(h.t, "job "+id+" "+string(want), func() bool {
-		j = h.job(id)
-		return j.State == want
-	})
-	return j
-}
-
-// finish waits for a step to run on the provider and ends it.
-func (h *harness) finish(jobID string, attempt, step, exit int) {
-	h.t.Helper()
-	name := berth.StepName(jobID, attempt, step)
-	waitFor(h.t, "step "+name+" to run", func() bool { return h.fake.finish(name, exit) })
-}
-
-// waitReady waits until the pool has exactly n ready clusters and returns
-// them.
-func (h *harness) waitReady(n int) []berth.Cluster {
-	h.t.Helper()
-	var cs []berth.Cluster
-	waitFor(h.t, fmt.Sprintf("%d ready clusters", n), func() bool {
-		var err error
-		cs, err = h.svc.Clusters(context.Background(), store.ClusterFilter{State: berth.ClusterReady})
-		return err == nil && len(cs) == n
-	})
-	return cs
-}
-
-// submitRunning submits a job and waits until its first attempt's first
-// step runs at the provider; it returns the job and that step's name.
-func (h *harness) submitRunning(spec berth.JobSpec) (berth.Job, string) {
-	h.t.Helper()
-	j := h.submit(spec)
-	name := berth.StepName(j.ID, 1, 0)
-	waitFor(h.t, "step "+name+" to run", func() bool { return h.fake.started(name) == 1 })
-	return j, name
-}
-
-func oneStep(args ...string) []berth.Step {
-	return []berth.Step{{Name: "s", Args: args}}
-}
+// booting is a sim model whose clusters take a while to come up, as EMR's
+// do, and then stay.
+var booting = sim.Model{BootTime: sim.Fixed(2 * time.Minute)}
 
 func TestJobRunsItsStepsInOrder(t *testing.T) {
-	h := newHarness(t, testPool(), newFake(true))
-	j := h.submit(berth.JobSpec{Steps: []berth.Step{{Name: "a", Args: []string{"a"}}, {Name: "b", Args: []string{"b"}}}})
+	h := newVirtual(t, simPool(), booting)
+	j := h.submit(berth.JobSpec{Steps: sleepSteps("3m", "1m")})
 	if j.State != berth.JobQueued {
 		t.Fatalf("submitted job is %s, want queued", j.State)
 	}
-	h.finish(j.ID, 1, 0, 0)
-	// Step b starts only after a succeeded.
-	h.finish(j.ID, 1, 1, 0)
-	j = h.waitState(j.ID, berth.JobSucceeded)
+	j = h.untilJob(j.ID, berth.JobSucceeded)
 	if len(j.Attempts) != 1 || j.Attempts[0].Reason != berth.ReasonSucceeded {
 		t.Fatalf("attempts = %+v", j.Attempts)
 	}
@@ -171,17 +36,24 @@ func TestJobRunsItsStepsInOrder(t *testing.T) {
 			t.Errorf("step %d is %s", i, s.State)
 		}
 	}
+	// Step 1 starts only after step 0 succeeded.
+	steps := j.Attempts[0].Steps
+	if len(steps) != 2 || steps[1].StartedAt.Before(steps[0].EndedAt) {
+		t.Fatalf("attempt steps = %+v; want step 1 started after step 0 ended", steps)
+	}
 	if j.Cost <= 0 {
 		t.Errorf("job cost = %v, want > 0", j.Cost)
 	}
-	if n := h.fake.started(berth.StepName(j.ID, 1, 1)); n != 1 {
-		t.Errorf("step 1 started %d times", n)
+	for i := range j.Steps {
+		if n := h.started(berth.StepName(j.ID, 1, i)); n != 1 {
+			t.Errorf("step %d started %d times at the provider", i, n)
+		}
 	}
 }
 
 func TestIdempotentSubmit(t *testing.T) {
-	h := newHarness(t, testPool(), newFake(true))
-	spec := berth.JobSpec{Pool: "p", Steps: oneStep("x"), IdempotencyKey: "dag/task/1"}
+	h := newVirtual(t, simPool(), booting)
+	spec := berth.JobSpec{Pool: "p", Steps: sleepSteps("1m"), IdempotencyKey: "dag/task/1"}
 	a, created, err := h.svc.Submit(context.Background(), spec)
 	if err != nil || !created {
 		t.Fatalf("first submit: created=%v err=%v", created, err)
@@ -193,14 +65,16 @@ func TestIdempotentSubmit(t *testing.T) {
 }
 
 func TestSubmitRejectsBadInput(t *testing.T) {
-	h := newHarness(t, testPool(), newFake(true))
+	h := newVirtual(t, simPool(), booting)
 	for _, tc := range []struct {
 		spec berth.JobSpec
 		want error
 	}{
-		{berth.JobSpec{Pool: "nope", Steps: oneStep("x")}, berth.ErrUnprocessable},
+		{berth.JobSpec{Pool: "nope", Steps: sleepSteps("1m")}, berth.ErrUnprocessable},
 		{berth.JobSpec{Pool: "p"}, berth.ErrInvalid},
-		{berth.JobSpec{Pool: "p", Steps: oneStep("x"), Retries: -1}, berth.ErrInvalid},
+		{berth.JobSpec{Pool: "p", Steps: sleepSteps("1m"), Retries: -1}, berth.ErrInvalid},
+		// The provider's StepChecker: sim runs no sleep without a duration.
+		{berth.JobSpec{Pool: "p", Steps: []berth.Step{{Name: "s", Args: []string{"sleep", "a while"}}}}, berth.ErrUnprocessable},
 	} {
 		if _, _, err := h.svc.Submit(context.Background(), tc.spec); !errors.Is(err, tc.want) {
 			t.Errorf("Submit(%+v) = %v, want %v", tc.spec, err, tc.want)
@@ -213,17 +87,18 @@ func TestSubmitRejectsBadInput(t *testing.T) {
 }
 
 func TestStepFailureIsRetriedThenFails(t *testing.T) {
-	h := newHarness(t, testPool(), newFake(true))
-	j := h.submit(berth.JobSpec{Steps: oneStep("x"), Retries: 1})
-	h.finish(j.ID, 1, 0, 3)
-	h.finish(j.ID, 2, 0, 3)
-	j = h.waitState(j.ID, berth.JobFailed)
+	h := newVirtual(t, simPool(), booting)
+	j := h.submit(berth.JobSpec{Steps: []berth.Step{{Name: "s", Args: []string{"fail", "1m"}}}, Retries: 1})
+	j = h.untilJob(j.ID, berth.JobFailed)
 	if j.UserFailures != 2 || j.InfraFailures != 0 || len(j.Attempts) != 2 {
 		t.Fatalf("user=%d infra=%d attempts=%d", j.UserFailures, j.InfraFailures, len(j.Attempts))
 	}
 	for _, a := range j.Attempts {
 		if a.Reason != berth.ReasonStepFailed {
 			t.Errorf("attempt %d reason %s", a.N, a.Reason)
+		}
+		if n := h.started(berth.StepName(j.ID, a.N, 0)); n != 1 {
+			t.Errorf("attempt %d's step started %d times at the provider", a.N, n)
 		}
 	}
 	if j.Reason != berth.ReasonStepFailed {
@@ -232,12 +107,11 @@ func TestStepFailureIsRetriedThenFails(t *testing.T) {
 }
 
 func TestLostClusterRequeuesFromInfraBudget(t *testing.T) {
-	fake := newFake(true)
-	h := newHarness(t, testPool(), fake)
-	j, _ := h.submitRunning(berth.JobSpec{Steps: oneStep("x"), Retries: 0})
-	fake.lose("fake-"+h.job(j.ID).ClusterID, "spot", true)
-	h.finish(j.ID, 2, 0, 0)
-	j = h.waitState(j.ID, berth.JobSucceeded)
+	h := newVirtual(t, simPool(), booting)
+	j := h.submit(berth.JobSpec{Steps: sleepSteps("1h"), Retries: 0})
+	h.untilStep(j.ID, 1, 0, berth.StepRunning)
+	h.kill(h.job(j.ID).ClusterID)
+	j = h.untilJob(j.ID, berth.JobSucceeded)
 	if len(j.Attempts) != 2 || j.Attempts[0].Reason != berth.ReasonClusterLost {
 		t.Fatalf("attempts = %+v", j.Attempts)
 	}
@@ -247,105 +121,110 @@ func TestLostClusterRequeuesFromInfraBudget(t *testing.T) {
 	if j.InfraFailures != 1 || j.UserFailures != 0 {
 		t.Errorf("infra=%d user=%d; a loss must not use up retries", j.InfraFailures, j.UserFailures)
 	}
-	c, err := h.svc.Cluster(context.Background(), j.Attempts[0].ClusterID)
-	if err != nil || c.State != berth.ClusterLost || !c.Capacity {
-		t.Fatalf("lost cluster = %+v, %v", c.Cluster, err)
+	if c := h.cluster(j.Attempts[0].ClusterID); c.State != berth.ClusterLost || !c.Capacity {
+		t.Fatalf("lost cluster = %+v, want lost to capacity", c.Cluster)
 	}
 }
 
+// A cluster terminated behind Berth's back (from the provider's console)
+// is a loss too, though not one of capacity; with no infrastructure
+// retries left it fails the job.
 func TestInfraRetriesRunOut(t *testing.T) {
-	fake := newFake(true)
-	h := newHarness(t, testPool(), fake)
-	zero := 0
-	j := h.submit(berth.JobSpec{Steps: oneStep("x"), MaxInfraRetries: &zero})
-	waitFor(t, "step to run", func() bool { return len(fake.running()) == 1 })
-	fake.lose("fake-"+h.job(j.ID).ClusterID, "instance failure", false)
-	j = h.waitState(j.ID, berth.JobFailed)
-	if j.Reason != berth.ReasonInfraRetries {
-		t.Fatalf("reason = %s", j.Reason)
+	h := newVirtual(t, simPool(), booting)
+	j := h.submit(berth.JobSpec{Steps: sleepSteps("1h"), MaxInfraRetries: intp(0)})
+	h.untilStep(j.ID, 1, 0, berth.StepRunning)
+	lost := h.job(j.ID).ClusterID
+	if err := h.prov.TerminateCluster(context.Background(), h.cluster(lost).ProviderID); err != nil {
+		t.Fatal(err)
+	}
+	j = h.untilJob(j.ID, berth.JobFailed)
+	if j.Reason != berth.ReasonInfraRetries || j.UserFailures != 0 {
+		t.Fatalf("reason = %s, user failures %d", j.Reason, j.UserFailures)
+	}
+	if c := h.cluster(lost); c.State != berth.ClusterLost || c.Capacity {
+		t.Fatalf("cluster = %+v, want lost, not to capacity", c.Cluster)
 	}
 }
 
 func TestResumeUnfinishedSkipsDoneSteps(t *testing.T) {
-	fake := newFake(true)
-	h := newHarness(t, testPool(), fake)
-	j := h.submit(berth.JobSpec{Resume: berth.ResumeUnfinished, Steps: []berth.Step{{Args: []string{"a"}}, {Args: []string{"b"}}}})
-	h.finish(j.ID, 1, 0, 0)
-	name := berth.StepName(j.ID, 1, 1)
-	waitFor(t, "step 1 to run", func() bool { return fake.started(name) == 1 })
-	fake.lose("fake-"+h.job(j.ID).ClusterID, "spot", true)
-	h.finish(j.ID, 2, 1, 0)
-	j = h.waitState(j.ID, berth.JobSucceeded)
-	if j.Attempts[1].FirstStep != 1 {
-		t.Fatalf("second attempt started at step %d, want 1", j.Attempts[1].FirstStep)
+	h := newVirtual(t, simPool(), booting)
+	j := h.submit(berth.JobSpec{Resume: berth.ResumeUnfinished, Steps: sleepSteps("1m", "1h")})
+	h.untilStep(j.ID, 1, 1, berth.StepRunning)
+	h.kill(h.job(j.ID).ClusterID)
+	j = h.untilJob(j.ID, berth.JobSucceeded)
+	if len(j.Attempts) != 2 || j.Attempts[1].FirstStep != 1 {
+		t.Fatalf("attempts = %+v; want a second starting at step 1", j.Attempts)
 	}
-	if n := fake.started(berth.StepName(j.ID, 2, 0)); n != 0 {
+	if n := h.started(berth.StepName(j.ID, 2, 0)); n != 0 {
 		t.Fatalf("step 0 ran again %d times", n)
+	}
+	if n := h.started(berth.StepName(j.ID, 2, 1)); n != 1 {
+		t.Fatalf("step 1 of the second attempt started %d times", n)
 	}
 }
 
 func TestCancel(t *testing.T) {
-	pool := testPool()
+	pool := simPool()
 	pool.MaxClusters = 1
 	pool.Slots = 1
-	fake := newFake(true)
-	h := newHarness(t, pool, fake)
-	running := h.submit(berth.JobSpec{Steps: oneStep("x")})
-	waitFor(t, "step to run", func() bool { return len(fake.running()) == 1 })
-	queued := h.submit(berth.JobSpec{Steps: oneStep("y")})
+	h := newVirtual(t, pool, booting)
+	ctx := context.Background()
+	running := h.submit(berth.JobSpec{Steps: sleepSteps("1h")})
+	h.untilStep(running.ID, 1, 0, berth.StepRunning)
+	queued := h.submit(berth.JobSpec{Steps: sleepSteps("1m")})
 
-	j, err := h.svc.Cancel(context.Background(), queued.ID)
-	if err != nil || j.State != berth.JobCancelled {
-		t.Fatalf("cancel queued: %s %v", j.State, err)
+	if _, err := h.svc.RequestCancel(ctx, queued.ID); err != nil {
+		t.Fatal(err)
 	}
-	if len(j.Attempts) != 0 {
+	if j := h.untilJob(queued.ID, berth.JobCancelled); len(j.Attempts) != 0 || h.started(berth.StepName(queued.ID, 1, 0)) != 0 {
 		t.Fatalf("a cancelled queued job ran: %+v", j.Attempts)
 	}
-	j, err = h.svc.Cancel(context.Background(), running.ID)
-	if err != nil || j.State != berth.JobCancelled {
-		t.Fatalf("cancel running: %s %v", j.State, err)
+	if _, err := h.svc.RequestCancel(ctx, running.ID); err != nil {
+		t.Fatal(err)
 	}
-	if len(fake.running()) != 0 {
-		t.Fatalf("step still running after cancel: %v", fake.running())
-	}
+	j := h.untilJob(running.ID, berth.JobCancelled)
 	if j.Attempts[0].Reason != berth.ReasonCancelled {
 		t.Fatalf("attempt reason %s", j.Attempts[0].Reason)
 	}
-	if _, err := h.svc.Cancel(context.Background(), running.ID); !errors.Is(err, berth.ErrConflict) {
+	if st := h.stepState(h.cluster(j.ClusterID).ProviderID, berth.StepName(j.ID, 1, 0)); st != berth.StepCancelled {
+		t.Fatalf("the step is %s at the provider, want cancelled", st)
+	}
+	if _, err := h.svc.RequestCancel(ctx, running.ID); !errors.Is(err, berth.ErrConflict) {
 		t.Fatalf("cancel of an ended job: %v, want conflict", err)
 	}
 }
 
 func TestTimeout(t *testing.T) {
-	fake := newFake(true)
-	h := newHarness(t, testPool(), fake)
-	j := h.submit(berth.JobSpec{Steps: oneStep("x"), Timeout: berth.Duration(100 * time.Millisecond)})
-	j = h.waitState(j.ID, berth.JobFailed)
+	h := newVirtual(t, simPool(), booting)
+	j := h.submit(berth.JobSpec{Steps: sleepSteps("1h"), Timeout: berth.Duration(10 * time.Minute)})
+	j = h.untilJob(j.ID, berth.JobFailed)
 	if j.Reason != berth.ReasonTimeout || j.Attempts[0].Reason != berth.ReasonTimeout {
 		t.Fatalf("job reason %s, attempt %+v", j.Reason, j.Attempts[0])
 	}
-	if len(fake.running()) != 0 {
-		t.Fatalf("step still running after timeout")
+	if st := h.stepState(h.cluster(j.ClusterID).ProviderID, berth.StepName(j.ID, 1, 0)); st != berth.StepCancelled {
+		t.Fatalf("the step is %s at the provider after the timeout, want cancelled", st)
 	}
 }
 
 func TestFallbackAfterRepeatedCapacityLosses(t *testing.T) {
-	pool := testPool()
+	pool := simPool()
 	pool.MaxClusters = 1
 	pool.Fallback = &berth.Fallback{AfterFailures: 2, For: time.Hour}
-	fake := newFake(true)
-	h := newHarness(t, pool, fake)
-	j := h.submit(berth.JobSpec{Steps: oneStep("x")})
+	// The fallback spec (on-demand) is slower to come up.
+	onDemand := sim.Model{BootTime: sim.Fixed(6 * time.Minute)}
+	h := newVirtual(t, pool, booting, withSim(func(o *sim.Options) { o.Fallback = &onDemand }))
+	j := h.submit(berth.JobSpec{Steps: sleepSteps("30m")})
 	for n := 1; n <= 2; n++ {
-		name := berth.StepName(j.ID, n, 0)
-		waitFor(t, "attempt to run", func() bool { return fake.started(name) == 1 })
-		fake.lose("fake-"+h.job(j.ID).ClusterID, "spot", true)
+		h.untilStep(j.ID, n, 0, berth.StepRunning)
+		h.kill(h.job(j.ID).ClusterID)
 	}
-	h.finish(j.ID, 3, 0, 0)
-	h.waitState(j.ID, berth.JobSucceeded)
-	reqs := fake.createRequests()
-	if len(reqs) != 3 || reqs[0].Fallback || reqs[1].Fallback || !reqs[2].Fallback {
-		t.Fatalf("create requests = %+v; want the third on the fallback spec", reqs)
+	j = h.untilJob(j.ID, berth.JobSucceeded)
+	cs := h.prov.Snapshot().Clusters
+	if len(cs) != 3 || cs[0].Fallback || cs[1].Fallback || !cs[2].Fallback {
+		t.Fatalf("clusters at the provider = %+v; want the third on the fallback spec", cs)
+	}
+	if c := h.cluster(j.ClusterID); !c.Fallback || c.ProviderID != cs[2].ID {
+		t.Fatalf("the job ran on %+v, want the fallback cluster %s", c.Cluster, cs[2].ID)
 	}
 	ps, _ := h.svc.Pool(context.Background(), "p")
 	if !ps.FallbackActive {
@@ -354,101 +233,93 @@ func TestFallbackAfterRepeatedCapacityLosses(t *testing.T) {
 }
 
 func TestScaleOutAndIn(t *testing.T) {
-	pool := testPool()
+	pool := simPool()
 	pool.MaxClusters = 3
 	pool.MinClusters = 1
-	pool.IdleTimeout = 50 * time.Millisecond
-	fake := newFake(true)
-	h := newHarness(t, pool, fake)
+	h := newVirtual(t, pool, booting)
 	var ids []string
 	for range 8 {
-		ids = append(ids, h.submit(berth.JobSpec{Steps: oneStep("x")}).ID)
+		ids = append(ids, h.submit(berth.JobSpec{Steps: sleepSteps("30m")}).ID)
 	}
-	waitFor(t, "three clusters running six jobs", func() bool { return len(fake.running()) == 6 })
-	if n := fake.liveClusters(); n != 3 {
-		t.Fatalf("%d clusters, want max_clusters 3", n)
-	}
-	for _, id := range ids {
-		if !h.fake.finish(berth.StepName(id, 1, 0), 0) {
-			h.finish(id, 1, 0, 0)
+	most := 0
+	h.until("three clusters running six jobs", time.Hour, func() bool {
+		s := h.prov.Snapshot()
+		most = max(most, s.Live)
+		running := 0
+		for _, c := range s.Clusters {
+			running += c.Running
 		}
+		return running == 6
+	})
+	if n := h.prov.Snapshot().Live; n != 3 || most != 3 {
+		t.Fatalf("%d clusters live at the provider (at most %d), want max_clusters 3", n, most)
 	}
 	for _, id := range ids {
-		h.waitState(id, berth.JobSucceeded)
+		h.untilJob(id, berth.JobSucceeded)
 	}
-	waitFor(t, "scale in to min_clusters", func() bool {
-		cs, err := h.svc.Clusters(context.Background(), store.ClusterFilter{State: berth.ClusterTerminated})
-		return err == nil && len(cs) == 2
-	})
-	if n := fake.liveClusters(); n != 1 {
+	h.untilClusters(berth.ClusterTerminated, 2)
+	if n := h.prov.Snapshot().Live; n != 1 {
 		t.Fatalf("%d clusters left at the provider, want min_clusters 1", n)
 	}
 }
 
 func TestBootTimeoutLosesAndReplaces(t *testing.T) {
-	pool := testPool()
-	pool.BootTimeout = 50 * time.Millisecond
-	fake := newFake(false)
-	h := newHarness(t, pool, fake)
-	j := h.submit(berth.JobSpec{Steps: oneStep("x")})
-	waitFor(t, "a lost cluster", func() bool {
-		cs, _ := h.svc.Clusters(context.Background(), store.ClusterFilter{State: berth.ClusterLost})
-		return len(cs) > 0
-	})
-	fake.readyAll()
-	h.finish(j.ID, 1, 0, 0)
-	h.waitState(j.ID, berth.JobSucceeded)
+	pool := simPool()
+	pool.BootTimeout = 10 * time.Minute
+	h := newVirtual(t, pool, sim.Model{BootTime: sim.Fixed(time.Hour)})
+	j := h.submit(berth.JobSpec{Steps: sleepSteps("5m")})
+	h.until("the first cluster created", time.Hour, func() bool { return len(h.prov.Snapshot().Clusters) == 1 })
+	// Clusters created from now on come up in time.
+	if err := h.prov.SetModel(booting, nil); err != nil {
+		t.Fatal(err)
+	}
+	j = h.untilJob(j.ID, berth.JobSucceeded)
+	lost := h.clusters(berth.ClusterLost)
+	if len(lost) != 1 || lost[0].ID == j.ClusterID {
+		t.Fatalf("lost clusters %+v, job ran on %s; want the slow one lost and the job on its replacement", lost, j.ClusterID)
+	}
 	// The cluster given up on is terminated at the provider, not left to
 	// come up late, unused and billed.
-	lost, _ := h.svc.Clusters(context.Background(), store.ClusterFilter{State: berth.ClusterLost})
-	for _, c := range lost {
-		if st := fake.clusterState(c.ProviderID); st != berth.ClusterTerminated {
-			t.Errorf("lost cluster %s is %s at the provider, want terminated", c.ID, st)
-		}
+	if c := h.simCluster(lost[0].ProviderID); c.State != berth.ClusterTerminated || !c.TerminateAsked {
+		t.Errorf("lost cluster %s is %s at the provider (terminate asked: %v), want terminated", lost[0].ID, c.State, c.TerminateAsked)
 	}
 }
 
 // A restarted service adopts the step it had started rather than starting
 // it again, and finishes the job.
 func TestRestartAdoptsRunningStep(t *testing.T) {
-	fake := newFake(true)
-	h := newHarness(t, testPool(), fake)
-	j, name := h.submitRunning(berth.JobSpec{Steps: oneStep("x")})
-	h.stop()
+	h := newVirtual(t, simPool(), booting)
+	j := h.submit(berth.JobSpec{Steps: sleepSteps("30m")})
+	h.untilStep(j.ID, 1, 0, berth.StepRunning)
+	h.crash()
 	h.start()
-	h.finish(j.ID, 1, 0, 0)
-	j = h.waitState(j.ID, berth.JobSucceeded)
-	if n := fake.started(name); n != 1 || len(j.Attempts) != 1 {
-		t.Fatalf("step started %d times, %d attempts", n, len(j.Attempts))
+	j = h.untilJob(j.ID, berth.JobSucceeded)
+	if n := h.prov.Snapshot().StepsStarted; n != 1 || len(j.Attempts) != 1 {
+		t.Fatalf("%d steps started at the provider, %d attempts; want the one adopted", n, len(j.Attempts))
 	}
 }
 
 // The crash window: the attempt is on disk but the provider's step id is
-// not. The restarted service finds the step by its name.
+// not, because the submission's reply was lost. The restarted service
+// finds the step by its name.
 func TestRestartAdoptsStepByName(t *testing.T) {
-	fake := newFake(true)
-	h := newHarness(t, testPool(), fake)
-	j := h.submit(berth.JobSpec{Steps: oneStep("x")})
+	pool := simPool()
+	pool.MinClusters = 1
+	h := newVirtual(t, pool, booting)
+	h.untilClusters(berth.ClusterReady, 1)
+	// Every reply is lost from now on: the submission takes effect and
+	// the service never hears of it.
+	h.setFaults(sim.Faults{LostReply: 1})
+	j := h.submit(berth.JobSpec{Steps: sleepSteps("10m")})
 	name := berth.StepName(j.ID, 1, 0)
-	waitFor(t, "step id recorded", func() bool {
-		a := h.job(j.ID).Attempts
-		return len(a) == 1 && a[0].Steps[0].ProviderID != ""
-	})
-	h.stop()
-	// Forget the provider's id, as if the server died before recording it.
-	st, err := sqlite.Open(context.Background(), h.path, testLog(t))
-	if err != nil {
-		t.Fatal(err)
+	h.until("the step started at the provider", time.Hour, func() bool { return h.started(name) == 1 })
+	if a := h.job(j.ID).Attempts; len(a) != 1 || a[0].Steps[0].ProviderID != "" {
+		t.Fatalf("attempts = %+v; want one whose step has no provider id yet", a)
 	}
-	stored, _ := st.GetJob(context.Background(), j.ID)
-	stored.Attempts[0].Steps[0].ProviderID = ""
-	stored.Attempts[0].Steps[0].State = berth.StepPending
-	if err := st.Commit(context.Background(), store.Batch{Jobs: []berth.Job{stored}}); err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
+	h.crash()
+	h.setFaults(sim.Faults{})
 	h.start()
-	waitFor(t, "step adopted", func() bool { return h.job(j.ID).Attempts[0].Steps[0].ProviderID != "" })
+	h.untilStored("the step adopted", time.Hour, func() bool { return h.job(j.ID).Attempts[0].Steps[0].ProviderID != "" })
 	events, err := h.svc.JobEvents(context.Background(), j.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -460,155 +331,129 @@ func TestRestartAdoptsStepByName(t *testing.T) {
 	if !adopted {
 		t.Errorf("no step_adopted event: %+v", events)
 	}
-	h.finish(j.ID, 1, 0, 0)
-	h.waitState(j.ID, berth.JobSucceeded)
-	if n := fake.started(name); n != 1 {
+	h.untilJob(j.ID, berth.JobSucceeded)
+	if n := h.started(name); n != 1 {
 		t.Fatalf("step started %d times, want 1", n)
 	}
 }
 
 func TestDrainAndTerminate(t *testing.T) {
-	pool := testPool()
+	pool := simPool()
 	pool.MinClusters = 1
-	fake := newFake(true)
-	h := newHarness(t, pool, fake)
-	cl := h.waitReady(1)[0]
-	j := h.submit(berth.JobSpec{Steps: oneStep("x")})
-	waitFor(t, "step to run", func() bool { return len(fake.running()) == 1 })
-	c, err := h.svc.Drain(context.Background(), cl.ID)
-	if err != nil || c.State != berth.ClusterDraining {
-		t.Fatalf("drain: %s %v", c.State, err)
-	}
+	h := newVirtual(t, pool, booting)
+	ctx := context.Background()
+	cl := h.untilClusters(berth.ClusterReady, 1)[0]
+	j := h.submit(berth.JobSpec{Steps: sleepSteps("10m")})
+	h.untilStep(j.ID, 1, 0, berth.StepRunning)
+	h.svc.RequestDrain(cl.ID)
+	h.untilCluster(cl.ID, berth.ClusterDraining)
 	// The draining cluster keeps its job until it ends, then goes away.
-	h.finish(j.ID, 1, 0, 0)
-	h.waitState(j.ID, berth.JobSucceeded)
-	waitFor(t, "drained cluster terminated", func() bool {
-		c, _ := h.svc.Cluster(context.Background(), cl.ID)
-		return c.State == berth.ClusterTerminated
-	})
-	next := h.waitReady(1)[0]
-	c, err = h.svc.Terminate(context.Background(), next.ID)
-	if err != nil || c.State != berth.ClusterTerminating && c.State != berth.ClusterTerminated {
-		t.Fatalf("terminate: %s %v", c.State, err)
+	if j = h.untilJob(j.ID, berth.JobSucceeded); j.ClusterID != cl.ID || len(j.Attempts) != 1 {
+		t.Fatalf("the draining cluster's job was moved: %+v", j.Attempts)
 	}
-	if _, err := h.svc.Drain(context.Background(), cl.ID); !errors.Is(err, berth.ErrConflict) {
+	h.untilCluster(cl.ID, berth.ClusterTerminated)
+	next := h.untilClusters(berth.ClusterReady, 1)[0]
+	h.svc.RequestTerminate(next.ID)
+	h.untilCluster(next.ID, berth.ClusterTerminated)
+	if c := h.simCluster(next.ProviderID); c.State != berth.ClusterTerminated || !c.TerminateAsked {
+		t.Fatalf("terminated cluster is %s at the provider (terminate asked: %v)", c.State, c.TerminateAsked)
+	}
+	if _, err := h.svc.Drain(ctx, cl.ID); !errors.Is(err, berth.ErrConflict) {
 		t.Fatalf("drain of a terminated cluster: %v, want conflict", err)
 	}
-	if _, err := h.svc.Drain(context.Background(), "cl-nope"); !errors.Is(err, berth.ErrNotFound) {
+	if _, err := h.svc.Drain(ctx, "cl-nope"); !errors.Is(err, berth.ErrNotFound) {
 		t.Fatalf("drain of an unknown cluster: %v, want not found", err)
 	}
 }
 
-func TestKill(t *testing.T) {
-	fake := newFake(true)
-	h := newHarness(t, testPool(), fake)
-	j := h.submit(berth.JobSpec{Steps: oneStep("x")})
-	waitFor(t, "step to run", func() bool { return len(fake.running()) == 1 })
-	c, err := h.svc.Kill(context.Background(), h.job(j.ID).ClusterID)
-	if err != nil || c.State != berth.ClusterLost {
-		t.Fatalf("kill: %s %v", c.State, err)
-	}
-	h.finish(j.ID, 2, 0, 0)
-	h.waitState(j.ID, berth.JobSucceeded)
-}
-
 func TestAffinityPrefersItsCluster(t *testing.T) {
-	pool := testPool()
+	pool := simPool()
 	pool.MinClusters = 2
-	fake := newFake(true)
-	h := newHarness(t, pool, fake)
-	h.waitReady(2)
-	a := h.submit(berth.JobSpec{Steps: oneStep("x"), Affinity: "k"})
-	h.finish(a.ID, 1, 0, 0)
-	a = h.waitState(a.ID, berth.JobSucceeded)
-	// Fill the affinity cluster's other slot... the next job with the key
-	// must still land on it, not on the other idle cluster.
-	b := h.submit(berth.JobSpec{Steps: oneStep("y"), Affinity: "k", AffinityRequired: true})
-	h.finish(b.ID, 1, 0, 0)
-	b = h.waitState(b.ID, berth.JobSucceeded)
+	h := newVirtual(t, pool, booting)
+	h.untilClusters(berth.ClusterReady, 2)
+	a := h.submit(berth.JobSpec{Steps: sleepSteps("1m"), Affinity: "k"})
+	a = h.untilJob(a.ID, berth.JobSucceeded)
+	// Both clusters are idle: the next job with the key must land on the
+	// one that ran it.
+	b := h.submit(berth.JobSpec{Steps: sleepSteps("1m"), Affinity: "k", AffinityRequired: true})
+	b = h.untilJob(b.ID, berth.JobSucceeded)
 	if b.ClusterID != a.ClusterID {
 		t.Fatalf("affinity job ran on %s, want %s", b.ClusterID, a.ClusterID)
 	}
-	if _, err := h.svc.Terminate(context.Background(), a.ClusterID); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "affinity cluster gone", func() bool {
-		c, _ := h.svc.Cluster(context.Background(), a.ClusterID)
-		return c.State.Terminal()
-	})
-	c := h.submit(berth.JobSpec{Steps: oneStep("z"), Affinity: "k", AffinityRequired: true})
-	c = h.waitState(c.ID, berth.JobFailed)
+	h.svc.RequestTerminate(a.ClusterID)
+	h.untilCluster(a.ClusterID, berth.ClusterTerminated)
+	c := h.submit(berth.JobSpec{Steps: sleepSteps("1m"), Affinity: "k", AffinityRequired: true})
+	c = h.untilJob(c.ID, berth.JobFailed)
 	if c.Reason != berth.ReasonAffinityLost {
 		t.Fatalf("reason %s, want affinity_lost", c.Reason)
 	}
 }
 
 func TestMaxLifetimeRecyclesThroughDraining(t *testing.T) {
-	pool := testPool()
+	pool := simPool()
 	pool.MinClusters = 1
-	pool.MaxLifetime = 300 * time.Millisecond
-	fake := newFake(true)
-	h := newHarness(t, pool, fake)
-	first := h.waitReady(1)[0]
-	j := h.submit(berth.JobSpec{Steps: oneStep("x")})
-	waitFor(t, "step to run", func() bool { return len(fake.running()) == 1 })
+	pool.MaxLifetime = time.Hour
+	h := newVirtual(t, pool, booting)
+	first := h.untilClusters(berth.ClusterReady, 1)[0]
+	j := h.submit(berth.JobSpec{Steps: sleepSteps("2h")})
+	h.untilStep(j.ID, 1, 0, berth.StepRunning)
 	// Past its lifetime the cluster drains: it keeps its job, takes no new
 	// one, and a replacement keeps min_clusters.
-	waitFor(t, "the old cluster draining", func() bool {
-		c, _ := h.svc.Cluster(context.Background(), first.ID)
-		return c.State == berth.ClusterDraining
-	})
-	k := h.submit(berth.JobSpec{Steps: oneStep("y")})
-	h.finish(k.ID, 1, 0, 0)
-	if k = h.waitState(k.ID, berth.JobSucceeded); k.ClusterID == first.ID {
+	h.untilCluster(first.ID, berth.ClusterDraining)
+	k := h.submit(berth.JobSpec{Steps: sleepSteps("1m")})
+	if k = h.untilJob(k.ID, berth.JobSucceeded); k.ClusterID == first.ID {
 		t.Fatalf("a new job was placed on a draining cluster")
 	}
-	h.finish(j.ID, 1, 0, 0)
-	if j = h.waitState(j.ID, berth.JobSucceeded); j.ClusterID != first.ID || len(j.Attempts) != 1 {
+	if j = h.untilJob(j.ID, berth.JobSucceeded); j.ClusterID != first.ID || len(j.Attempts) != 1 {
 		t.Fatalf("the draining cluster's job was moved: %+v", j.Attempts)
 	}
-	waitFor(t, "the old cluster terminated", func() bool {
-		c, _ := h.svc.Cluster(context.Background(), first.ID)
-		return c.State == berth.ClusterTerminated
-	})
+	h.untilCluster(first.ID, berth.ClusterTerminated)
 }
 
 // A failed terminate is tried again until the provider confirms; the
 // cluster is not forgotten at the first error.
 func TestTerminateIsRetriedUntilDone(t *testing.T) {
-	pool := testPool()
+	pool := simPool()
 	pool.MinClusters = 1
-	fake := newFake(true)
-	fake.set(func(f *fakeProvider) { f.failTerminate = 3 })
-	h := newHarness(t, pool, fake)
-	c := h.waitReady(1)[0]
-	if _, err := h.svc.Terminate(context.Background(), c.ID); err != nil {
-		t.Fatal(err)
+	h := newVirtual(t, pool, booting)
+	c := h.untilClusters(berth.ClusterReady, 1)[0]
+	h.setFaults(sim.Faults{Transient: 1})
+	h.svc.RequestTerminate(c.ID)
+	h.untilCluster(c.ID, berth.ClusterTerminating)
+	h.run(10 * time.Minute)
+	if got := h.cluster(c.ID); got.State != berth.ClusterTerminating {
+		t.Fatalf("after 10 minutes of refused terminations the cluster is %s, want still terminating", got.State)
 	}
-	waitFor(t, "the cluster terminated", func() bool {
-		got, _ := h.svc.Cluster(context.Background(), c.ID)
-		return got.State == berth.ClusterTerminated && fake.clusterState(c.ProviderID) == berth.ClusterTerminated
-	})
+	if h.simCluster(c.ProviderID).TerminateAsked {
+		t.Fatal("a termination got through a provider that fails every call")
+	}
+	h.setFaults(sim.Faults{})
+	h.untilCluster(c.ID, berth.ClusterTerminated)
+	if got := h.simCluster(c.ProviderID); got.State != berth.ClusterTerminated {
+		t.Fatalf("the cluster is %s at the provider, want terminated", got.State)
+	}
 }
 
 // A cancel requested while the server was down, for a step that was
 // already stopped, ends the job cancelled, not failed.
 func TestCancelAcrossRestartIsNotAFailure(t *testing.T) {
-	fake := newFake(true)
-	h := newHarness(t, testPool(), fake)
-	j, name := h.submitRunning(berth.JobSpec{Steps: oneStep("x")})
-	h.stop()
-	st, err := sqlite.Open(context.Background(), h.path, testLog(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.RequestCancel(context.Background(), j.ID, time.Now()); err != nil {
+	h := newVirtual(t, simPool(), booting)
+	ctx := context.Background()
+	j := h.submit(berth.JobSpec{Steps: sleepSteps("1h")})
+	h.untilStep(j.ID, 1, 0, berth.StepRunning)
+	stepID := h.job(j.ID).Attempts[0].Steps[0].ProviderID
+	clusterID := h.cluster(h.job(j.ID).ClusterID).ProviderID
+	h.crash()
+	st := h.db.Open()
+	if _, err := st.RequestCancel(ctx, j.ID, h.exec.Now()); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()
-	fake.cancelStep(name)
+	if err := h.prov.CancelStep(ctx, clusterID, stepID); err != nil {
+		t.Fatal(err)
+	}
 	h.start()
-	j = h.waitState(j.ID, berth.JobCancelled)
+	j = h.untilJob(j.ID, berth.JobCancelled)
 	if j.UserFailures != 0 || j.Attempts[0].Reason != berth.ReasonCancelled {
 		t.Fatalf("user failures %d, attempt %+v", j.UserFailures, j.Attempts[0])
 	}
@@ -618,14 +463,15 @@ func TestCancelAcrossRestartIsNotAFailure(t *testing.T) {
 // attempt is charged to the infrastructure budget, and the job runs once
 // the provider recovers.
 func TestSubmitOutageIsAnInfraFailure(t *testing.T) {
-	fake := newFake(true)
-	fake.set(func(f *fakeProvider) { f.failSubmit = errors.New("connection refused") })
-	h := newHarness(t, testPool(), fake)
-	j := h.submit(berth.JobSpec{Steps: oneStep("x")})
-	waitFor(t, "the attempt given up", func() bool { return len(h.job(j.ID).Attempts) == 2 })
-	fake.set(func(f *fakeProvider) { f.failSubmit = nil })
-	h.finish(j.ID, 2, 0, 0)
-	j = h.waitState(j.ID, berth.JobSucceeded)
+	pool := simPool()
+	pool.MinClusters = 1
+	h := newVirtual(t, pool, booting)
+	h.untilClusters(berth.ClusterReady, 1)
+	h.setFaults(sim.Faults{Transient: 1})
+	j := h.submit(berth.JobSpec{Steps: sleepSteps("1m")})
+	h.untilStored("the attempt given up", time.Hour, func() bool { return len(h.job(j.ID).Attempts) == 2 })
+	h.setFaults(sim.Faults{})
+	j = h.untilJob(j.ID, berth.JobSucceeded)
 	if a := j.Attempts[0]; a.Reason != berth.ReasonProviderError {
 		t.Fatalf("first attempt ended %s, want provider_error", a.Reason)
 	}
@@ -634,42 +480,58 @@ func TestSubmitOutageIsAnInfraFailure(t *testing.T) {
 	}
 }
 
-// A running step of ours that no running attempt owns is cancelled.
+// A running step of ours that no running attempt owns is cancelled: one
+// named for an earlier attempt of a job that runs again elsewhere, one for
+// a job that has ended. The job's own step, and a step Berth did not name,
+// are left alone.
 func TestOrphanStepIsCancelled(t *testing.T) {
-	pool := testPool()
-	pool.MinClusters = 1
-	fake := newFake(true)
-	h := newHarness(t, pool, fake)
-	c := h.waitReady(1)[0]
-	orphan := berth.StepName("job-0000000000000000", 1, 0)
-	fake.addStep(c.ProviderID, orphan)
-	fake.addStep(c.ProviderID, "not-ours")
-	waitFor(t, "the orphan cancelled", func() bool { return fake.stepState(orphan) == berth.StepCancelled })
-	if st := fake.stepState("not-ours"); st != berth.StepRunning {
+	h := newVirtual(t, simPool(), booting)
+	ctx := context.Background()
+	done := h.submit(berth.JobSpec{Steps: sleepSteps("1m")})
+	live := h.submit(berth.JobSpec{Steps: sleepSteps("3h")})
+	h.untilJob(done.ID, berth.JobSucceeded)
+	h.untilStep(live.ID, 1, 0, berth.StepRunning)
+	h.kill(h.job(live.ID).ClusterID)
+	h.untilStep(live.ID, 2, 0, berth.StepRunning)
+	c := h.cluster(h.job(live.ID).ClusterID)
+	orphans := []string{berth.StepName(live.ID, 1, 0), berth.StepName(done.ID, 1, 0)}
+	for _, name := range append(orphans, "not-ours") {
+		if _, err := h.prov.SubmitStep(ctx, c.ProviderID, provider.StepRequest{Name: name, Step: sleepSteps("1h")[0]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.until("the orphans cancelled", time.Hour, func() bool {
+		for _, name := range orphans {
+			if h.stepState(c.ProviderID, name) != berth.StepCancelled {
+				return false
+			}
+		}
+		return true
+	})
+	if st := h.stepState(c.ProviderID, "not-ours"); st != berth.StepRunning {
 		t.Fatalf("a step Berth did not name was touched: %s", st)
+	}
+	if st := h.stepState(c.ProviderID, berth.StepName(live.ID, 2, 0)); st != berth.StepRunning {
+		t.Fatalf("the job's own step is %s, want still running", st)
 	}
 }
 
 // State that names a pool the configuration lacks is refused at start.
 func TestStartRefusesUnconfiguredPools(t *testing.T) {
-	fake := newFake(true)
-	h := newHarness(t, testPool(), fake)
-	h.submit(berth.JobSpec{Steps: oneStep("x")})
-	h.stop()
-	st, err := sqlite.Open(context.Background(), h.path, testLog(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := newVirtual(t, simPool(), booting)
+	h.submit(berth.JobSpec{Steps: sleepSteps("1m")})
+	h.crash()
+	st := h.db.Open()
 	defer st.Close()
-	other := testPool()
+	other := simPool()
 	other.Name = "q"
-	svc, err := New(Options{Store: st, Pools: []Pool{{Pool: other, Provider: fake}}, Log: testLog(t)})
+	svc, err := New(Options{Store: st, Pools: []Pool{{Pool: other, Provider: h.prov}}, Executor: h.exec})
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = svc.Start(context.Background())
 	if err == nil {
-		svc.Stop()
+		svc.Abandon()
 		t.Fatal("started over jobs of an unconfigured pool")
 	}
 	if !strings.Contains(err.Error(), `pool "p"`) {
@@ -700,37 +562,44 @@ func (f *flakyStore) Load(ctx context.Context) (store.State, error) {
 // When a commit fails and the state cannot even be read back, the loop
 // acts on nothing until it can; then the job runs, once.
 func TestFailedCommitActsOnNothing(t *testing.T) {
-	fake := newFake(true)
 	flaky := &flakyStore{}
-	h := &harness{t: t, path: filepath.Join(t.TempDir(), "berth.db"), fake: fake, pool: testPool()}
-	h.wrap = func(s store.Store) store.Store { flaky.Store = s; return flaky }
-	h.start()
+	h := newVirtual(t, simPool(), booting, withStore(func(s store.Store) store.Store { flaky.Store = s; return flaky }))
 	flaky.failCommits.Store(1000)
 	flaky.failLoads.Store(1000)
-	j := h.submit(berth.JobSpec{Steps: oneStep("x")})
+	j := h.submit(berth.JobSpec{Steps: sleepSteps("1m")})
 	name := berth.StepName(j.ID, 1, 0)
-	waitFor(t, "several passes over a broken store", func() bool { return flaky.failLoads.Load() < 995 })
-	if n := fake.started(name); n != 0 {
-		t.Fatalf("a step was submitted while the store could not record it")
+	h.until("several passes over a broken store", time.Hour, func() bool { return flaky.failLoads.Load() < 995 })
+	if s := h.prov.Snapshot(); len(s.Clusters) != 0 || s.StepsStarted != 0 {
+		t.Fatalf("%d clusters created and %d steps started while the store could not record them", len(s.Clusters), s.StepsStarted)
 	}
 	flaky.failCommits.Store(0)
 	flaky.failLoads.Store(0)
-	h.finish(j.ID, 1, 0, 0)
-	h.waitState(j.ID, berth.JobSucceeded)
-	if n := fake.started(name); n != 1 {
+	h.untilJob(j.ID, berth.JobSucceeded)
+	if n := h.started(name); n != 1 {
 		t.Fatalf("step started %d times", n)
 	}
 }
 
+// acceptsAll is the sim provider with its StepChecker waved through, so
+// that a step it cannot run reaches SubmitStep and is refused there, as
+// EMR's AddSteps refuses a step with a ValidationException that no check
+// before it caught. (The sim provider refuses at SubmitStep exactly what
+// its CheckStep refuses, so without this the step would be turned away
+// at Submit, a 422, and never reach the loop.)
+type acceptsAll struct{ *sim.Provider }
+
+func (acceptsAll) CheckStep(berth.Step) error { return nil }
+
 // A step the provider refuses as invalid is the job's failure at once, not
 // the infrastructure's after retries.
 func TestInvalidStepIsTheJobsFailure(t *testing.T) {
-	fake := newFake(true)
-	fake.set(func(f *fakeProvider) { f.failSubmit = fmt.Errorf("%w: no such program", berth.ErrInvalid) })
-	h := newHarness(t, testPool(), fake)
-	j := h.submit(berth.JobSpec{Steps: oneStep("x")})
-	j = h.waitState(j.ID, berth.JobFailed)
+	h := newVirtual(t, simPool(), booting, withProvider(func(p *sim.Provider) provider.Provider { return acceptsAll{p} }))
+	j := h.submit(berth.JobSpec{Steps: []berth.Step{{Name: "s", Args: []string{"sleep", "a while"}}}})
+	j = h.untilJob(j.ID, berth.JobFailed)
 	if j.Reason != berth.ReasonStepFailed || j.InfraFailures != 0 || len(j.Attempts) != 1 {
 		t.Fatalf("reason %s, infra %d, attempts %d", j.Reason, j.InfraFailures, len(j.Attempts))
+	}
+	if n := h.prov.Snapshot().StepsStarted; n != 0 {
+		t.Fatalf("the provider started %d steps", n)
 	}
 }

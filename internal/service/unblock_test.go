@@ -8,12 +8,16 @@ import (
 	"time"
 
 	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/provider/sim"
 	"github.com/berthhq/berth/internal/store"
 	"github.com/berthhq/berth/internal/store/sqlite"
+	"github.com/berthhq/berth/internal/wait"
 )
 
+// Unblock waits for the loop (it answers after the commit), so it runs on
+// the wall clock.
 func TestUnblock(t *testing.T) {
-	h := newHarness(t, testPool(), newFake(true))
+	h := newWallClock(t, simPool(), sim.Options{})
 	ctx := context.Background()
 
 	// Unblocking a pool that is not blocked changes nothing.
@@ -27,9 +31,14 @@ func TestUnblock(t *testing.T) {
 
 	// Block the pool in the store, as a permanent failure would have
 	// before a restart, under the configuration it still has.
-	blockInStore(t, h, fingerprint(h.pool))
+	h.stop()
+	st, err := sqlite.Open(context.Background(), h.path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blockInStore(t, st, fingerprint(h.pool))
 	h.start()
-	waitFor(t, "the restored pool shown blocked", func() bool {
+	wait.For(t, deadline, "the restored pool shown blocked", func() bool {
 		ps, _ := h.svc.Pool(ctx, "p")
 		return ps.Blocked && ps.BlockedReason == "bootstrap failed"
 	})
@@ -78,15 +87,10 @@ func TestUnblock(t *testing.T) {
 	}
 }
 
-// blockInStore stops the harness's service and blocks its pool in the
-// store under spec.
-func blockInStore(t *testing.T, h *harness, spec string) {
+// blockInStore blocks pool p in st under spec, as a permanent failure
+// would have before a restart, and closes st. No service may run on it.
+func blockInStore(t *testing.T, st store.Store, spec string) {
 	t.Helper()
-	h.stop()
-	st, err := sqlite.Open(context.Background(), h.path, testLog(t))
-	if err != nil {
-		t.Fatal(err)
-	}
 	blockedAt := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
 	if err := st.Commit(context.Background(), store.Batch{Pools: []berth.PoolState{{Pool: "p",
 		BlockedAt: blockedAt, BlockedReason: "bootstrap failed", BlockedSpec: spec}}}); err != nil {
@@ -98,10 +102,11 @@ func blockInStore(t *testing.T, h *harness, spec string) {
 // A pool blocked under another configuration is unblocked when the
 // service starts with the new one.
 func TestConfigChangeUnblocks(t *testing.T) {
-	h := newHarness(t, testPool(), newFake(true))
-	blockInStore(t, h, "the configuration that failed")
+	h := newVirtual(t, simPool(), booting)
+	h.crash()
+	blockInStore(t, h.db.Open(), "the configuration that failed")
 	h.start()
-	waitFor(t, "the pool unblocked in the store", func() bool {
+	h.until("the pool unblocked in the store", time.Hour, func() bool {
 		st, err := h.st.Load(context.Background())
 		if err != nil {
 			return false

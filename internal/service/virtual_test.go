@@ -27,30 +27,63 @@ type vharness struct {
 	t    *testing.T
 	exec *executor.Sim
 	prov *sim.Provider
-	pool berth.Pool
-	db   *memory.DB
-	st   store.Store
-	svc  *Service
+	// use is what the service is given as the pool's provider: prov, or
+	// wrapProv(prov).
+	use      provider.Provider
+	wrapProv func(*sim.Provider) provider.Provider
+	pool     berth.Pool
+	db       *memory.DB
+	st       store.Store
+	svc      *Service
 	// wrap, when set, stands between the service and the store.
 	wrap func(store.Store) store.Store
 	ids  int
 	// reg, when set, receives the service's metrics.
 	reg *prometheus.Registry
-	// passes counts the passes of every service the harness started.
-	passes int
-	trace  bool
+	// passes counts the passes of every service the harness started,
+	// writes those that wrote jobs, clusters or events.
+	passes, writes int
+	trace          bool
+}
+
+// vopt changes how newVirtual builds its harness, before the service
+// starts.
+type vopt func(h *vharness, o *sim.Options)
+
+// withSim changes the sim provider's options: a fallback model, a Script.
+func withSim(f func(o *sim.Options)) vopt {
+	return func(_ *vharness, o *sim.Options) { f(o) }
+}
+
+// withStore puts wrap between the service and the store, in every start.
+func withStore(wrap func(store.Store) store.Store) vopt {
+	return func(h *vharness, _ *sim.Options) { h.wrap = wrap }
+}
+
+// withProvider gives the service wrap(prov) in place of the sim provider.
+func withProvider(wrap func(*sim.Provider) provider.Provider) vopt {
+	return func(h *vharness, _ *sim.Options) { h.wrapProv = wrap }
 }
 
 var vEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func newVirtual(t *testing.T, pool berth.Pool, model sim.Model) *vharness {
+func newVirtual(t *testing.T, pool berth.Pool, model sim.Model, opts ...vopt) *vharness {
 	t.Helper()
 	h := &vharness{t: t, exec: executor.NewSim(vEpoch, 1), pool: pool, db: memory.New()}
-	p, err := sim.New(sim.Options{Primary: model, PricePerHour: pool.PricePerHour, PollInterval: 10 * time.Second, Seed: 1, Clock: h.exec})
+	o := sim.Options{Primary: model, PricePerHour: pool.PricePerHour, PollInterval: 10 * time.Second, Seed: 1}
+	for _, opt := range opts {
+		opt(h, &o)
+	}
+	o.Clock = h.exec
+	p, err := sim.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.prov = p
+	h.use = p
+	if h.wrapProv != nil {
+		h.use = h.wrapProv(p)
+	}
 	h.start()
 	t.Cleanup(h.crash)
 	return h
@@ -70,7 +103,7 @@ func (h *vharness) start() {
 		use = h.wrap(st)
 	}
 	svc, err := New(Options{
-		Store: use, Pools: []Pool{{Pool: h.pool, Provider: h.prov}}, Executor: h.exec, Registry: registry(h.reg),
+		Store: use, Pools: []Pool{{Pool: h.pool, Provider: h.use}}, Executor: h.exec, Registry: registry(h.reg),
 		Log: slog.New(slog.DiscardHandler), RetryBackoff: 30 * time.Second,
 		NewID: func(prefix string, _ time.Time) string {
 			h.ids++
@@ -78,6 +111,9 @@ func (h *vharness) start() {
 		},
 		OnPass: func(p Pass) {
 			h.passes++
+			if p.Err == nil && p.Jobs+p.Clusters+p.Events > 0 {
+				h.writes++
+			}
 			if h.trace {
 				h.t.Logf("pass at %s: %+v", p.At.Sub(vEpoch), p)
 			}
@@ -107,16 +143,51 @@ func (h *vharness) crash() {
 func (h *vharness) run(d time.Duration) { h.exec.RunUntil(h.exec.Now().Add(d)) }
 
 // until runs the simulation event by event until cond holds, failing the
-// test if within (virtual time) passes first.
+// test if within (virtual time) passes first. It asks cond again after
+// each pass of the loop and each move of the clock: the service's state
+// changes only in passes, the provider's with time or in a call, and a
+// call's result makes a pass.
 func (h *vharness) until(what string, within time.Duration, cond func() bool) {
 	h.t.Helper()
+	h.await(what, within, cond, func() any { return [2]int64{int64(h.passes), h.exec.Now().UnixNano()} })
+}
+
+// untilStored is until for a cond that reads only what the service has
+// stored: it asks again only after a pass that wrote, so that waiting
+// through hours of idle passes costs no query each.
+func (h *vharness) untilStored(what string, within time.Duration, cond func() bool) {
+	h.t.Helper()
+	h.await(what, within, cond, func() any { return h.writes })
+}
+
+// await runs the simulation until cond holds, asking it again whenever
+// mark changes.
+func (h *vharness) await(what string, within time.Duration, cond func() bool, mark func() any) {
+	h.t.Helper()
 	end := h.exec.Now().Add(within)
-	for !cond() {
-		next, ok := h.exec.Next()
-		if !ok || next.After(end) {
-			h.t.Fatalf("after %s of virtual time, still waiting for %s", within, what)
+	// A service that keeps scheduling work at one instant never lets
+	// virtual time move: a livelock, reported rather than hung on.
+	const maxAtOnce = 100_000
+	at, same := h.exec.Now(), 0
+	for {
+		m := mark()
+		if cond() {
+			return
 		}
-		h.exec.Step()
+		for mark() == m {
+			next, ok := h.exec.Next()
+			if !ok || next.After(end) {
+				h.t.Fatalf("after %s of virtual time, still waiting for %s", within, what)
+			}
+			if next.Equal(at) {
+				if same++; same > maxAtOnce {
+					h.t.Fatalf("livelock: %d events at %s while waiting for %s", same, at.Sub(vEpoch), what)
+				}
+			} else {
+				at, same = next, 0
+			}
+			h.exec.Step()
+		}
 	}
 }
 
@@ -144,7 +215,7 @@ func (h *vharness) job(id string) berth.Job {
 func (h *vharness) untilJob(id string, want berth.JobState) berth.Job {
 	h.t.Helper()
 	var j berth.Job
-	h.until("job "+id+" "+string(want), 6*time.Hour, func() bool {
+	h.untilStored("job "+id+" "+string(want), 6*time.Hour, func() bool {
 		j = h.job(id)
 		return j.State == want
 	})
@@ -160,6 +231,113 @@ func sleepSteps(ds ...string) []berth.Step {
 }
 
 func intp(n int) *int { return &n }
+
+// untilStep runs until step of the job's attempt n is in state want, as the
+// service records it.
+func (h *vharness) untilStep(jobID string, n, step int, want berth.StepState) {
+	h.t.Helper()
+	h.untilStored(fmt.Sprintf("job %s attempt %d step %d %s", jobID, n, step, want), 6*time.Hour, func() bool {
+		j := h.job(jobID)
+		if len(j.Attempts) < n {
+			return false
+		}
+		for _, s := range j.Attempts[n-1].Steps {
+			if s.Index == step {
+				return s.State == want
+			}
+		}
+		return false
+	})
+}
+
+// clusters lists the pool's clusters in one state, as the service has them.
+func (h *vharness) clusters(state berth.ClusterState) []berth.Cluster {
+	h.t.Helper()
+	cs, err := h.svc.Clusters(context.Background(), store.ClusterFilter{State: state})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return cs
+}
+
+// untilClusters runs until exactly n clusters are in state and returns
+// them.
+func (h *vharness) untilClusters(state berth.ClusterState, n int) []berth.Cluster {
+	h.t.Helper()
+	var cs []berth.Cluster
+	h.untilStored(fmt.Sprintf("%d clusters %s", n, state), 6*time.Hour, func() bool {
+		cs = h.clusters(state)
+		return len(cs) == n
+	})
+	return cs
+}
+
+func (h *vharness) cluster(id string) berth.ClusterDetail {
+	h.t.Helper()
+	c, err := h.svc.Cluster(context.Background(), id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return c
+}
+
+// untilCluster runs until the cluster is in state want, as the service
+// records it.
+func (h *vharness) untilCluster(id string, want berth.ClusterState) {
+	h.t.Helper()
+	h.untilStored("cluster "+id+" "+string(want), 6*time.Hour, func() bool {
+		c, err := h.st.GetCluster(context.Background(), id)
+		return err == nil && c.State == want
+	})
+}
+
+// started is how many times the provider started a step of this name.
+func (h *vharness) started(name string) int { return h.prov.Snapshot().Started[name] }
+
+// simCluster is what the provider knows of the cluster with its id.
+func (h *vharness) simCluster(providerID string) sim.ClusterInfo {
+	h.t.Helper()
+	for _, c := range h.prov.Snapshot().Clusters {
+		if c.ID == providerID {
+			return c
+		}
+	}
+	h.t.Fatalf("the sim provider has no cluster %q", providerID)
+	return sim.ClusterInfo{}
+}
+
+// stepState is the state of the named step on a cluster, as the provider
+// reports it; "" when it has none of that name.
+func (h *vharness) stepState(providerID, name string) berth.StepState {
+	h.t.Helper()
+	steps, err := h.prov.ListSteps(context.Background(), providerID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for _, s := range steps {
+		if s.Name == name {
+			return s.State
+		}
+	}
+	return ""
+}
+
+// kill reclaims one of Berth's clusters at the provider, as a spot
+// reclaim would.
+func (h *vharness) kill(clusterID string) {
+	h.t.Helper()
+	if err := h.prov.KillCluster(context.Background(), h.cluster(clusterID).ProviderID); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// setFaults changes the provider's API faults.
+func (h *vharness) setFaults(f sim.Faults) {
+	h.t.Helper()
+	if err := h.prov.SetFaults(f); err != nil {
+		h.t.Fatal(err)
+	}
+}
 
 // A spec that can never work blocks its pool after the first failure: no
 // cluster after it, however long the job waits, until it is unblocked.
@@ -287,18 +465,9 @@ func TestCancelRacingALossCountsTheLoss(t *testing.T) {
 func TestCommitFailuresBackOff(t *testing.T) {
 	var failing atomic.Bool
 	var commits atomic.Int64
-	pool := simPool()
-	h := &vharness{t: t, exec: executor.NewSim(vEpoch, 1), pool: pool, db: memory.New()}
-	h.wrap = func(s store.Store) store.Store {
+	h := newVirtual(t, simPool(), sim.Model{BootTime: sim.Fixed(time.Minute)}, withStore(func(s store.Store) store.Store {
 		return &failingStore{Store: s, fail: &failing, commits: &commits}
-	}
-	p, err := sim.New(sim.Options{Primary: sim.Model{BootTime: sim.Fixed(time.Minute)}, Clock: h.exec, PollInterval: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.prov = p
-	h.start()
-	t.Cleanup(h.crash)
+	}))
 	j := h.submit(berth.JobSpec{Steps: sleepSteps("30m")})
 	h.until("the step running", time.Hour, func() bool { return h.job(j.ID).Steps[0].State == berth.StepRunning })
 
@@ -389,8 +558,6 @@ func killAll(t *testing.T, h *vharness) {
 	}
 }
 
-var _ = provider.ClassOf
-
 // A pass whose commit fails counts nothing: the loss it saw is counted
 // once, in the metrics and in the pool's fallback state, when a pass that
 // sees it again commits.
@@ -399,15 +566,10 @@ func TestFailedPassCountsNothing(t *testing.T) {
 	var commits atomic.Int64
 	pool := simPool()
 	pool.Fallback = &berth.Fallback{AfterFailures: 3, For: time.Hour}
-	h := &vharness{t: t, exec: executor.NewSim(vEpoch, 1), pool: pool, db: memory.New(), reg: prometheus.NewRegistry()}
-	h.wrap = func(s store.Store) store.Store { return &failingStore{Store: s, fail: &failing, commits: &commits} }
-	p, err := sim.New(sim.Options{Primary: sim.Model{BootTime: sim.Fixed(time.Minute)}, Clock: h.exec, PollInterval: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.prov = p
-	h.start()
-	t.Cleanup(h.crash)
+	reg := prometheus.NewRegistry()
+	h := newVirtual(t, pool, sim.Model{BootTime: sim.Fixed(time.Minute)},
+		withStore(func(s store.Store) store.Store { return &failingStore{Store: s, fail: &failing, commits: &commits} }),
+		func(h *vharness, _ *sim.Options) { h.reg = reg })
 	j := h.submit(berth.JobSpec{Steps: sleepSteps("1h")})
 	h.until("the step running", time.Hour, func() bool { return h.job(j.ID).Steps[0].State == berth.StepRunning })
 
@@ -419,7 +581,7 @@ func TestFailedPassCountsNothing(t *testing.T) {
 	}
 	failing.Store(false)
 	h.until("the loss recorded", time.Hour, func() bool { return h.job(j.ID).InfraFailures == 1 })
-	if got := counter(t, h.reg, "berth_attempts_total", "reason", "cluster_lost"); got != 1 {
+	if got := counter(t, reg, "berth_attempts_total", "reason", "cluster_lost"); got != 1 {
 		t.Errorf("berth_attempts_total{reason=cluster_lost} = %v, want 1", got)
 	}
 	st, err := h.st.Load(context.Background())
@@ -462,4 +624,36 @@ func registry(r *prometheus.Registry) prometheus.Registerer {
 		return nil
 	}
 	return r
+}
+
+// countTerminates counts the TerminateCluster calls that reach the sim
+// provider.
+type countTerminates struct {
+	*sim.Provider
+	n *atomic.Int64
+}
+
+func (c countTerminates) TerminateCluster(ctx context.Context, id string) error {
+	c.n.Add(1)
+	return c.Provider.TerminateCluster(ctx, id)
+}
+
+// A termination that takes minutes at the provider (EMR's do) is asked for
+// again only now and then, not in a tight loop until the cluster is gone.
+func TestSlowTerminationIsNotResentInALoop(t *testing.T) {
+	var terminates atomic.Int64
+	pool := simPool()
+	pool.MinClusters = 1
+	h := newVirtual(t, pool, sim.Model{BootTime: sim.Fixed(time.Minute), TerminateTime: sim.Fixed(5 * time.Minute)},
+		withProvider(func(p *sim.Provider) provider.Provider { return countTerminates{p, &terminates} }))
+	cl := h.untilClusters(berth.ClusterReady, 1)[0]
+	before := h.exec.Steps()
+	h.svc.RequestTerminate(cl.ID)
+	h.untilCluster(cl.ID, berth.ClusterTerminated)
+	if n := terminates.Load(); n < 1 || n > 7 {
+		t.Fatalf("%d TerminateCluster calls for one termination of 5 minutes", n)
+	}
+	if events := h.exec.Steps() - before; events > 2000 {
+		t.Fatalf("%d events to terminate one cluster", events)
+	}
 }

@@ -3,6 +3,7 @@ module github.com/berthhq/berth
 go 1.26.0
 
 require (
+	github.com/google/btree v1.1.3
 	github.com/prometheus/client_golang v1.23.2
 	go.yaml.in/yaml/v3 v3.0.4
 	modernc.org/sqlite v1.62.0

@@ -82,7 +82,7 @@ func (s *State) deriveCalls(now time.Time) {
 			s.resolveUncreated(c, now)
 		}
 	}
-	for _, j := range s.jobsWhere(func(j *berth.Job) bool { return j.CurrentAttempt() != nil }) {
+	for _, j := range s.runningJobs() {
 		a := j.CurrentAttempt()
 		c, ok := s.clusters[a.ClusterID]
 		if !ok {

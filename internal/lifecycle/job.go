@@ -27,10 +27,10 @@ func (s *State) place(j *berth.Job, c *Cluster, now time.Time) {
 		N: n, ClusterID: c.C.ID, State: berth.AttemptRunning, StartedAt: now, FirstStep: first,
 		Steps: []berth.AttemptStep{{Index: first, State: berth.StepPending}},
 	})
+	j.ClusterID, j.NotBefore = c.C.ID, time.Time{}
 	if !s.moveJob(j, berth.JobRunning) {
 		return
 	}
-	j.ClusterID, j.NotBefore = c.C.ID, time.Time{}
 	c.C.IdleSince = time.Time{}
 	s.fx.DirtyClusters[c.C.ID] = true
 	if j.Affinity != "" && s.affinity[j.Affinity] != c.C.ID {
@@ -140,10 +140,11 @@ func (s *State) userFailure(j *berth.Job, reason berth.Reason, now time.Time) {
 	if wait > MaxRetryBackoff || wait <= 0 {
 		wait = MaxRetryBackoff
 	}
+	// Set before the move, so that the job waits among the deferred.
+	j.NotBefore = now.Add(wait)
 	if !s.moveJob(j, berth.JobQueued) {
 		return
 	}
-	j.NotBefore = now.Add(wait)
 	s.event(j.ID, j.ClusterID, "retry", fmt.Sprintf("attempt %d: %s; retry %d of %d after %s", n, reason, j.UserFailures, j.Retries, wait))
 }
 
@@ -161,9 +162,7 @@ func (s *State) finishStopped(j *berth.Job, r berth.Reason, now time.Time) {
 
 // stopAttempts acts on cancel requests and timeouts.
 func (s *State) stopAttempts(now time.Time) {
-	for _, j := range s.jobsWhere(func(j *berth.Job) bool {
-		return j.CurrentAttempt() != nil || j.State == berth.JobQueued && j.CancelRequested
-	}) {
+	for _, j := range append(s.cancelledQueued(), s.runningJobs()...) {
 		if j.State.Terminal() {
 			continue
 		}
@@ -221,11 +220,12 @@ func (s *State) nextDue(now time.Time) time.Time {
 			next = t
 		}
 	}
-	for _, j := range s.jobs {
+	for _, j := range s.runningJobs() {
 		if a := j.CurrentAttempt(); a != nil && j.Timeout > 0 {
 			earlier(a.StartedAt.Add(j.Timeout.Std()))
 		}
 	}
+	earlier(s.nextDeferred())
 	for _, t := range s.retryAt {
 		earlier(t)
 	}

@@ -17,14 +17,14 @@ var t0 = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 // world is a State with one pool, built up for a case: the tests drive it
 // with the same inputs the loop gives it, and read its Effects.
 type world struct {
-	t   *testing.T
+	t   testing.TB
 	s   *State
 	now time.Time
 	ids int
 	fx  []Effects
 }
 
-func newWorld(t *testing.T, pool berth.Pool) *world {
+func newWorld(t testing.TB, pool berth.Pool) *world {
 	w := &world{t: t, now: t0}
 	if pool.Name == "" {
 		pool = berth.Pool{Name: "p", Slots: 2, MaxClusters: 2, PricePerHour: 3.6}

@@ -8,19 +8,27 @@ import (
 	"github.com/berthhq/berth/internal/scheduler"
 )
 
-// snapshot is the scheduler's view of the loop's state.
+// Up to wholeQueue eligible jobs of a pool go to the scheduler whole.
+// Beyond that it sees the head of the queue, in placement order: enough
+// jobs to fill the pool's free slots, and headMargin more; the rest is only
+// counted, as Backlog. A pass then costs what it can place, not what is
+// queued.
+const (
+	wholeQueue = 2048
+	headMargin = 64
+)
+
+// snapshot is the scheduler's view of the state.
 func (s *State) snapshot(now time.Time) scheduler.Snapshot {
 	snap := scheduler.Snapshot{Now: now, Affinity: s.affinity}
-	for _, name := range s.poolNames {
-		p := s.pools[name]
-		snap.Pools = append(snap.Pools, scheduler.PoolView{
-			Pool: p.Pool, Fallback: p.State.FallbackActive(now), Blocked: p.State.Blocked(), StartAfter: p.StartAfter,
-		})
-	}
 	running := s.runningByCluster()
+	free := map[string]int{}
 	for _, c := range s.clusters {
 		if c.C.State.Terminal() {
 			continue
+		}
+		if c.C.State == berth.ClusterReady {
+			free[c.C.Pool] += max(c.C.Slots-running[c.C.ID], 0)
 		}
 		snap.Clusters = append(snap.Clusters, scheduler.ClusterView{
 			ID: c.C.ID, Pool: c.C.Pool, State: c.C.State, Slots: c.C.Slots,
@@ -28,16 +36,54 @@ func (s *State) snapshot(now time.Time) scheduler.Snapshot {
 			Spared: s.spared(c, now), Released: c.Released,
 		})
 	}
-	for _, j := range s.jobs {
-		if j.State != berth.JobQueued || j.CancelRequested {
-			continue
+	for _, name := range s.poolNames {
+		p := s.pools[name]
+		pv := scheduler.PoolView{
+			Pool: p.Pool, Fallback: p.State.FallbackActive(now), Blocked: p.State.Blocked(), StartAfter: p.StartAfter,
 		}
-		snap.Queued = append(snap.Queued, scheduler.JobView{
-			ID: j.ID, Pool: j.Pool, Priority: j.Priority, CreatedAt: j.CreatedAt,
-			NotBefore: j.NotBefore, Affinity: j.Affinity, AffinityRequired: j.AffinityRequired,
-		})
+		if q := s.queues[name]; q != nil {
+			pv.Backlog = s.head(q, free[name], &snap)
+		}
+		snap.Pools = append(snap.Pools, pv)
 	}
 	return snap
+}
+
+// head adds a pool's eligible jobs to the snapshot, or the head of them
+// when there are many, and returns how many it left out that count as
+// demand (those not affinity_required). Deferred affinity_required jobs go
+// too: the clusters they will need are kept from scale-down.
+func (s *State) head(q *queue, free int, snap *scheduler.Snapshot) (backlog int) {
+	view := func(j *berth.Job) scheduler.JobView {
+		return scheduler.JobView{
+			ID: j.ID, Pool: j.Pool, Priority: j.Priority, CreatedAt: j.CreatedAt,
+			NotBefore: j.NotBefore, Affinity: j.Affinity, AffinityRequired: j.AffinityRequired,
+		}
+	}
+	whole := q.ready.Len() <= wholeQueue
+	taken, flexible, required := 0, 0, 0
+	q.ready.Ascend(func(j *berth.Job) bool {
+		if !whole && (flexible >= free+headMargin || taken >= free+headMargin+wholeQueue) {
+			return false
+		}
+		snap.Queued = append(snap.Queued, view(j))
+		taken++
+		if j.AffinityRequired {
+			required++
+		} else {
+			flexible++
+		}
+		return true
+	})
+	n := 0
+	q.deferred.Ascend(func(j *berth.Job) bool {
+		if j.AffinityRequired && j.Affinity != "" {
+			snap.Queued = append(snap.Queued, view(j))
+		}
+		n++
+		return n < wholeQueue
+	})
+	return (q.ready.Len() - taken) - (q.required - required)
 }
 
 // spared reports whether a cluster restored from the store is not to be
@@ -50,10 +96,12 @@ func (s *State) spared(c *Cluster, now time.Time) bool {
 
 // runningByCluster counts the running jobs of each cluster.
 func (s *State) runningByCluster() map[string]int {
-	n := map[string]int{}
-	for _, j := range s.jobs {
-		if a := j.CurrentAttempt(); a != nil {
-			n[a.ClusterID]++
+	n := make(map[string]int, len(s.running))
+	for id, on := range s.running {
+		for _, j := range on {
+			if a := j.CurrentAttempt(); a != nil && a.ClusterID == id {
+				n[id]++
+			}
 		}
 	}
 	return n
@@ -103,6 +151,7 @@ func (s *State) apply(plan scheduler.Plan, now time.Time) {
 // when the next pass is due.
 func (s *State) Decide(now time.Time) {
 	s.now = now
+	s.promote(now)
 	s.chargeHeld(now)
 	s.stopAttempts(now)
 	plan := scheduler.Schedule(s.snapshot(now))

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/berthhq/berth/internal/berth"
@@ -72,6 +73,11 @@ type State struct {
 	// held are the step failures waiting out their attribution grace, by
 	// job.
 	held map[string]held
+	// The indexes of the jobs (see index.go): each pool's queue, the jobs
+	// running on each cluster, and each pool's count of running jobs.
+	queues   map[string]*queue
+	running  map[string]map[string]*berth.Job
+	runningN map[string]int
 	// now is the time of the pass in progress.
 	now time.Time
 	fx  Effects
@@ -183,6 +189,7 @@ func New(cfg Config, pools []*Pool) *State {
 		cfg: cfg, jobs: map[string]*berth.Job{}, clusters: map[string]*Cluster{}, pools: map[string]*Pool{},
 		affinity: map[string]string{}, stopping: map[string]berth.Reason{},
 		inflight: map[string]bool{}, retryAt: map[string]time.Time{}, tries: map[string]int{}, held: map[string]held{},
+		queues: map[string]*queue{}, running: map[string]map[string]*berth.Job{}, runningN: map[string]int{},
 	}
 	for _, p := range pools {
 		if p.Ended == nil {
@@ -209,9 +216,11 @@ func (s *State) Restore(jobs []berth.Job, clusters []berth.Cluster, pools []bert
 	}
 	s.stopping, s.retryAt, s.tries, s.held = map[string]berth.Reason{}, map[string]time.Time{}, map[string]int{}, map[string]held{}
 	s.reset()
+	s.queues, s.running, s.runningN = map[string]*queue{}, map[string]map[string]*berth.Job{}, map[string]int{}
 	for i := range jobs {
 		j := jobs[i]
 		s.jobs[j.ID] = &j
+		s.index(&j)
 	}
 	// Pool state is what the store has, and nothing a failed pass left
 	// behind.
@@ -306,15 +315,20 @@ func (s *State) Submitted(j berth.Job) {
 		return
 	}
 	s.jobs[j.ID] = &j
+	s.index(&j)
 	s.event(j.ID, "", "queued", fmt.Sprintf("submitted to pool %s", j.Pool))
 	s.fx.Submitted = append(s.fx.Submitted, j.Pool)
 }
 
 // CancelRequested marks a live job as to be cancelled.
 func (s *State) CancelRequested(id string) {
-	if j, ok := s.jobs[id]; ok {
-		j.CancelRequested = true
+	j, ok := s.jobs[id]
+	if !ok || j.CancelRequested {
+		return
 	}
+	s.unindex(j)
+	j.CancelRequested = true
+	s.index(j)
 }
 
 // Running counts each cluster's running jobs.
@@ -332,7 +346,9 @@ func (s *State) moveJob(j *berth.Job, to berth.JobState) bool {
 		s.illegal("job", j.ID, string(j.State), string(to))
 		return false
 	}
+	s.unindex(j)
 	j.State = to
+	s.index(j)
 	s.fx.DirtyJobs[j.ID] = true
 	return true
 }
@@ -353,27 +369,17 @@ func (s *State) illegal(kind, id, from, to string) {
 	s.fx.Illegal = append(s.fx.Illegal, kind)
 }
 
-// jobsWhere returns the live jobs that keep, in id order, so that what the
-// loop does with them does not depend on map order and a simulation
-// replays.
-func (s *State) jobsWhere(keep func(*berth.Job) bool) []*berth.Job {
-	var out []*berth.Job
-	for _, j := range s.jobs {
-		if keep(j) {
-			out = append(out, j)
-		}
-	}
-	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
-	return out
-}
-
 // jobsOn returns the jobs with a running attempt on a cluster, in a stable
 // order.
 func (s *State) jobsOn(clusterID string) []*berth.Job {
-	return s.jobsWhere(func(j *berth.Job) bool {
-		a := j.CurrentAttempt()
-		return a != nil && a.ClusterID == clusterID
-	})
+	var out []*berth.Job
+	for _, j := range s.running[clusterID] {
+		if a := j.CurrentAttempt(); a != nil && a.ClusterID == clusterID {
+			out = append(out, j)
+		}
+	}
+	slices.SortFunc(out, func(a, b *berth.Job) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }
 
 // event records one entry of history, committed with the pass and

@@ -38,6 +38,7 @@ func (p *pass) scaleUp() {
 		}
 	}
 	pool := p.pool.Pool
+	p.demand += max(p.pool.Backlog, 0)
 	backlog := 0
 	if p.demand > supply {
 		backlog = ceilDiv(p.demand-supply, max(pool.Slots, 1))

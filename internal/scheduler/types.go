@@ -27,6 +27,9 @@ type PoolView struct {
 	// StartAfter holds back new clusters after failed creations, so a
 	// spec that keeps failing is not retried in a tight loop.
 	StartAfter time.Time
+	// Backlog counts the pool's eligible queued jobs left out of Queued
+	// (a long queue is given by its head): they count as demand.
+	Backlog int
 }
 
 // ClusterView is one cluster that is not terminated or lost.

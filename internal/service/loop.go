@@ -385,19 +385,10 @@ func (l *loop) publish(now time.Time, jobs map[string]bool) {
 		}
 		v.pools[cc.Pool] = ps
 	}
-	l.st.Jobs(func(j *berth.Job) {
-		ps, ok := v.pools[j.Pool]
-		if !ok {
-			return
-		}
-		switch j.State {
-		case berth.JobQueued:
-			ps.Queued++
-		case berth.JobRunning:
-			ps.Running++
-		}
-		v.pools[j.Pool] = ps
-	})
+	for name, ps := range v.pools {
+		ps.Queued, ps.Running = l.st.QueueLen(name), l.st.RunningIn(name)
+		v.pools[name] = ps
+	}
 	l.s.metrics.observe(v, now)
 	l.s.publish(v, jobs)
 }

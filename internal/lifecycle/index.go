@@ -1,0 +1,188 @@
+package lifecycle
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/btree"
+
+	"github.com/berthhq/berth/internal/berth"
+)
+
+// A pass costs what changed, not what is queued: the State keeps its jobs
+// indexed as they move, so that no pass scans them all. Every change of a
+// job's state goes through moveJob, which keeps the indexes true.
+//
+//   - Each pool's queue holds its queued jobs in three parts: those that
+//     may be placed now, in placement order (a B-tree); those deferred to a
+//     not_before, by that time; and those with a cancel request.
+//   - Each cluster has the set of jobs running on it.
+//   - Counts per pool feed the published view.
+
+// queue is one pool's queued jobs.
+type queue struct {
+	ready    *btree.BTreeG[*berth.Job]
+	deferred *btree.BTreeG[*berth.Job]
+	cancel   map[string]*berth.Job
+	// required counts the ready jobs that are affinity_required.
+	required int
+	n        int
+}
+
+func newQueue() *queue {
+	return &queue{
+		ready:    btree.NewG(32, placementLess),
+		deferred: btree.NewG(32, deferredLess),
+		cancel:   map[string]*berth.Job{},
+	}
+}
+
+// placementLess is the scheduler's order: highest priority, then oldest,
+// then id.
+func placementLess(a, b *berth.Job) bool {
+	if a.Priority != b.Priority {
+		return a.Priority > b.Priority
+	}
+	if !a.CreatedAt.Equal(b.CreatedAt) {
+		return a.CreatedAt.Before(b.CreatedAt)
+	}
+	return a.ID < b.ID
+}
+
+func deferredLess(a, b *berth.Job) bool {
+	if !a.NotBefore.Equal(b.NotBefore) {
+		return a.NotBefore.Before(b.NotBefore)
+	}
+	return a.ID < b.ID
+}
+
+func (s *State) queueOf(pool string) *queue {
+	q := s.queues[pool]
+	if q == nil {
+		q = newQueue()
+		s.queues[pool] = q
+	}
+	return q
+}
+
+// index enters a job in the indexes of its state; unindex takes it out.
+func (s *State) index(j *berth.Job) {
+	switch j.State {
+	case berth.JobQueued:
+		q := s.queueOf(j.Pool)
+		q.n++
+		switch {
+		case j.CancelRequested:
+			q.cancel[j.ID] = j
+		case j.NotBefore.After(s.now):
+			q.deferred.ReplaceOrInsert(j)
+		default:
+			q.ready.ReplaceOrInsert(j)
+			if j.AffinityRequired {
+				q.required++
+			}
+		}
+	case berth.JobRunning:
+		on := s.running[j.ClusterID]
+		if on == nil {
+			on = map[string]*berth.Job{}
+			s.running[j.ClusterID] = on
+		}
+		on[j.ID] = j
+		s.runningN[j.Pool]++
+	}
+}
+
+func (s *State) unindex(j *berth.Job) {
+	switch j.State {
+	case berth.JobQueued:
+		q := s.queueOf(j.Pool)
+		q.n--
+		delete(q.cancel, j.ID)
+		q.deferred.Delete(j)
+		if _, ok := q.ready.Delete(j); ok && j.AffinityRequired {
+			q.required--
+		}
+	case berth.JobRunning:
+		if on := s.running[j.ClusterID]; on != nil {
+			delete(on, j.ID)
+			if len(on) == 0 {
+				delete(s.running, j.ClusterID)
+			}
+		}
+		s.runningN[j.Pool]--
+	}
+}
+
+// promote moves the deferred jobs whose not_before has come into their
+// pool's ready queue.
+func (s *State) promote(now time.Time) {
+	for _, name := range s.poolNames {
+		q := s.queues[name]
+		if q == nil {
+			continue
+		}
+		for {
+			j, ok := q.deferred.Min()
+			if !ok || j.NotBefore.After(now) {
+				break
+			}
+			q.deferred.DeleteMin()
+			q.ready.ReplaceOrInsert(j)
+			if j.AffinityRequired {
+				q.required++
+			}
+		}
+	}
+}
+
+// nextDeferred is the earliest not_before of a deferred job.
+func (s *State) nextDeferred() time.Time {
+	var next time.Time
+	for _, q := range s.queues {
+		if j, ok := q.deferred.Min(); ok && (next.IsZero() || j.NotBefore.Before(next)) {
+			next = j.NotBefore
+		}
+	}
+	return next
+}
+
+// runningJobs returns the jobs with a running attempt, in id order.
+func (s *State) runningJobs() []*berth.Job {
+	var out []*berth.Job
+	for _, on := range s.running {
+		for _, j := range on {
+			if j.CurrentAttempt() != nil {
+				out = append(out, j)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b *berth.Job) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// cancelledQueued returns the queued jobs with a cancel request, in id
+// order.
+func (s *State) cancelledQueued() []*berth.Job {
+	var out []*berth.Job
+	for _, q := range s.queues {
+		for _, j := range q.cancel {
+			out = append(out, j)
+		}
+	}
+	slices.SortFunc(out, func(a, b *berth.Job) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// QueueLen is the number of a pool's queued jobs, and Running that of its
+// running ones, for the published view.
+func (s *State) QueueLen(pool string) int {
+	if q := s.queues[pool]; q != nil {
+		return q.n
+	}
+	return 0
+}
+
+// RunningIn is the number of a pool's running jobs.
+func (s *State) RunningIn(pool string) int { return s.runningN[pool] }

@@ -461,3 +461,38 @@ func TestAttributionGrace(t *testing.T) {
 		})
 	}
 }
+
+// A cluster started before its pool was unblocked fails on the spec that
+// was broken: its failure does not block the pool again.
+func TestClustersFromBeforeAnUnblockDoNotBlockAgain(t *testing.T) {
+	w := newWorld(t, berth.Pool{Name: "p", Slots: 1, MinClusters: 2, MaxClusters: 2})
+	fx := w.pass()
+	creates := callsOf(fx, CallCreate)
+	if len(creates) != 2 {
+		t.Fatalf("%d creates, want 2", len(creates))
+	}
+	for _, c := range creates {
+		w.s.ApplyResult(Result{Call: c, ID: "prov-" + c.ClusterID})
+	}
+	// The first fails for good: the pool is blocked.
+	w.s.ApplyReport(Report{ClusterID: creates[0].ClusterID, Cluster: provider.Cluster{State: berth.ClusterLost, Class: provider.ClassPermanent, Reason: "bootstrap failed"}})
+	w.pass()
+	if !w.s.Pool("p").State.Blocked() {
+		t.Fatal("a permanent loss did not block the pool")
+	}
+	// Someone fixes the spec and unblocks; the second, started before,
+	// then fails the same way.
+	w.at(time.Minute)
+	if err := w.s.Unblock("p"); err != nil {
+		t.Fatal(err)
+	}
+	w.pass()
+	w.s.ApplyReport(Report{ClusterID: creates[1].ClusterID, Cluster: provider.Cluster{State: berth.ClusterLost, Class: provider.ClassPermanent, Reason: "bootstrap failed"}})
+	fx = w.pass()
+	if w.s.Pool("p").State.Blocked() {
+		t.Fatal("a cluster from before the unblock blocked the pool again")
+	}
+	if !hasEvent([]Effects{fx}, "permanent_failure", "stays unblocked") {
+		t.Error("no event says why the pool stays unblocked")
+	}
+}

@@ -43,10 +43,13 @@ func Seeds(ctx context.Context, w io.Writer, base Options, n int, verbose bool) 
 		if len(res.Failures) > 0 {
 			sum.Failed++
 			flags := ""
-			if base.SQLite {
-				flags = " --sqlite"
+			if h := hoursOr(hours); h != DefaultHours {
+				flags += fmt.Sprintf(" --hours %g", h)
 			}
-			fmt.Fprintf(w, "seed %d FAILED: %s (replay: berth sim check --from %d --seeds 1 --hours %g%s -v)\n", seed, res.Failures[0], seed, hoursOr(hours), flags)
+			if base.SQLite {
+				flags += " --sqlite"
+			}
+			fmt.Fprintf(w, "seed %d FAILED: %s (replay: berth sim check --from %d --seeds 1%s -v)\n", seed, res.Failures[0], seed, flags)
 			for _, f := range res.Failures[1:] {
 				fmt.Fprintf(w, "    also: %s\n", f)
 			}

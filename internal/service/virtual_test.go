@@ -193,23 +193,12 @@ func (h *vharness) await(what string, within time.Duration, cond func() bool, ma
 
 func (h *vharness) submit(spec berth.JobSpec) berth.Job {
 	h.t.Helper()
-	if spec.Pool == "" {
-		spec.Pool = h.pool.Name
-	}
-	j, _, err := h.svc.Submit(context.Background(), spec)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return j
+	return submitTo(h.t, h.svc, h.pool.Name, spec)
 }
 
 func (h *vharness) job(id string) berth.Job {
 	h.t.Helper()
-	j, err := h.svc.Job(context.Background(), id)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return j
+	return jobOf(h.t, h.svc, id)
 }
 
 func (h *vharness) untilJob(id string, want berth.JobState) berth.Job {
@@ -656,4 +645,27 @@ func TestSlowTerminationIsNotResentInALoop(t *testing.T) {
 	if events := h.exec.Steps() - before; events > 2000 {
 		t.Fatalf("%d events to terminate one cluster", events)
 	}
+}
+
+// submitTo submits spec to svc, in pool unless the spec names one.
+func submitTo(t testing.TB, svc *Service, pool string, spec berth.JobSpec) berth.Job {
+	t.Helper()
+	if spec.Pool == "" {
+		spec.Pool = pool
+	}
+	j, _, err := svc.Submit(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// jobOf reads a job from svc.
+func jobOf(t testing.TB, svc *Service, id string) berth.Job {
+	t.Helper()
+	j, err := svc.Job(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
 }

@@ -85,23 +85,12 @@ func (h *wharness) stop() {
 
 func (h *wharness) submit(spec berth.JobSpec) berth.Job {
 	h.t.Helper()
-	if spec.Pool == "" {
-		spec.Pool = h.pool.Name
-	}
-	j, _, err := h.svc.Submit(context.Background(), spec)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return j
+	return submitTo(h.t, h.svc, h.pool.Name, spec)
 }
 
 func (h *wharness) job(id string) berth.Job {
 	h.t.Helper()
-	j, err := h.svc.Job(context.Background(), id)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return j
+	return jobOf(h.t, h.svc, id)
 }
 
 func (h *wharness) waitJob(id string, want berth.JobState) berth.Job {

@@ -44,7 +44,7 @@
 // cluster started before the last unblock does not block it again. A
 // capacity failure counts towards the pool's fallback spec. Any failed
 // creation, and a cluster lost before it was ever ready, holds the pool's
-// next start back, from half a minute doubling to half an hour.
+// next start back, from half a minute doubling to ten minutes.
 //
 // Every job and cluster move goes through moveJob and moveCluster, checked
 // against the one table of moves in the domain package; an illegal move is

@@ -37,7 +37,7 @@ const (
 	unobservedGrace = 2 * time.Minute
 	// Failed creations hold a pool's next cluster back this long, doubling.
 	startBackoffMin = 30 * time.Second
-	startBackoffMax = 30 * time.Minute
+	startBackoffMax = 10 * time.Minute
 )
 
 // Config is what the policy is told rather than decides.

@@ -45,8 +45,8 @@
 // calls, store writes that fail (before or after they are written),
 // operators draining and terminating clusters, and crashes of Berth itself:
 // the service is dropped as a killed process would be and a new one starts
-// over the same store and providers. The last 40% is quiet, so that every
-// job can end.
+// over the same store and providers. The last 40% (at least 90
+// minutes) is quiet, so that every job can end.
 //
 // # The invariants
 //

@@ -24,8 +24,14 @@ import (
 const DefaultHours = 8
 
 // activeShare is the part of a run during which work arrives and faults
-// strike; the rest is quiet, so that every job can end.
-const activeShare = 0.6
+// strike; the rest is quiet, so that every job can end. The quiet time is
+// at least minQuiet: the bound within which every job must end once the
+// faults stop, longer than a pool's longest hold on starts (10 minutes), a
+// boot and the longest job with its retries.
+const (
+	activeShare = 0.6
+	minQuiet    = 90 * time.Minute
+)
 
 // maxFailures stops a seed after this many failed checks.
 const maxFailures = 5
@@ -113,7 +119,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		limits:  map[string]berth.Pool{},
 		changed: map[string]bool{},
 		active:  time.Duration(float64(total) * activeShare),
-		end:     epoch.Add(total),
+		end:     epoch.Add(max(total, time.Duration(float64(total)*activeShare)+minQuiet)),
 		res:     Result{Seed: o.Seed, Faults: map[string]int{}},
 	}
 	r.check.r = r

@@ -94,7 +94,7 @@ func TestSeedsOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if last := lines[len(lines)-1]; last != "3 seeds, 3 simulated hours, 0 failed" || sum.Failed != 0 {
+	if last := lines[len(lines)-1]; last != "3 seeds, 6 simulated hours, 0 failed" || sum.Failed != 0 {
 		t.Fatalf("last line %q, summary %+v", last, sum)
 	}
 }

@@ -140,12 +140,12 @@ func (r *run) operate() {
 
 // kill reclaims a live cluster's capacity at its provider.
 func (r *run) kill() {
-	type target struct{ pool, id string }
+	type target struct{ pool, id, berthID string }
 	var live []target
 	for _, name := range r.poolNames() {
-		for _, c := range r.provs[name].Snapshot().Clusters {
+		for _, c := range r.provs[name].Clusters().Clusters {
 			if !c.State.Terminal() {
-				live = append(live, target{name, c.ID})
+				live = append(live, target{name, c.ID, c.ClusterID})
 			}
 		}
 	}
@@ -153,7 +153,7 @@ func (r *run) kill() {
 		return
 	}
 	t := live[r.rng.IntN(len(live))]
-	r.logf("kill %s of pool %s", t.id, t.pool)
+	r.logf("kill %s (%s) of pool %s", t.id, t.berthID, t.pool)
 	_ = r.provs[t.pool].KillCluster(r.ctx, t.id)
 }
 
@@ -253,16 +253,20 @@ func (r *run) mend(name string) {
 	r.unblock(name)
 }
 
-// unblock asks for the pool to be unblocked, and asks again a minute later
-// while the store still has it blocked and nothing broke it since, as a
-// person would whose request was lost to a failing store.
+// unblock asks for the pool to be unblocked, as the person who mended it
+// would, and keeps an eye on it for half an hour: whenever the store has it
+// blocked again (a request lost to a failing store or a crash, or a
+// cluster from before the mend failing after it), and nothing broke it
+// since, they ask again.
 func (r *run) unblock(name string) {
 	if !r.down {
 		r.svc.RequestUnblock(name)
 	}
-	r.exec.AfterFunc(time.Minute, func() {
-		if _, still := r.check.blocked[name]; (still || r.down) && !r.changed[name] {
-			r.unblock(name)
-		}
-	})
+	for m := 1; m <= 30; m++ {
+		r.exec.AfterFunc(time.Duration(m)*time.Minute, func() {
+			if _, blocked := r.check.blocked[name]; blocked && !r.changed[name] && !r.down {
+				r.svc.RequestUnblock(name)
+			}
+		})
+	}
 }

@@ -78,7 +78,13 @@ func (p *Provider) snapshot() Snapshot {
 		Refused:      p.refused,
 	}
 	for i, c := range p.clusters {
+		// The truth, not what DescribeCluster says: a loss counts at once,
+		// whatever the model's LossReportLag.
 		d := p.describe(c.id)
+		d.State = c.state(now)
+		if d.State == berth.ClusterLost {
+			d.Reason, d.Class = c.lossReason, c.lossClass
+		}
 		info := ClusterInfo{
 			ClusterID:      c.berthID,
 			ID:             c.id,

@@ -46,6 +46,10 @@ type PoolState struct {
 	// BlockedSpec fingerprints the pool's configuration when it was
 	// blocked, so that a changed configuration lifts the block.
 	BlockedSpec string `json:"blocked_spec,omitempty"`
+	// UnblockedAt is when the pool was last unblocked: whoever unblocked
+	// it said its spec works as of then, so a cluster started before,
+	// failing on the old spec, does not block it again.
+	UnblockedAt time.Time `json:"unblocked_at,omitzero"`
 }
 
 // Blocked reports whether the pool is blocked.

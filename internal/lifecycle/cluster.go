@@ -106,7 +106,7 @@ func (s *State) block(c *Cluster, why string, now time.Time) {
 	if p.State.Blocked() {
 		return
 	}
-	if c.C.CreatedAt.Before(p.LiftedAt) {
+	if c.C.CreatedAt.Before(p.State.UnblockedAt) {
 		// It was made before its pool was last unblocked: its failure
 		// says nothing of the spec as it is now.
 		s.event("", c.C.ID, "permanent_failure", fmt.Sprintf("%s; the cluster was started before pool %s was unblocked, so the pool stays unblocked", why, p.Pool.Name))

@@ -103,9 +103,6 @@ type Pool struct {
 	// up.
 	CreateFailures int
 	StartAfter     time.Time
-	// LiftedAt is when the pool was last unblocked: clusters started
-	// before then do not block it again.
-	LiftedAt time.Time
 	// Ended counts the pool's clusters that ended since the service
 	// started, by terminal state.
 	Ended map[berth.ClusterState]int
@@ -237,7 +234,7 @@ func (s *State) Restore(jobs []berth.Job, clusters []berth.Cluster, pools []bert
 		if p.State.Blocked() && p.State.BlockedSpec != p.Spec {
 			s.event("", "", "pool_unblocked", fmt.Sprintf("pool %s unblocked: its configuration changed since it was blocked (%s)", name, p.State.BlockedReason))
 			p.State.BlockedAt, p.State.BlockedReason, p.State.BlockedSpec = time.Time{}, "", ""
-			p.LiftedAt = now
+			p.State.UnblockedAt = now
 			s.fx.DirtyPools[name] = true
 		}
 	}
@@ -401,7 +398,8 @@ func (s *State) Unblock(name string) error {
 	if !ok {
 		return berth.Errorf(berth.ErrNotFound, "pool %q not found", name)
 	}
-	p.LiftedAt = s.now
+	p.State.UnblockedAt = s.now
+	s.fx.DirtyPools[name] = true
 	if !p.State.Blocked() {
 		return nil
 	}

@@ -184,7 +184,7 @@ func normCluster(c berth.Cluster) berth.Cluster {
 }
 
 func normPool(p berth.PoolState) berth.PoolState {
-	p.FirstFailureAt, p.FallbackUntil, p.BlockedAt = utc(p.FirstFailureAt), utc(p.FallbackUntil), utc(p.BlockedAt)
+	p.FirstFailureAt, p.FallbackUntil, p.BlockedAt, p.UnblockedAt = utc(p.FirstFailureAt), utc(p.FallbackUntil), utc(p.BlockedAt), utc(p.UnblockedAt)
 	return p
 }
 

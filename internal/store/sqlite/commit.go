@@ -48,13 +48,14 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) error {
 			}
 		}
 		for _, p := range b.Pools {
-			_, err := tx.ExecContext(ctx, `INSERT INTO pool_state (pool, capacity_failures, first_failure_at, fallback_until, blocked_at, blocked_reason, blocked_spec)
-				VALUES (?, ?, ?, ?, ?, ?, ?)
+			_, err := tx.ExecContext(ctx, `INSERT INTO pool_state (pool, capacity_failures, first_failure_at, fallback_until, blocked_at, blocked_reason, blocked_spec, unblocked_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 				ON CONFLICT (pool) DO UPDATE SET capacity_failures = excluded.capacity_failures,
 					first_failure_at = excluded.first_failure_at, fallback_until = excluded.fallback_until,
-					blocked_at = excluded.blocked_at, blocked_reason = excluded.blocked_reason, blocked_spec = excluded.blocked_spec`,
+					blocked_at = excluded.blocked_at, blocked_reason = excluded.blocked_reason, blocked_spec = excluded.blocked_spec,
+					unblocked_at = excluded.unblocked_at`,
 				p.Pool, p.CapacityFailures, enc.time(p.FirstFailureAt), enc.time(p.FallbackUntil),
-				enc.time(p.BlockedAt), p.BlockedReason, p.BlockedSpec)
+				enc.time(p.BlockedAt), p.BlockedReason, p.BlockedSpec, enc.time(p.UnblockedAt))
 			if err != nil {
 				return s.fail(ctx, "commit: pool state "+p.Pool, err)
 			}

@@ -464,7 +464,7 @@ func readLiveJobs(ctx context.Context, q querier) ([]berth.Job, error) {
 }
 
 func readPools(ctx context.Context, q querier) ([]berth.PoolState, error) {
-	rows, err := q.QueryContext(ctx, `SELECT pool, capacity_failures, first_failure_at, fallback_until, blocked_at, blocked_reason, blocked_spec FROM pool_state ORDER BY pool`)
+	rows, err := q.QueryContext(ctx, `SELECT pool, capacity_failures, first_failure_at, fallback_until, blocked_at, blocked_reason, blocked_spec, unblocked_at FROM pool_state ORDER BY pool`)
 	if err != nil {
 		return nil, err
 	}
@@ -473,12 +473,12 @@ func readPools(ctx context.Context, q querier) ([]berth.PoolState, error) {
 	for rows.Next() {
 		var (
 			p                     berth.PoolState
-			first, until, blocked sql.NullInt64
+			first, until, blocked, unblocked sql.NullInt64
 		)
-		if err := rows.Scan(&p.Pool, &p.CapacityFailures, &first, &until, &blocked, &p.BlockedReason, &p.BlockedSpec); err != nil {
+		if err := rows.Scan(&p.Pool, &p.CapacityFailures, &first, &until, &blocked, &p.BlockedReason, &p.BlockedSpec, &unblocked); err != nil {
 			return nil, err
 		}
-		p.FirstFailureAt, p.FallbackUntil, p.BlockedAt = decodeTime(first), decodeTime(until), decodeTime(blocked)
+		p.FirstFailureAt, p.FallbackUntil, p.BlockedAt, p.UnblockedAt = decodeTime(first), decodeTime(until), decodeTime(blocked), decodeTime(unblocked)
 		pools = append(pools, p)
 	}
 	return pools, rows.Err()

@@ -476,7 +476,7 @@ func testCommitRoundTrip(t *testing.T, s store.Store) {
 	c2.Running, c2.Cost = 3, 4.5 // derived; a store may drop them
 	pools := []berth.PoolState{
 		{Pool: "spark", CapacityFailures: 2, FirstFailureAt: at(3), FallbackUntil: at(4)},
-		{Pool: "small", BlockedAt: at(4), BlockedReason: "bootstrap action 1 returned a non-zero return code", BlockedSpec: "3f2a"},
+		{Pool: "small", BlockedAt: at(4), BlockedReason: "bootstrap action 1 returned a non-zero return code", BlockedSpec: "3f2a", UnblockedAt: at(2)},
 	}
 	events := []berth.Event{
 		{At: at(5), JobID: j.ID, ClusterID: "cl-1", Kind: "placed", Message: "placed on cl-1 \u2014 ok"},

@@ -472,7 +472,7 @@ func readPools(ctx context.Context, q querier) ([]berth.PoolState, error) {
 	pools := []berth.PoolState{}
 	for rows.Next() {
 		var (
-			p                     berth.PoolState
+			p                                berth.PoolState
 			first, until, blocked, unblocked sql.NullInt64
 		)
 		if err := rows.Scan(&p.Pool, &p.CapacityFailures, &first, &until, &blocked, &p.BlockedReason, &p.BlockedSpec, &unblocked); err != nil {

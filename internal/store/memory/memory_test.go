@@ -484,59 +484,8 @@ func ids(cs []berth.Cluster) []string {
 	return out
 }
 
-func BenchmarkCreateJob(b *testing.B) {
-	s := open(b, New())
-	ctx := b.Context()
-	i := 0
-	for b.Loop() {
-		j := job(fmt.Sprintf("job-%d", i))
-		j.IdempotencyKey = fmt.Sprintf("bench/%d", i)
-		j.Attempts = nil
-		if _, _, err := s.CreateJob(ctx, j); err != nil {
-			b.Fatal(err)
-		}
-		i++
-	}
-}
+func BenchmarkCreateJob(b *testing.B) { storetest.BenchCreateJob(b, open(b, New())) }
 
-// BenchmarkCommit commits one loop pass that moves 100 jobs along: each
-// gets a running attempt, then the next batch ends it; the same as the
-// sqlite driver's.
-func BenchmarkCommit(b *testing.B) {
-	const n = 100
-	s := open(b, New())
-	ctx := b.Context()
-	jobs := make([]berth.Job, n)
-	for i := range jobs {
-		j := job(fmt.Sprintf("job-%d", i))
-		j.Attempts = nil
-		j, _, err := s.CreateJob(ctx, j)
-		if err != nil {
-			b.Fatal(err)
-		}
-		jobs[i] = j
-	}
-	code := 0
-	round := 0
-	for b.Loop() {
-		round++
-		batch := store.Batch{Jobs: make([]berth.Job, n), Events: make([]berth.Event, 0, n)}
-		for i, j := range jobs {
-			at := t0.Add(time.Duration(round) * time.Second)
-			j.State, j.ClusterID, j.StartedAt = berth.JobRunning, "cl-1", at
-			j.Attempts = []berth.Attempt{{
-				N: 1, ClusterID: "cl-1", State: berth.AttemptRunning, StartedAt: at,
-				Steps: []berth.AttemptStep{{Index: 0, State: berth.StepRunning, ProviderID: "s-1", StartedAt: at, ExitCode: &code}},
-			}}
-			if round%2 == 0 {
-				j.State, j.EndedAt = berth.JobQueued, at
-				j.Attempts[0].State, j.Attempts[0].EndedAt = berth.AttemptFailed, at
-			}
-			batch.Jobs[i] = j
-			batch.Events = append(batch.Events, berth.Event{At: at, JobID: j.ID, ClusterID: "cl-1", Kind: "placed"})
-		}
-		if err := s.Commit(ctx, batch); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+// BenchmarkCommit commits one loop pass that moves 100 jobs along, the
+// same as the sqlite driver's.
+func BenchmarkCommit(b *testing.B) { storetest.BenchCommit(b, open(b, New())) }

@@ -2,7 +2,6 @@ package simcheck
 
 import (
 	"errors"
-	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -203,8 +202,6 @@ func (r *run) storeFaults() {
 		r.logf("store writes again")
 	})
 }
-
-var _ = rand.N[int]
 
 // shortage makes one pool's provider short of capacity for a while.
 func (r *run) shortage() {

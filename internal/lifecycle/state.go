@@ -300,9 +300,6 @@ func (s *State) Jobs(fn func(*berth.Job)) {
 	}
 }
 
-// Affinity returns the affinity map.
-func (s *State) AffinityOf(key string) string { return s.affinity[key] }
-
 // Submitted takes in a job the store has stored since the last pass.
 func (s *State) Submitted(j berth.Job) {
 	if j.State.Terminal() {

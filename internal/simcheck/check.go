@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/provider/sim"
 	"github.com/berthhq/berth/internal/service"
 	"github.com/berthhq/berth/internal/store"
 )
@@ -300,6 +301,7 @@ func (c *checker) atEnd() {
 				r.failf("step %s was started %d times at the provider", step, n)
 			}
 		}
+		c.callBudget(name, snap)
 		for _, cl := range snap.Clusters {
 			if !cl.State.Terminal() && !cl.TerminateAsked && !known[cl.ClusterID] {
 				r.failf("cluster %s (%s) of pool %s runs at the provider, but Berth has ended it or never knew it", cl.ID, cl.ClusterID, name)
@@ -329,4 +331,27 @@ func cloneJob(j berth.Job) berth.Job {
 		j.Attempts[i].Steps = slices.Clone(j.Attempts[i].Steps)
 	}
 	return j
+}
+
+// callBudget checks that the service stayed within a budget of provider
+// API calls: a poll per cluster every poll interval (two calls), a few per
+// step, a few per cluster. A call resent in a loop blows it.
+func (c *checker) callBudget(pool string, snap sim.Snapshot) {
+	r := c.r
+	calls := 0
+	for _, n := range snap.Calls {
+		calls += n
+	}
+	var minutes float64
+	for _, cl := range snap.Clusters {
+		end := cl.EndedAt
+		if end.IsZero() {
+			end = snap.At
+		}
+		minutes += end.Sub(cl.CreatedAt).Minutes()
+	}
+	budget := int(6*minutes) + 15*snap.StepsStarted + 50*len(snap.Clusters) + 200
+	if calls > budget {
+		r.failf("pool %s made %d provider calls, over a budget of %d (%.0f cluster-minutes, %d steps, %d clusters)", pool, calls, budget, minutes, snap.StepsStarted, len(snap.Clusters))
+	}
 }

@@ -72,6 +72,8 @@
 //   - every acknowledged job has ended (the bound is the quiet time);
 //   - no step of an attempt was started twice, counted at the provider;
 //   - no cluster runs at a provider that Berth has ended or never knew;
+//   - the provider calls stay within a budget (a poll every interval, a
+//     few per step and per cluster), so a call resent in a loop fails;
 //   - the jobs' cost shares do not exceed their clusters' cost.
 //
 // An idempotency key always gives the same job; a submission is retried,

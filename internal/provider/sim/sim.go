@@ -94,7 +94,10 @@ type Provider struct {
 	// byBerth holds the latest cluster created for each Berth cluster id.
 	byBerth map[string]*cluster
 	// started counts, per step name, the SubmitSteps that started a step.
-	started      map[string]int
+	started map[string]int
+	// calls counts the API calls made, per provider cluster id (creation
+	// and lookup by Berth's id, prefixed "create:" and "find:").
+	calls        map[string]int
 	stepsStarted int
 	refused      int
 	nextCluster  int
@@ -152,6 +155,7 @@ func New(opts Options) (*Provider, error) {
 		byID:         map[string]*cluster{},
 		byBerth:      map[string]*cluster{},
 		started:      map[string]int{},
+		calls:        map[string]int{},
 	}
 	if p.clock == nil {
 		p.clock = clock.Real{}
@@ -379,6 +383,7 @@ func (p *Provider) CreateCluster(ctx context.Context, req provider.CreateRequest
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	const op = "create cluster"
+	p.calls["create:"+req.ClusterID]++
 	lost, err := p.fault(op)
 	if err != nil {
 		return "", err
@@ -451,6 +456,7 @@ func (p *Provider) DescribeCluster(ctx context.Context, id string) (provider.Clu
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	const op = "describe cluster"
+	p.calls[id]++
 	lost, err := p.fault(op)
 	if err != nil {
 		return provider.Cluster{}, err
@@ -484,6 +490,7 @@ func (p *Provider) TerminateCluster(ctx context.Context, id string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	const op = "terminate cluster"
+	p.calls[id]++
 	lost, err := p.fault(op)
 	if err != nil {
 		return err
@@ -540,6 +547,7 @@ func (p *Provider) FindCluster(ctx context.Context, clusterID string) (string, b
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	const op = "find cluster"
+	p.calls["find:"+clusterID]++
 	lost, err := p.fault(op)
 	if err != nil {
 		return "", false, err

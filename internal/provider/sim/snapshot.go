@@ -18,6 +18,10 @@ type Snapshot struct {
 	// Started counts, per step name, the SubmitSteps that started a new
 	// step (not those that returned an existing one). It is the caller's.
 	Started map[string]int
+	// Calls counts the API calls made (KillCluster aside), per provider
+	// cluster id; creations and lookups by Berth's cluster id are keyed
+	// "create:ID" and "find:ID". It is the caller's.
+	Calls map[string]int
 	// Live counts the clusters not ended at At.
 	Live int
 	// StepsStarted is the sum of Started.
@@ -58,6 +62,7 @@ func (p *Provider) Snapshot() Snapshot {
 	defer p.mu.Unlock()
 	s := p.snapshot()
 	s.Started = maps.Clone(p.started)
+	s.Calls = maps.Clone(p.calls)
 	return s
 }
 

@@ -107,6 +107,7 @@ func (p *Provider) SubmitStep(ctx context.Context, clusterID string, req provide
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	const op = "submit step"
+	p.calls[clusterID]++
 	lost, err := p.fault(op)
 	if err != nil {
 		return "", err
@@ -167,6 +168,7 @@ func (p *Provider) ListSteps(ctx context.Context, clusterID string) ([]provider.
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	const op = "list steps"
+	p.calls[clusterID]++
 	lost, err := p.fault(op)
 	if err != nil {
 		return nil, err
@@ -192,6 +194,7 @@ func (p *Provider) CancelStep(ctx context.Context, clusterID, stepID string) err
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	const op = "cancel step"
+	p.calls[clusterID]++
 	lost, err := p.fault(op)
 	if err != nil {
 		return err
@@ -228,6 +231,7 @@ func (p *Provider) StepLogs(ctx context.Context, clusterID, stepID string) (bert
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	const op = "step logs"
+	p.calls[clusterID]++
 	lost, err := p.fault(op)
 	if err != nil {
 		return berth.Logs{}, err

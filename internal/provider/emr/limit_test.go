@@ -1,0 +1,119 @@
+package emr
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/berthhq/berth/internal/clock"
+	"github.com/berthhq/berth/internal/wait"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// A bucket gives its burst at once, then one call per refill.
+func TestReserveFollowsTheBucket(t *testing.T) {
+	clk := clock.NewFake(t0)
+	l := NewLimiter(clk)
+	for i := range 10 {
+		if d := l.Reserve("ListSteps"); d != 0 {
+			t.Fatalf("call %d of the burst waits %s", i+1, d)
+		}
+	}
+	// The eleventh waits for a token at 0.5/s: 2 s; the twelfth 4 s.
+	if d := l.Reserve("ListSteps"); d != 2*time.Second {
+		t.Fatalf("first call past the burst waits %s, want 2s", d)
+	}
+	if d := l.Reserve("ListSteps"); d != 4*time.Second {
+		t.Fatalf("second call past the burst waits %s, want 4s", d)
+	}
+	// Time pays the debt back: 10 s later there are 3 tokens again.
+	clk.Advance(10 * time.Second)
+	for i := range 3 {
+		if d := l.Reserve("ListSteps"); d != 0 {
+			t.Fatalf("call %d after 10 s waits %s", i+1, d)
+		}
+	}
+	if d := l.Reserve("ListSteps"); d <= 0 {
+		t.Fatal("the bucket gave more than it had")
+	}
+}
+
+// Every call draws on the account's bucket too: many APIs at once are held
+// to 5 calls a second.
+func TestTheAccountBucketHoldsAllAPIs(t *testing.T) {
+	clk := clock.NewFake(t0)
+	l := NewLimiter(clk)
+	apis := []string{"DescribeCluster", "ListSteps", "AddJobFlowSteps", "RunJobFlow", "TerminateJobFlows", "DescribeStep", "CancelSteps"}
+	var last time.Duration
+	for i := range 35 {
+		last = l.Reserve(apis[i%len(apis)])
+	}
+	// 35 calls: a burst of 10, then 25 at 5/s: the last waits 5 s.
+	if last != 5*time.Second {
+		t.Fatalf("the 35th call across APIs waits %s, want 5s", last)
+	}
+}
+
+func TestWait(t *testing.T) {
+	clk := clock.NewFake(t0)
+	l := NewLimiter(clk)
+	for range 10 {
+		if err := l.Wait(context.Background(), "RunJobFlow"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := l.Wait(ctx, "RunJobFlow"); err == nil {
+		t.Fatal("Wait past the burst with a cancelled context returned nil")
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.Wait(context.Background(), "RunJobFlow") }()
+	// The waiter is on the fake clock: it returns once time moves past its
+	// reservation.
+	wait.For(t, 10*time.Second, "the waiter on the clock", func() bool { return clk.Pending() > 0 })
+	clk.Advance(10 * time.Second)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSharedPerAccountAndRegion(t *testing.T) {
+	a := Shared("111", "us-east-1", nil)
+	if Shared("111", "us-east-1", nil) != a {
+		t.Fatal("two pools of one account and region got two limiters")
+	}
+	if Shared("111", "eu-west-1", nil) == a || Shared("222", "us-east-1", nil) == a {
+		t.Fatal("another account or region shares the limiter")
+	}
+}
+
+func TestPollIntervalGrowsWithTheFleet(t *testing.T) {
+	tests := []struct {
+		clusters int
+		want     time.Duration
+	}{
+		{0, 30 * time.Second},
+		{1, 30 * time.Second},
+		{10, 30 * time.Second},
+		// 20 clusters: 20 ListSteps per poll at 0.4/s usable: 50 s.
+		{20, 50 * time.Second},
+		{100, 250 * time.Second},
+	}
+	for _, tt := range tests {
+		if got := PollInterval(tt.clusters, 30*time.Second); got != tt.want {
+			t.Errorf("PollInterval(%d) = %s, want %s", tt.clusters, got, tt.want)
+		}
+	}
+	// Polling n clusters at that interval stays within the buckets.
+	for _, n := range []int{1, 20, 100, 1000} {
+		iv := PollInterval(n, time.Second)
+		if perSec := float64(n) / iv.Seconds(); perSec > DefaultRates["ListSteps"].Refill {
+			t.Errorf("%d clusters every %s: %.2f ListSteps/s, over the bucket", n, iv, perSec)
+		}
+		if perSec := float64(2*n) / iv.Seconds(); perSec > AccountRate.Refill {
+			t.Errorf("%d clusters every %s: %.2f calls/s, over the account", n, iv, perSec)
+		}
+	}
+}

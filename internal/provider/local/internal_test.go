@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -317,6 +318,24 @@ func TestSignalGroupSparesStrangers(t *testing.T) {
 	for _, pgid := range []int{0, 1, syscall.Getpgrp()} {
 		if err := p.signalGroup(procRecord{PID: pgid, PGID: pgid}, syscall.Signal(0)); err == nil {
 			t.Errorf("signalGroup agreed to signal group %d", pgid)
+		}
+	}
+}
+
+// A process that dies while its /proc entry is read is gone, as one that
+// was reaped before: neither is an error of the signal that follows.
+func TestGone(t *testing.T) {
+	tests := []struct {
+		err  error
+		gone bool
+	}{
+		{&fs.PathError{Op: "open", Path: "/proc/1/stat", Err: syscall.ENOENT}, true},
+		{&fs.PathError{Op: "read", Path: "/proc/1/stat", Err: syscall.ESRCH}, true},
+		{&fs.PathError{Op: "open", Path: "/proc/1/stat", Err: syscall.EACCES}, false},
+	}
+	for _, tt := range tests {
+		if got := gone(tt.err); got != tt.gone {
+			t.Errorf("gone(%v) = %v, want %v", tt.err, got, tt.gone)
 		}
 	}
 }

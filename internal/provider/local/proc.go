@@ -45,6 +45,13 @@ func readProc(stepDir string) (procRecord, error) {
 	return r, nil
 }
 
+// gone reports whether a read of /proc/<pid> failed because the process
+// is gone: ENOENT once it has been reaped, ESRCH when it dies during the
+// read.
+func gone(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
+}
+
 // procStat is the part of /proc/<pid>/stat the provider needs.
 type procStat struct {
 	state byte
@@ -115,7 +122,7 @@ func (p *Provider) signalGroup(r procRecord, sig syscall.Signal) error {
 		if err == nil && st.start != r.StartTicks {
 			return nil
 		}
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err != nil && !gone(err) {
 			return fmt.Errorf("check process group %d: %w", r.PGID, err)
 		}
 	}

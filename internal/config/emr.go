@@ -13,6 +13,20 @@ const (
 
 	MarketOnDemand = "ON_DEMAND"
 	MarketSpot     = "SPOT"
+
+	// What EMR does when a fleet's spot capacity does not come in time.
+	SpotTimeoutSwitch    = "SWITCH_TO_ON_DEMAND"
+	SpotTimeoutTerminate = "TERMINATE_CLUSTER"
+
+	// EMR's bounds on a node's root volume, GiB.
+	MinEBSRootVolume = 15
+	MaxEBSRootVolume = 100
+)
+
+// The allocation strategies EMR takes for instance fleets.
+var (
+	OnDemandAllocationStrategies = []string{"lowest-price", "prioritized"}
+	SpotAllocationStrategies     = []string{"capacity-optimized", "price-capacity-optimized", "lowest-price", "diversified", "capacity-optimized-prioritized"}
 )
 
 // EMRSpec is how an EMR cluster of a pool is made: the fields of RunJobFlow
@@ -51,6 +65,25 @@ type EMRSpec struct {
 	SubnetID string `yaml:"subnet_id,omitempty"`
 	// KeyName is an EC2 key pair for SSH to the nodes; empty allows none.
 	KeyName string `yaml:"key_name,omitempty"`
+	// SubnetIDs lets EMR choose among several subnets, for instance
+	// fleets only; exclusive with SubnetID.
+	SubnetIDs []string `yaml:"subnet_ids,omitempty"`
+	// MasterSecurityGroup and SlaveSecurityGroup replace EMR's managed
+	// security groups; AdditionalSecurityGroups are added to every node.
+	MasterSecurityGroup      string   `yaml:"master_security_group,omitempty"`
+	SlaveSecurityGroup       string   `yaml:"slave_security_group,omitempty"`
+	AdditionalSecurityGroups []string `yaml:"additional_security_groups,omitempty"`
+	// SecurityConfiguration names an EMR security configuration.
+	SecurityConfiguration string `yaml:"security_configuration,omitempty"`
+	// CustomAmiID is an EC2 image (ami-...) for the nodes; empty uses
+	// EMR's.
+	CustomAmiID string `yaml:"custom_ami_id,omitempty"`
+	// EBSRootVolumeSize is each node's root volume in GiB, 15..100; 0 uses
+	// EMR's default.
+	EBSRootVolumeSize int `yaml:"ebs_root_volume_size,omitempty"`
+	// TerminateStrays terminates clusters tagged with this installation
+	// that Berth does not know; otherwise they are only reported.
+	TerminateStrays bool `yaml:"terminate_strays,omitempty"`
 }
 
 // InstanceGroup is one uniform group of instances. A spec has exactly one
@@ -77,6 +110,18 @@ type InstanceFleet struct {
 	TargetOnDemandCapacity int      `yaml:"target_on_demand_capacity"`
 	TargetSpotCapacity     int      `yaml:"target_spot_capacity"`
 	InstanceTypes          []string `yaml:"instance_types"`
+	// OnDemandAllocationStrategy is lowest-price or prioritized; empty
+	// uses EMR's.
+	OnDemandAllocationStrategy string `yaml:"on_demand_allocation_strategy,omitempty"`
+	// SpotAllocationStrategy is capacity-optimized, price-capacity-optimized,
+	// lowest-price, diversified or capacity-optimized-prioritized; empty
+	// uses EMR's.
+	SpotAllocationStrategy string `yaml:"spot_allocation_strategy,omitempty"`
+	// SpotTimeoutMinutes (5..1440) is how long EMR tries for spot capacity
+	// while the cluster starts, before SpotTimeoutAction:
+	// SWITCH_TO_ON_DEMAND or TERMINATE_CLUSTER. 0 sets none.
+	SpotTimeoutMinutes int    `yaml:"spot_timeout_minutes,omitempty"`
+	SpotTimeoutAction  string `yaml:"spot_timeout_action,omitempty"`
 }
 
 // BootstrapAction is a script run on every node as it boots.
@@ -115,6 +160,8 @@ func (s *EMRSpec) Clone() *EMRSpec {
 	}
 	c.Configurations = cloneConfigurations(s.Configurations)
 	c.Tags = maps.Clone(s.Tags)
+	c.SubnetIDs = slices.Clone(s.SubnetIDs)
+	c.AdditionalSecurityGroups = slices.Clone(s.AdditionalSecurityGroups)
 	return &c
 }
 
@@ -157,6 +204,20 @@ func mergeEMR(primary, fb *EMRSpec) *EMRSpec {
 	str(&m.LogURI, p.LogURI)
 	str(&m.SubnetID, p.SubnetID)
 	str(&m.KeyName, p.KeyName)
+	str(&m.MasterSecurityGroup, p.MasterSecurityGroup)
+	str(&m.SlaveSecurityGroup, p.SlaveSecurityGroup)
+	str(&m.SecurityConfiguration, p.SecurityConfiguration)
+	str(&m.CustomAmiID, p.CustomAmiID)
+	if len(m.SubnetIDs) == 0 && m.SubnetID == "" {
+		m.SubnetIDs = p.SubnetIDs
+	}
+	if len(m.AdditionalSecurityGroups) == 0 {
+		m.AdditionalSecurityGroups = p.AdditionalSecurityGroups
+	}
+	if m.EBSRootVolumeSize == 0 {
+		m.EBSRootVolumeSize = p.EBSRootVolumeSize
+	}
+	m.TerminateStrays = m.TerminateStrays || p.TerminateStrays
 	if len(m.Applications) == 0 {
 		m.Applications = p.Applications
 	}

@@ -356,6 +356,33 @@ func (s *EMRSpec) validate() problems {
 		}
 	}
 	validateConfigurations(&ps, "configurations", s.Configurations, 0)
+	switch {
+	case s.SubnetID != "" && len(s.SubnetIDs) > 0:
+		ps.add("subnet_ids", "give subnet_id or subnet_ids, not both")
+	case len(s.SubnetIDs) > 0 && len(s.InstanceFleets) == 0:
+		ps.add("subnet_ids", "only with instance_fleets (EMR chooses among subnets for fleets); use subnet_id with instance_groups")
+	}
+	for i, id := range s.SubnetIDs {
+		if !strings.HasPrefix(id, "subnet-") {
+			ps.add(fmt.Sprintf("subnet_ids[%d]", i), "must look like subnet-0abc, not %q", id)
+		}
+	}
+	for _, sg := range []struct{ field, id string }{{"master_security_group", s.MasterSecurityGroup}, {"slave_security_group", s.SlaveSecurityGroup}} {
+		if sg.id != "" && !strings.HasPrefix(sg.id, "sg-") {
+			ps.add(sg.field, "must look like sg-0abc, not %q", sg.id)
+		}
+	}
+	for i, id := range s.AdditionalSecurityGroups {
+		if !strings.HasPrefix(id, "sg-") {
+			ps.add(fmt.Sprintf("additional_security_groups[%d]", i), "must look like sg-0abc, not %q", id)
+		}
+	}
+	if s.CustomAmiID != "" && !strings.HasPrefix(s.CustomAmiID, "ami-") {
+		ps.add("custom_ami_id", "must look like ami-0abc, not %q", s.CustomAmiID)
+	}
+	if v := s.EBSRootVolumeSize; v != 0 && (v < MinEBSRootVolume || v > MaxEBSRootVolume) {
+		ps.add("ebs_root_volume_size", "must be %d..%d GiB (or 0 for EMR's default), not %d", MinEBSRootVolume, MaxEBSRootVolume, v)
+	}
 	for _, k := range slices.Sorted(maps.Keys(s.Tags)) {
 		switch v := s.Tags[k]; {
 		case k == "" || len(k) > MaxTagKey:
@@ -425,6 +452,20 @@ func validateFleets(ps *problems, fleets []InstanceFleet) {
 		}
 		if len(fl.InstanceTypes) == 0 {
 			ps.add(f+".instance_types", "at least one instance type is required")
+		}
+		if v := fl.OnDemandAllocationStrategy; v != "" && !slices.Contains(OnDemandAllocationStrategies, v) {
+			ps.add(f+".on_demand_allocation_strategy", "must be one of %s, not %q", strings.Join(OnDemandAllocationStrategies, ", "), v)
+		}
+		if v := fl.SpotAllocationStrategy; v != "" && !slices.Contains(SpotAllocationStrategies, v) {
+			ps.add(f+".spot_allocation_strategy", "must be one of %s, not %q", strings.Join(SpotAllocationStrategies, ", "), v)
+		}
+		switch {
+		case fl.SpotTimeoutMinutes == 0 && fl.SpotTimeoutAction != "":
+			ps.add(f+".spot_timeout_minutes", "required with spot_timeout_action")
+		case fl.SpotTimeoutMinutes != 0 && (fl.SpotTimeoutMinutes < 5 || fl.SpotTimeoutMinutes > 1440):
+			ps.add(f+".spot_timeout_minutes", "must be 5..1440, not %d", fl.SpotTimeoutMinutes)
+		case fl.SpotTimeoutMinutes != 0 && fl.SpotTimeoutAction != SpotTimeoutSwitch && fl.SpotTimeoutAction != SpotTimeoutTerminate:
+			ps.add(f+".spot_timeout_action", "must be %s or %s, not %q", SpotTimeoutSwitch, SpotTimeoutTerminate, fl.SpotTimeoutAction)
 		}
 		for j, t := range fl.InstanceTypes {
 			if t == "" {

@@ -76,6 +76,16 @@ func TestValidateErrors(t *testing.T) {
 			[]string{`pool "a": fallback.after_failures: must be a whole number, got 1.5`}},
 		{"fallback for out of range", "pools: [{name: a, provider: local, fallback: {after_failures: 1, for: 99999999999h, local: {}}}]",
 			[]string{`pool "a": fallback.for: duration out of range`}},
+		{"emr subnet both", "pools: [{name: a, provider: emr, emr: {region: r, release_label: emr-7.5.0, service_role: s, job_flow_role: j, instance_fleets: [{role: MASTER, target_on_demand_capacity: 1, instance_types: [m5.xlarge]}], subnet_id: subnet-1, subnet_ids: [subnet-2]}}]",
+			[]string{`pool "a": emr.subnet_ids: give subnet_id or subnet_ids, not both`}},
+		{"emr subnets without fleets", "pools: [{name: a, provider: emr, emr: {region: r, release_label: emr-7.5.0, service_role: s, job_flow_role: j, instance_groups: [{role: MASTER, instance_type: m, count: 1}], subnet_ids: [subnet-2]}}]",
+			[]string{`pool "a": emr.subnet_ids: only with instance_fleets`}},
+		{"emr ids", "pools: [{name: a, provider: emr, emr: {region: r, release_label: emr-7.5.0, service_role: s, job_flow_role: j, instance_groups: [{role: MASTER, instance_type: m, count: 1}], master_security_group: g-1, additional_security_groups: [x], custom_ami_id: img-1, ebs_root_volume_size: 8}}]",
+			[]string{`pool "a": emr.master_security_group: must look like sg-`, `pool "a": emr.additional_security_groups[0]: must look like sg-`, `pool "a": emr.custom_ami_id: must look like ami-`, `pool "a": emr.ebs_root_volume_size: must be 15..100 GiB`}},
+		{"emr fleet strategies", "pools: [{name: a, provider: emr, emr: {region: r, release_label: emr-7.5.0, service_role: s, job_flow_role: j, instance_fleets: [{role: MASTER, target_on_demand_capacity: 1, instance_types: [m5.xlarge], on_demand_allocation_strategy: cheapest, spot_allocation_strategy: random, spot_timeout_minutes: 2, spot_timeout_action: WAIT}]}}]",
+			[]string{`pool "a": emr.instance_fleets[0].on_demand_allocation_strategy: must be one of lowest-price, prioritized, not "cheapest"`, `emr.instance_fleets[0].spot_allocation_strategy: must be one of`, `emr.instance_fleets[0].spot_timeout_minutes: must be 5..1440, not 2`}},
+		{"emr spot timeout action", "pools: [{name: a, provider: emr, emr: {region: r, release_label: emr-7.5.0, service_role: s, job_flow_role: j, instance_fleets: [{role: MASTER, target_on_demand_capacity: 1, instance_types: [m5.xlarge], spot_timeout_minutes: 10, spot_timeout_action: WAIT}]}}]",
+			[]string{`pool "a": emr.instance_fleets[0].spot_timeout_action: must be SWITCH_TO_ON_DEMAND or TERMINATE_CLUSTER, not "WAIT"`}},
 		{"emr count fraction", "pools: [{name: a, provider: emr, emr: {region: r, release_label: emr-7, instance_groups: [{role: MASTER, instance_type: m, count: 1.5}]}}]",
 			[]string{`pool "a": emr.instance_groups[0].count: must be a whole number, got 1.5`}},
 		{"emr fleet capacity", "pools: [{name: a, provider: emr, emr: {region: r, release_label: emr-7, instance_fleets: [{role: MASTER, target_on_demand_capacity: 1, target_spot_capacity: 0.5, instance_types: [m]}]}}]",
@@ -277,6 +287,11 @@ func TestValidateAccepts(t *testing.T) {
 		"merged pool":          "pools: [&a {name: a, provider: local, slots: 2}, {<<: *a, name: b, max_clusters: 3}]",
 		"longest duration":     "pools: [{name: a, provider: local, max_lifetime: 2562047h}]",
 		"spot bid":             "pools: [{name: a, provider: emr, emr: {region: r, release_label: emr-7, instance_groups: [{role: MASTER, instance_type: m, count: 1, market: SPOT, bid_price: 0.5}]}}]",
+		"emr fleets in full": "pools: [{name: a, provider: emr, emr: {region: r, release_label: emr-7.5.0, subnet_ids: [subnet-1, subnet-2], " +
+			"master_security_group: sg-1, slave_security_group: sg-2, additional_security_groups: [sg-3], security_configuration: kerberos, " +
+			"custom_ami_id: ami-1, ebs_root_volume_size: 50, terminate_strays: true, instance_fleets: [{role: MASTER, target_on_demand_capacity: 1, instance_types: [m5.xlarge]}, " +
+			"{role: CORE, target_spot_capacity: 8, instance_types: [r5.2xlarge, r6i.2xlarge], on_demand_allocation_strategy: lowest-price, " +
+			"spot_allocation_strategy: price-capacity-optimized, spot_timeout_minutes: 20, spot_timeout_action: SWITCH_TO_ON_DEMAND}]}}]",
 		"fallback fleets over groups": "pools: [{name: a, provider: emr, emr: " + emrSpec +
 			", fallback: {after_failures: 3, for: 30m, emr: {instance_fleets: [{role: MASTER, target_on_demand_capacity: 1, instance_types: [m5.xlarge, m6i.xlarge]}]}}}]",
 		"fallback subnet only": "pools: [{name: a, provider: emr, emr: " + emrSpec +

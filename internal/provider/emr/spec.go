@@ -83,11 +83,29 @@ func runJobFlowInput(spec *config.EMRSpec, r clusterRequest) *emr.RunJobFlowInpu
 	if spec.KeyName != "" {
 		in.Instances.Ec2KeyName = aws.String(spec.KeyName)
 	}
+	in.Instances.Ec2SubnetIds = slices.Clone(spec.SubnetIDs)
+	in.Instances.EmrManagedMasterSecurityGroup = optional(spec.MasterSecurityGroup)
+	in.Instances.EmrManagedSlaveSecurityGroup = optional(spec.SlaveSecurityGroup)
+	in.Instances.AdditionalMasterSecurityGroups = slices.Clone(spec.AdditionalSecurityGroups)
+	in.Instances.AdditionalSlaveSecurityGroups = slices.Clone(spec.AdditionalSecurityGroups)
+	in.SecurityConfiguration = optional(spec.SecurityConfiguration)
+	in.CustomAmiId = optional(spec.CustomAmiID)
+	if spec.EBSRootVolumeSize > 0 {
+		in.EbsRootVolumeSize = aws.Int32(int32(spec.EBSRootVolumeSize))
+	}
 	if r.IdleTimeout > 0 {
 		idle := int64((r.IdleTimeout + autoTerminationMargin) / time.Second)
 		in.AutoTerminationPolicy = &types.AutoTerminationPolicy{IdleTimeout: aws.Int64(min(max(idle, minIdleTimeout), maxIdleTimeout))}
 	}
 	return in
+}
+
+// optional is nil for "" (EMR's default), else s.
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return aws.String(s)
 }
 
 func instanceGroups(gs []config.InstanceGroup) []types.InstanceGroupConfig {
@@ -124,6 +142,23 @@ func instanceFleets(fs []config.InstanceFleet) []types.InstanceFleetConfig {
 		}
 		for _, it := range f.InstanceTypes {
 			c.InstanceTypeConfigs = append(c.InstanceTypeConfigs, types.InstanceTypeConfig{InstanceType: aws.String(it)})
+		}
+		if f.OnDemandAllocationStrategy != "" || f.SpotAllocationStrategy != "" || f.SpotTimeoutMinutes > 0 {
+			ls := &types.InstanceFleetProvisioningSpecifications{}
+			if f.OnDemandAllocationStrategy != "" {
+				ls.OnDemandSpecification = &types.OnDemandProvisioningSpecification{
+					AllocationStrategy: types.OnDemandProvisioningAllocationStrategy(f.OnDemandAllocationStrategy)}
+			}
+			if f.SpotAllocationStrategy != "" || f.SpotTimeoutMinutes > 0 {
+				ls.SpotSpecification = &types.SpotProvisioningSpecification{
+					AllocationStrategy: types.SpotProvisioningAllocationStrategy(f.SpotAllocationStrategy),
+					TimeoutAction:      types.SpotProvisioningTimeoutAction(f.SpotTimeoutAction),
+				}
+				if f.SpotTimeoutMinutes > 0 {
+					ls.SpotSpecification.TimeoutDurationMinutes = aws.Int32(int32(f.SpotTimeoutMinutes))
+				}
+			}
+			c.LaunchSpecifications = ls
 		}
 		out = append(out, c)
 	}

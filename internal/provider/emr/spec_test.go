@@ -81,8 +81,13 @@ func TestRunJobFlowInputBounds(t *testing.T) {
 	spec := testSpec()
 	spec.InstanceGroups, spec.InstanceFleets = nil, []config.InstanceFleet{
 		{Role: "MASTER", TargetOnDemandCapacity: 1, InstanceTypes: []string{"m5.xlarge"}},
-		{Role: "CORE", TargetSpotCapacity: 8, InstanceTypes: []string{"r5.2xlarge", "r6i.2xlarge"}},
+		{Role: "CORE", TargetSpotCapacity: 8, InstanceTypes: []string{"r5.2xlarge", "r6i.2xlarge"},
+			OnDemandAllocationStrategy: "lowest-price", SpotAllocationStrategy: "price-capacity-optimized",
+			SpotTimeoutMinutes: 20, SpotTimeoutAction: config.SpotTimeoutSwitch},
 	}
+	spec.SubnetID, spec.SubnetIDs = "", []string{"subnet-1", "subnet-2"}
+	spec.MasterSecurityGroup, spec.AdditionalSecurityGroups = "sg-1", []string{"sg-3"}
+	spec.SecurityConfiguration, spec.CustomAmiID, spec.EBSRootVolumeSize = "kerberos", "ami-1", 50
 	in := runJobFlowInput(spec, clusterRequest{CreateRequest: provider.CreateRequest{ClusterID: "cl-2", Pool: "p", Slots: 1000}})
 	if in.AutoTerminationPolicy != nil {
 		t.Error("auto-termination set for a pool without idle_timeout")
@@ -93,6 +98,22 @@ func TestRunJobFlowInputBounds(t *testing.T) {
 	fs := in.Instances.InstanceFleets
 	if len(fs) != 2 || fs[1].InstanceFleetType != types.InstanceFleetTypeCore || aws.ToInt32(fs[1].TargetSpotCapacity) != 8 || len(fs[1].InstanceTypeConfigs) != 2 {
 		t.Errorf("fleets %+v", fs)
+	}
+	ls := fs[1].LaunchSpecifications
+	if ls == nil || ls.OnDemandSpecification.AllocationStrategy != "lowest-price" || ls.SpotSpecification.AllocationStrategy != "price-capacity-optimized" ||
+		aws.ToInt32(ls.SpotSpecification.TimeoutDurationMinutes) != 20 || ls.SpotSpecification.TimeoutAction != types.SpotProvisioningTimeoutActionSwitchToOnDemand {
+		t.Errorf("launch specifications %+v", ls)
+	}
+	if fs[0].LaunchSpecifications != nil {
+		t.Errorf("a fleet without strategies got launch specifications %+v", fs[0].LaunchSpecifications)
+	}
+	inst := in.Instances
+	if len(inst.Ec2SubnetIds) != 2 || inst.Ec2SubnetId != nil || aws.ToString(inst.EmrManagedMasterSecurityGroup) != "sg-1" || inst.EmrManagedSlaveSecurityGroup != nil ||
+		len(inst.AdditionalMasterSecurityGroups) != 1 || len(inst.AdditionalSlaveSecurityGroups) != 1 {
+		t.Errorf("network %+v", inst)
+	}
+	if aws.ToString(in.SecurityConfiguration) != "kerberos" || aws.ToString(in.CustomAmiId) != "ami-1" || aws.ToInt32(in.EbsRootVolumeSize) != 50 {
+		t.Errorf("security %q ami %q ebs %d", aws.ToString(in.SecurityConfiguration), aws.ToString(in.CustomAmiId), aws.ToInt32(in.EbsRootVolumeSize))
 	}
 	long := runJobFlowInput(spec, clusterRequest{CreateRequest: provider.CreateRequest{ClusterID: "cl-3", Pool: "p", Slots: 1}, IdleTimeout: 30 * 24 * time.Hour})
 	if got := aws.ToInt64(long.AutoTerminationPolicy.IdleTimeout); got != maxIdleTimeout {

@@ -32,7 +32,7 @@
 //	                                   (exit.tmp + rename)
 //	        cancelled                  marker: when CancelStep was asked
 //	        start_error                why the process could not be started
-//	<Dir>/work/<clusterID>/<stepID>/   the working directory of a step whose spec
+//	<Dir>/workdirs/<clusterID>/<stepID>/ the working directory of a step whose spec
 //	                                   names none, created before it starts
 //
 // Several pools may share one Dir: a cluster's directory is named by Berth's

@@ -190,7 +190,7 @@ func (p *Provider) stepsDir(id string) string   { return filepath.Join(p.dir, "c
 // workDir is the working directory of a step that names none: in a tree
 // of its own, apart from the clusters' records (see doc.go).
 func (p *Provider) workDir(clusterID, stepID string) string {
-	return filepath.Join(p.dir, "work", clusterID, stepID)
+	return filepath.Join(p.dir, "workdirs", clusterID, stepID)
 }
 
 func checkClusterID(id string) error {

@@ -171,7 +171,7 @@ func TestEnvAndDir(t *testing.T) {
 		{"given dir", work, func(string) string { return work }},
 		// Apart from the step's records, which are not to be written by
 		// the step.
-		{"a work dir of its own by default", "", func(id string) string { return filepath.Join(dir, "work", cluster, id) }},
+		{"a work dir of its own by default", "", func(id string) string { return filepath.Join(dir, "workdirs", cluster, id) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

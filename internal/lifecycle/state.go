@@ -203,8 +203,9 @@ func New(cfg Config, pools []*Pool) *State {
 // Restore loads stored state, as at start or after a failed commit: the
 // jobs that have not ended, the live clusters, pool state and affinity.
 // Calls in flight stay counted: they are real, and their results still
-// come back. A pool blocked under another configuration is unblocked.
-func (s *State) Restore(jobs []berth.Job, clusters []berth.Cluster, pools []berth.PoolState, affinity map[string]string, now time.Time) {
+// come back. A pool blocked under another configuration is unblocked. It
+// returns the clusters with a provider id, whose watchers are to start.
+func (s *State) Restore(jobs []berth.Job, clusters []berth.Cluster, pools []berth.PoolState, affinity map[string]string, now time.Time) (watch []string) {
 	s.now = now
 	s.jobs, s.clusters = map[string]*berth.Job{}, map[string]*Cluster{}
 	s.affinity = affinity
@@ -242,9 +243,10 @@ func (s *State) Restore(jobs []berth.Job, clusters []berth.Cluster, pools []bert
 		rt := &Cluster{C: c, Pool: s.pools[c.Pool], RestoredAt: now}
 		s.clusters[c.ID] = rt
 		if c.ProviderID != "" {
-			s.fx.Watch = append(s.fx.Watch, c.ID)
+			watch = append(watch, c.ID)
 		}
 	}
+	return watch
 }
 
 // reset starts the effects of a new pass.

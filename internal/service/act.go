@@ -18,9 +18,7 @@ const (
 // act starts the committed pass's provider calls on the executor; results
 // come back to the loop as inputs. Calls in flight, or backing off after
 // a failure, are not made again. It returns how many it started.
-func (l *loop) act(ctx context.Context) int {
-	calls := l.pendingCalls
-	l.pendingCalls = nil
+func (l *loop) act(ctx context.Context, calls []lifecycle.Call) int {
 	n := 0
 	for _, c := range calls {
 		cl := l.st.Cluster(c.ClusterID)

@@ -50,8 +50,6 @@ type loop struct {
 	pending []any
 	// replies wait for the pass's commit.
 	replies []chan error
-	// pendingCalls are the committed pass's provider calls, for act.
-	pendingCalls []lifecycle.Call
 	// broken is set when a commit failed and the state could not be
 	// reloaded: the in-memory state is then not the stored one.
 	broken bool
@@ -82,8 +80,9 @@ func (l *loop) load(ctx context.Context) error {
 		return err
 	}
 	l.lastSeq = st.MaxSeq
-	l.st.Restore(st.Jobs, st.Clusters, st.Pools, st.Affinity, l.s.clock.Now())
-	l.startWatchers()
+	for _, id := range l.st.Restore(st.Jobs, st.Clusters, st.Pools, st.Affinity, l.s.clock.Now()) {
+		l.watch(id)
+	}
 	return nil
 }
 
@@ -184,9 +183,7 @@ func (l *loop) runOnce(ctx context.Context, now time.Time, p *Pass) error {
 	if l.s.pickUpDue(now) {
 		if err := l.pickUp(ctx); err != nil {
 			l.s.log.Error("pick up submissions", "err", err)
-			l.s.run.mu.Lock()
-			l.s.run.news = true // again at the next pass
-			l.s.run.mu.Unlock()
+			l.s.newsPending() // again at the next pass
 		}
 	}
 	l.applyInputs()
@@ -203,7 +200,8 @@ func (l *loop) runOnce(ctx context.Context, now time.Time, p *Pass) error {
 	}
 	fx := l.st.Effects()
 	p.Jobs, p.Clusters, p.Events, p.Illegal = len(fx.DirtyJobs), len(fx.DirtyClusters), len(fx.Events), len(fx.Illegal)
-	if err := l.commit(ctx, now); err != nil {
+	calls, err := l.commit(ctx, now)
+	if err != nil {
 		l.s.log.Error("commit failed; reloading state and acting on nothing", "err", err)
 		l.s.setCommitErr(err)
 		l.failCommands(err)
@@ -218,7 +216,7 @@ func (l *loop) runOnce(ctx context.Context, now time.Time, p *Pass) error {
 		r <- nil
 	}
 	l.replies = l.replies[:0]
-	p.Calls = l.act(ctx)
+	p.Calls = l.act(ctx, calls)
 	return nil
 }
 
@@ -268,8 +266,8 @@ func (l *loop) pickUp(ctx context.Context) error {
 
 // commit writes the pass's changes in one transaction; only once they are
 // written are the metrics, the log and the published view told, and the
-// watchers started or poked.
-func (l *loop) commit(ctx context.Context, now time.Time) error {
+// watchers started or poked. It returns the provider calls to make.
+func (l *loop) commit(ctx context.Context, now time.Time) ([]lifecycle.Call, error) {
 	fx := l.st.Effects()
 	var b store.Batch
 	for _, id := range keys(fx.DirtyJobs) {
@@ -292,7 +290,7 @@ func (l *loop) commit(ctx context.Context, now time.Time) error {
 	if !b.Empty() {
 		// The write must finish even while the service stops.
 		if err := l.s.store.Commit(context.WithoutCancel(ctx), b); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	m := l.s.metrics
@@ -330,7 +328,6 @@ func (l *loop) commit(ctx context.Context, now time.Time) error {
 	l.wakeAt = fx.WakeAt
 	calls, watch, poke, wake := fx.Calls, fx.Watch, fx.Poke, fx.Wake
 	l.st.Committed()
-	l.pendingCalls = calls
 	for _, id := range watch {
 		l.watch(id)
 	}
@@ -343,17 +340,7 @@ func (l *loop) commit(ctx context.Context, now time.Time) error {
 		l.s.Wake()
 	}
 	l.publish(now, written)
-	return nil
-}
-
-// startWatchers starts a watcher for every live cluster with a provider
-// id, as after a (re)load.
-func (l *loop) startWatchers() {
-	fx := l.st.Effects()
-	for _, id := range fx.Watch {
-		l.watch(id)
-	}
-	fx.Watch = nil
+	return calls, nil
 }
 
 // publish hands readers a copy of the live counts and tells long polls

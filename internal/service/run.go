@@ -75,10 +75,16 @@ func (s *Service) post(in any) {
 // stored tells the loop that the API stored a submission or a cancel
 // request, and wakes it to pick them up.
 func (s *Service) stored() {
+	s.newsPending()
+	s.Wake()
+}
+
+// newsPending makes the next pass read the store for submissions and
+// cancel requests.
+func (s *Service) newsPending() {
 	s.run.mu.Lock()
 	s.run.news = true
 	s.run.mu.Unlock()
-	s.Wake()
 }
 
 // pickUpDue reports whether the pass should read new submissions and

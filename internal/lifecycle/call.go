@@ -36,6 +36,9 @@ type Call struct {
 	Name    string
 	Spec    berth.Step
 	StepID  string
+	// Since is when the attempt started: a step submitted for it cannot
+	// be older, so a provider looking for it need look no further back.
+	Since time.Time
 }
 
 // Result is what a provider call returned.
@@ -103,7 +106,7 @@ func (s *State) deriveCalls(now time.Time) {
 			continue
 		}
 		if c.C.State == berth.ClusterReady || c.C.State == berth.ClusterDraining {
-			s.fx.Calls = append(s.fx.Calls, Call{Kind: CallSubmit, ClusterID: c.C.ID, JobID: j.ID, Attempt: a.N, Step: cur.Index, Name: name, Spec: j.Steps[cur.Index].Step})
+			s.fx.Calls = append(s.fx.Calls, Call{Kind: CallSubmit, ClusterID: c.C.ID, JobID: j.ID, Attempt: a.N, Step: cur.Index, Name: name, Spec: j.Steps[cur.Index].Step, Since: a.StartedAt})
 		}
 	}
 }

@@ -378,6 +378,21 @@ func (s *State) jobsOn(clusterID string) []*berth.Job {
 	return out
 }
 
+// StepIDs returns the provider ids of the steps that running attempts on
+// a cluster have submitted, for a provider that must be told which steps to
+// watch (provider.StepTracker).
+func (s *State) StepIDs(clusterID string) []string {
+	var out []string
+	for _, j := range s.jobsOn(clusterID) {
+		for _, st := range j.CurrentAttempt().Steps {
+			if st.ProviderID != "" {
+				out = append(out, st.ProviderID)
+			}
+		}
+	}
+	return out
+}
+
 // event records one entry of history, committed with the pass and
 // stamped with its time.
 func (s *State) event(jobID, clusterID, kind, msg string) {

@@ -81,8 +81,9 @@ type LogReader interface {
 }
 
 // Poller is the optional capability to say how often the service should
-// poll a cluster of this provider. Providers without it are polled every
-// DefaultPollInterval.
+// poll a cluster of this provider. The service asks again after every
+// poll, so the interval may change (EMR slows down as the fleet grows).
+// Providers without it are polled every DefaultPollInterval.
 type Poller interface {
 	PollInterval() time.Duration
 }
@@ -96,6 +97,15 @@ type Poller interface {
 // a failure caused by the loss comes in the same poll as the loss.
 type Attributor interface {
 	AttributionGrace() time.Duration
+}
+
+// StepTracker is the optional capability of a provider that lists steps
+// cheaply by asking only about the steps it knows of (EMR: by state and by
+// id, never the cluster's whole history). After a restart the service tells
+// it the steps its running attempts have on a cluster, before the first
+// poll, so that those that ended while Berth was down are reported too.
+type StepTracker interface {
+	TrackSteps(clusterID string, stepIDs []string)
 }
 
 // DefaultPollInterval is used for providers that do not implement Poller.
@@ -131,6 +141,10 @@ type StepRequest struct {
 	// Name identifies the attempt's step (berth.StepName).
 	Name string
 	Step berth.Step
+	// Since is when Berth started the attempt the step belongs to: a step
+	// of that name, if one was submitted before a crash, is not older. A
+	// provider that must search for it (EMR) searches no further back.
+	Since time.Time
 }
 
 // Step is what the provider says about one step.

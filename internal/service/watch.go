@@ -34,11 +34,10 @@ type report struct {
 // It is a chain of tasks on the executor, a poll then a timer then a poll,
 // never more than one poll in flight, and never blocks.
 type watcher struct {
-	s        *Service
-	id, pid  string
-	prov     provider.Provider
-	interval time.Duration
-	log      *slog.Logger
+	s       *Service
+	id, pid string
+	prov    provider.Provider
+	log     *slog.Logger
 
 	mu      sync.Mutex
 	stopped bool
@@ -64,13 +63,12 @@ func (l *loop) watch(id string) {
 		old.stop()
 	}
 	prov := l.s.pools[c.C.Pool].prov
-	interval := provider.DefaultPollInterval
-	if p, ok := prov.(provider.Poller); ok {
-		interval = p.PollInterval()
+	if t, ok := prov.(provider.StepTracker); ok {
+		t.TrackSteps(c.C.ProviderID, l.st.StepIDs(id))
 	}
 	w := &watcher{
-		s: l.s, id: id, pid: c.C.ProviderID, prov: prov, interval: interval,
-		log: l.s.log.With("cluster_id", id, "provider_id", c.C.ProviderID), wait: interval,
+		s: l.s, id: id, pid: c.C.ProviderID, prov: prov,
+		log: l.s.log.With("cluster_id", id, "provider_id", c.C.ProviderID), wait: pollInterval(prov),
 	}
 	l.watchers[id] = w
 	w.mu.Lock()
@@ -147,7 +145,9 @@ func (w *watcher) poll() {
 		}
 		w.log.Warn(msg, "err", err, "next_poll", w.wait)
 	default:
-		w.wait, w.starting = w.interval, r.Cluster.State == berth.ClusterStarting
+		// The interval is asked again each time: a provider that shares
+		// its API budget among clusters (EMR) slows down as they grow.
+		w.wait, w.starting = pollInterval(w.prov), r.Cluster.State == berth.ClusterStarting
 		w.mu.Lock()
 		force := w.force
 		w.force = false
@@ -168,6 +168,14 @@ func (w *watcher) poll() {
 		w.poked, wait = false, 0
 	}
 	w.timer = w.s.after(wait, w.fire)
+}
+
+// pollInterval is how often prov wants its clusters polled.
+func pollInterval(prov provider.Provider) time.Duration {
+	if p, ok := prov.(provider.Poller); ok {
+		return p.PollInterval()
+	}
+	return provider.DefaultPollInterval
 }
 
 // poll asks the provider about one cluster: one ListSteps (unless the

@@ -77,6 +77,12 @@ type Store interface {
 	// fails to renew it in time stops its loop.
 	Lock(ctx context.Context) (release func() error, err error)
 
+	// Installation names this installation of Berth: the id stored in the
+	// database, or candidate, stored, if it has none yet. Providers tag
+	// what they start with it, so that a restarted Berth tells its own
+	// clusters from another installation's in the same account.
+	Installation(ctx context.Context, candidate string) (string, error)
+
 	// Ping reports whether the store answers.
 	Ping(ctx context.Context) error
 	// Close closes the store and gives up its Lock. It may be called more

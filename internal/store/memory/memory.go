@@ -62,6 +62,8 @@ type DB struct {
 
 	pools    map[string]berth.PoolState
 	affinity map[string]string
+	// installation is the installation's id, once asked for.
+	installation string
 
 	// events is the event log in chunks of eventChunk, so that it grows
 	// without ever being copied; nEvents counts them. eventsByJob and
@@ -160,6 +162,19 @@ func (s *Store) Ping(ctx context.Context) error {
 	}
 	s.db.mu.Unlock()
 	return nil
+}
+
+// Installation returns the DB's installation id, storing candidate as it
+// the first time.
+func (s *Store) Installation(ctx context.Context, candidate string) (string, error) {
+	if err := s.enter(ctx); err != nil {
+		return "", failed("read installation", err)
+	}
+	defer s.db.mu.Unlock()
+	if s.db.installation == "" {
+		s.db.installation = candidate
+	}
+	return s.db.installation, nil
 }
 
 // Close closes this store and gives up the loop's lock if it holds it. The

@@ -189,6 +189,19 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Installation returns the database's installation id, storing candidate
+// as it the first time.
+func (s *Store) Installation(ctx context.Context, candidate string) (string, error) {
+	if _, err := s.write.ExecContext(ctx, `INSERT INTO installation (id) SELECT ? WHERE NOT EXISTS (SELECT 1 FROM installation)`, candidate); err != nil {
+		return "", s.fail(ctx, "store installation", err)
+	}
+	var id string
+	if err := s.write.QueryRowContext(ctx, `SELECT id FROM installation`).Scan(&id); err != nil {
+		return "", s.fail(ctx, "read installation", err)
+	}
+	return id, nil
+}
+
 // Close closes the database and gives up the loop's lock. It may be
 // called more than once.
 func (s *Store) Close() error {

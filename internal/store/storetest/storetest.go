@@ -91,6 +91,7 @@ func Run(t *testing.T, newDB func(t *testing.T) (open func() store.Store)) {
 	}{
 		{"Lock/Exclusive", testLockExclusive},
 		{"Lock/Close", testLockClose},
+		{"Installation", testInstallation},
 	}
 	for _, tt := range twoStores {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1048,3 +1049,20 @@ func isHeld(err error) bool {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, berth.ErrNotFound) }
+
+// testInstallation: the first candidate is kept, by every store over the
+// database and across reopening.
+func testInstallation(t *testing.T, open func() store.Store) {
+	ctx := t.Context()
+	first := open()
+	id, err := first.Installation(ctx, "inst-a")
+	if err != nil || id != "inst-a" {
+		t.Fatalf("first Installation = %q, %v; want inst-a", id, err)
+	}
+	first.Close()
+	second := open()
+	defer second.Close()
+	if id, err := second.Installation(ctx, "inst-b"); err != nil || id != "inst-a" {
+		t.Errorf("Installation after reopening = %q, %v; want the first one, inst-a", id, err)
+	}
+}

@@ -104,12 +104,15 @@ const (
 // process; on EMR it is the command-runner.jar arguments, or the arguments of
 // Jar's MainClass when Jar is set.
 type Step struct {
-	Name      string            `json:"name"`
-	Args      []string          `json:"args"`
-	Jar       string            `json:"jar,omitempty"`
-	MainClass string            `json:"main_class,omitempty"`
-	Env       map[string]string `json:"env,omitempty"`
-	Dir       string            `json:"dir,omitempty"`
+	Name      string   `json:"name"`
+	Args      []string `json:"args"`
+	Jar       string   `json:"jar,omitempty"`
+	MainClass string   `json:"main_class,omitempty"`
+	// Properties are Java properties for a jar step (EMR's
+	// HadoopJarStep.Properties).
+	Properties map[string]string `json:"properties,omitempty"`
+	Env        map[string]string `json:"env,omitempty"`
+	Dir        string            `json:"dir,omitempty"`
 }
 
 // JobStep is a step as a job reports it: the command and how far it got in

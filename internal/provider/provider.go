@@ -145,6 +145,8 @@ type StepRequest struct {
 	// of that name, if one was submitted before a crash, is not older. A
 	// provider that must search for it (EMR) searches no further back.
 	Since time.Time
+	// ExecutionRoleArn is the job's runtime role (EMR), empty for none.
+	ExecutionRoleArn string
 }
 
 // Step is what the provider says about one step.

@@ -293,6 +293,14 @@ func (p Pool) validateEMR(ps *problems) {
 		ps.add("fallback.emr.instance_groups", "give instance_groups or instance_fleets, not both")
 		return
 	}
+	// A pool's clusters are watched through one client: a fallback cluster
+	// in another region would be one Berth could not find again.
+	if fb.Region != "" && p.EMR != nil && fb.Region != p.EMR.Region {
+		ps.add("fallback.emr.region", "must be the pool's region, %q: a pool's clusters live in one region", p.EMR.Region)
+	}
+	if fb.Endpoint != "" && p.EMR != nil && fb.Endpoint != p.EMR.Endpoint {
+		ps.add("fallback.emr.endpoint", "must be the pool's endpoint")
+	}
 	// The merged spec repeats whatever is wrong with the primary's fields
 	// it took; those are reported once, under emr.
 	reported := make(map[string]bool, len(primary))

@@ -160,6 +160,8 @@ func TestValidateErrors(t *testing.T) {
 			[]string{`pool "a": fallback.local.boot_time: must be less than the pool's boot_timeout`}},
 		{"fallback emr groups", "pools: [{name: a, provider: emr, emr: " + emrSpec + ", fallback: {after_failures: 1, for: 1h, emr: {instance_groups: [{role: CORE, instance_type: m, count: 1, market: SPOT}]}}}]",
 			[]string{`pool "a": fallback.emr.instance_groups: exactly one MASTER group is required, not 0`}},
+		{"fallback emr region", "pools: [{name: a, provider: emr, emr: " + emrSpec + ", fallback: {after_failures: 1, for: 1h, emr: {region: eu-west-1}}}]",
+			[]string{`pool "a": fallback.emr.region: must be the pool's region, "us-east-1": a pool's clusters live in one region`}},
 		{"fallback emr both", "pools: [{name: a, provider: emr, emr: " + emrSpec + ", fallback: {after_failures: 1, for: 1h, emr: {instance_groups: [{role: MASTER, instance_type: m, count: 1}], instance_fleets: [{role: MASTER, target_on_demand_capacity: 1, instance_types: [m]}]}}}]",
 			[]string{`pool "a": fallback.emr.instance_groups: give instance_groups or instance_fleets, not both`}},
 		{"fallback emr own field", "pools: [{name: a, provider: emr, emr: " + emrSpec + ", fallback: {after_failures: 1, for: 1h, emr: {log_uri: 'hdfs://x'}}}]",

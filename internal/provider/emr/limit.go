@@ -41,6 +41,9 @@ type Limiter struct {
 	other   Rate
 	buckets map[string]*bucket
 	account *bucket
+	// live holds the clusters of the fleet that draws on the limiter, so
+	// that their polls are paced to fit it.
+	live map[string]bool
 }
 
 type bucket struct {
@@ -55,7 +58,7 @@ func NewLimiter(clk clock.Clock) *Limiter {
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	return &Limiter{clk: clk, rates: DefaultRates, other: OtherRate, buckets: map[string]*bucket{},
+	return &Limiter{clk: clk, rates: DefaultRates, other: OtherRate, buckets: map[string]*bucket{}, live: map[string]bool{},
 		account: &bucket{rate: AccountRate, tokens: AccountRate.Burst, at: clk.Now()}}
 }
 
@@ -89,6 +92,24 @@ func (l *Limiter) Reserve(api string) time.Duration {
 		l.buckets[api] = b
 	}
 	return max(b.take(now), l.account.take(now))
+}
+
+// Track counts a cluster in the fleet (live) or drops it.
+func (l *Limiter) Track(id string, live bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if live {
+		l.live[id] = true
+	} else {
+		delete(l.live, id)
+	}
+}
+
+// Clusters is the number of live clusters drawing on the limiter.
+func (l *Limiter) Clusters() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.live)
 }
 
 // Wait reserves a call of api and waits until it may be made, or until

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -56,7 +57,7 @@ func runJobFlowInput(spec *config.EMRSpec, r clusterRequest) *emr.RunJobFlowInpu
 	maps.Copy(tags, spec.Tags)
 	tags[TagCluster], tags[TagPool], tags[TagInstallation] = r.ClusterID, r.Pool, r.Installation
 	in := &emr.RunJobFlowInput{
-		Name:                 aws.String(fmt.Sprintf("berth %s %s", r.Pool, r.ClusterID)),
+		Name:                 aws.String(clusterName(r.Installation, r.Pool, r.ClusterID)),
 		ReleaseLabel:         aws.String(spec.ReleaseLabel),
 		ServiceRole:          aws.String(spec.ServiceRole),
 		JobFlowRole:          aws.String(spec.JobFlowRole),
@@ -98,6 +99,23 @@ func runJobFlowInput(spec *config.EMRSpec, r clusterRequest) *emr.RunJobFlowInpu
 		in.AutoTerminationPolicy = &types.AutoTerminationPolicy{IdleTimeout: aws.Int64(min(max(idle, minIdleTimeout), maxIdleTimeout))}
 	}
 	return in
+}
+
+// clusterName is the name of a cluster Berth starts: it carries the
+// installation, pool and cluster id, so that one ListClusters call (which
+// returns names, not tags) tells a restarted Berth which clusters are its.
+func clusterName(installation, pool, clusterID string) string {
+	return fmt.Sprintf("berth %s %s %s", installation, pool, clusterID)
+}
+
+// parseClusterName reads a name made by clusterName; ok is false for any
+// other.
+func parseClusterName(name string) (installation, pool, clusterID string, ok bool) {
+	f := strings.Fields(name)
+	if len(f) != 4 || f[0] != "berth" {
+		return "", "", "", false
+	}
+	return f[1], f[2], f[3], true
 }
 
 // optional is nil for "" (EMR's default), else s.
@@ -208,6 +226,9 @@ func stepConfig(name string, st berth.Step) types.StepConfig {
 		jar.Jar = aws.String(st.Jar)
 		if st.MainClass != "" {
 			jar.MainClass = aws.String(st.MainClass)
+		}
+		for _, k := range slices.Sorted(maps.Keys(st.Properties)) {
+			jar.Properties = append(jar.Properties, types.KeyValue{Key: aws.String(k), Value: aws.String(st.Properties[k])})
 		}
 	}
 	return types.StepConfig{Name: aws.String(name), ActionOnFailure: types.ActionOnFailureContinue, HadoopJarStep: &jar}

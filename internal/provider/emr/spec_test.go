@@ -35,7 +35,7 @@ func TestRunJobFlowInput(t *testing.T) {
 		CreateRequest: provider.CreateRequest{ClusterID: "cl-1", Pool: "spark", Slots: 8},
 		Installation:  "inst-7", IdleTimeout: 10 * time.Minute,
 	})
-	if got := aws.ToString(in.Name); got != "berth spark cl-1" {
+	if got := aws.ToString(in.Name); got != "berth inst-7 spark cl-1" {
 		t.Errorf("name %q", got)
 	}
 	if !aws.ToBool(in.Instances.KeepJobFlowAliveWhenNoSteps) || aws.ToInt32(in.StepConcurrencyLevel) != 8 {

@@ -81,6 +81,10 @@ type EMRSpec struct {
 	// EBSRootVolumeSize is each node's root volume in GiB, 15..100; 0 uses
 	// EMR's default.
 	EBSRootVolumeSize int `yaml:"ebs_root_volume_size,omitempty"`
+	// PollInterval is how often Berth looks at each cluster while the
+	// fleet is small; it polls less often as the fleet grows, to stay
+	// within EMR's API limits. 0 means 15s.
+	PollInterval Duration `yaml:"poll_interval,omitempty"`
 	// TerminateStrays terminates clusters tagged with this installation
 	// that Berth does not know; otherwise they are only reported.
 	TerminateStrays bool `yaml:"terminate_strays,omitempty"`

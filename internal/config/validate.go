@@ -324,6 +324,9 @@ func (s *EMRSpec) validate() problems {
 			ps.add("endpoint", "must be an http:// or https:// URL, not %q", s.Endpoint)
 		}
 	}
+	if s.PollInterval != 0 && (s.PollInterval < Duration(100*time.Millisecond) || s.PollInterval > Duration(10*time.Minute)) {
+		ps.add("poll_interval", "must be between 100ms and 10m, not %s", s.PollInterval)
+	}
 	switch {
 	case s.ReleaseLabel == "":
 		ps.add("release_label", "required, e.g. emr-7.5.0")

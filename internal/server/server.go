@@ -19,9 +19,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/berthhq/berth/internal/api"
+	"github.com/berthhq/berth/internal/berth"
 	"github.com/berthhq/berth/internal/clock"
 	"github.com/berthhq/berth/internal/config"
 	"github.com/berthhq/berth/internal/provider"
+	"github.com/berthhq/berth/internal/provider/emr"
 	"github.com/berthhq/berth/internal/provider/local"
 	"github.com/berthhq/berth/internal/provider/sim"
 	"github.com/berthhq/berth/internal/service"
@@ -67,9 +69,14 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	inst, err := st.Installation(ctx, berth.NewID("inst", o.Clock.Now()))
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("store %q: %w", cfg.Store, err)
+	}
 	var pools []service.Pool
 	for _, p := range cfg.Pools {
-		prov, err := newProvider(p, o)
+		prov, err := newProvider(ctx, p, inst, o)
 		if err != nil {
 			st.Close()
 			return nil, fmt.Errorf("pool %q: %w", p.Name, err)
@@ -112,8 +119,9 @@ func openStore(ctx context.Context, dsn string, log *slog.Logger) (store.Store, 
 	return st, nil
 }
 
-// newProvider builds the provider that runs one pool's clusters.
-func newProvider(p config.Pool, o Options) (provider.Provider, error) {
+// newProvider builds the provider that runs one pool's clusters;
+// installation names this Berth in what providers start.
+func newProvider(ctx context.Context, p config.Pool, installation string, o Options) (provider.Provider, error) {
 	switch p.Provider {
 	case config.ProviderLocal:
 		opts := local.Options{Dir: config.DefaultLocalDir, Clock: o.Clock, Log: o.Log.With("pool", p.Name)}
@@ -125,11 +133,27 @@ func newProvider(p config.Pool, o Options) (provider.Provider, error) {
 		}
 		return local.New(opts)
 	case config.ProviderEMR:
-		return nil, errors.New("provider emr: not available in this build yet")
+		return newEMR(ctx, p, installation, o)
 	case config.ProviderSim:
 		return newSim(p, o)
 	}
 	return nil, fmt.Errorf("unknown provider %q", p.Provider)
+}
+
+// newEMR builds an EMR provider. Its calls draw on the rate limiter that
+// every pool of its region and endpoint shares.
+func newEMR(ctx context.Context, p config.Pool, installation string, o Options) (*emr.Provider, error) {
+	lim := emr.Shared(p.EMR.Endpoint, p.EMR.Region, o.Clock)
+	cl, err := emr.NewClients(ctx, p.EMR, lim)
+	if err != nil {
+		return nil, err
+	}
+	return emr.New(emr.Options{
+		Pool: p.Name, Primary: p.EMR, Fallback: p.FallbackEMR(), IdleTimeout: p.IdleTimeout.Std(),
+		Installation: installation, EMR: cl.EMR, S3: cl.S3, Limiter: lim,
+		PollBase: p.EMR.PollInterval.Std(),
+		Clock:    o.Clock, Log: o.Log.With("pool", p.Name),
+	})
 }
 
 // newSim builds a sim provider on the server's clock. A sim cluster lives

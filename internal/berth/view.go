@@ -21,6 +21,11 @@ type PoolStatus struct {
 	Blocked       bool      `json:"blocked"`
 	BlockedReason string    `json:"blocked_reason,omitempty"`
 	BlockedAt     time.Time `json:"blocked_at,omitzero"`
+	// Strays are live clusters this installation started for the pool
+	// that Berth has no record of (the provider's ids): they cost money
+	// and run no job. Terminated when the pool says so (EMR:
+	// terminate_strays), else only reported.
+	Strays []string `json:"strays,omitempty"`
 }
 
 // ClusterDetail is a cluster with the attempts that ran on it and its

@@ -183,6 +183,7 @@ func TestGolden(t *testing.T) {
 	if err := h.svc.Block("spark", "bootstrap action 1 failed: exit 3", t0.Add(2*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
+	h.svc.SetStrays("spark", "j-2AXXXXXXGAPLF")
 	tests := []struct {
 		file string
 		args []string

@@ -241,6 +241,9 @@ func runPoolGet(ctx context.Context, e *env, args []string) error {
 		blocked = fmt.Sprintf("%s (since %s, %s ago)", p.BlockedReason, p.BlockedAt.UTC().Format(time.RFC3339), since(e.clock.Now(), p.BlockedAt))
 	}
 	field("Blocked", blocked)
+	if len(p.Strays) > 0 {
+		field("Strays", fmt.Sprintf("%s (started by this installation, unknown to Berth)", strings.Join(p.Strays, ", ")))
+	}
 	var counts []string
 	for _, s := range berth.ClusterStates {
 		if n := p.Clusters[s]; n > 0 {

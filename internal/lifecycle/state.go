@@ -393,6 +393,21 @@ func (s *State) StepIDs(clusterID string) []string {
 	return out
 }
 
+// Strays returns the clusters of a provider's list (provider.Lister) that
+// Berth does not know: no live cluster has their id, or the live one has
+// another provider id (a second cluster started for one id). A cluster
+// whose creation has not answered yet is known.
+func (s *State) Strays(listed []provider.Listed) []provider.Listed {
+	var out []provider.Listed
+	for _, l := range listed {
+		if c := s.clusters[l.ClusterID]; c != nil && (c.C.ProviderID == "" || c.C.ProviderID == l.ID) {
+			continue
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
 // event records one entry of history, committed with the pass and
 // stamped with its time.
 func (s *State) event(jobID, clusterID, kind, msg string) {

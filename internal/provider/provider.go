@@ -65,6 +65,24 @@ type Finder interface {
 	FindCluster(ctx context.Context, clusterID string) (id string, found bool, err error)
 }
 
+// Lister is the optional capability to list the live clusters this
+// installation started for the pool, whatever Berth recorded of them. The
+// service compares the list with what it knows and reports the rest as
+// strays (a creation given up on that went through after all, a cluster
+// another process of this installation started): they cost money while
+// no job runs on them.
+type Lister interface {
+	ListClusters(ctx context.Context) ([]Listed, error)
+}
+
+// Listed is one cluster a Lister found.
+type Listed struct {
+	// ID is the provider's id, ClusterID Berth's (from the cluster's tags).
+	ID, ClusterID string
+	// Since is when the provider says the cluster was created.
+	Since time.Time
+}
+
 // StepChecker is the optional capability to say up front whether the
 // provider can run a step at all (the local provider runs argv, not jars),
 // so that a job it never could run is refused at submission instead of

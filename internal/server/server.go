@@ -81,7 +81,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 			st.Close()
 			return nil, fmt.Errorf("pool %q: %w", p.Name, err)
 		}
-		pools = append(pools, service.Pool{Pool: p.Domain(), Provider: prov})
+		pools = append(pools, service.Pool{Pool: p.Domain(), Provider: prov, TerminateStrays: p.EMR != nil && p.EMR.TerminateStrays})
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

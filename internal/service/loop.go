@@ -22,7 +22,8 @@ type poolRT struct {
 	pool berth.Pool
 	prov provider.Provider
 	// rt is what the policy keeps about the pool.
-	rt *lifecycle.Pool
+	rt              *lifecycle.Pool
+	terminateStrays bool
 }
 
 // command is a request from the API that must run on the loop. Its reply,
@@ -53,6 +54,9 @@ type loop struct {
 	// broken is set when a commit failed and the state could not be
 	// reloaded: the in-memory state is then not the stored one.
 	broken bool
+	// strays keeps the stray scans of the pools whose provider lists
+	// its clusters.
+	strays map[string]*strayScan
 }
 
 func (s *Service) newLoop(ctx context.Context) (*loop, error) {
@@ -60,7 +64,7 @@ func (s *Service) newLoop(ctx context.Context) (*loop, error) {
 	for _, name := range s.poolNames {
 		pools = append(pools, s.pools[name].rt)
 	}
-	l := &loop{s: s, ctx: ctx, watchers: map[string]*watcher{}, st: lifecycle.New(lifecycle.Config{
+	l := &loop{s: s, ctx: ctx, watchers: map[string]*watcher{}, strays: map[string]*strayScan{}, st: lifecycle.New(lifecycle.Config{
 		RetryBackoff: s.backoff, CallRetry: s.callRetry, NewID: s.newID,
 	}, pools)}
 	if err := l.load(ctx); err != nil {
@@ -139,6 +143,8 @@ func (l *loop) applyInputs() {
 			}
 		case lifecycle.Result:
 			l.st.ApplyResult(in)
+		case strayList:
+			l.applyStrays(in)
 		case command:
 			if err := in.fn(l); err != nil {
 				in.answer(err)
@@ -217,6 +223,7 @@ func (l *loop) runOnce(ctx context.Context, now time.Time, p *Pass) error {
 	}
 	l.replies = l.replies[:0]
 	p.Calls = l.act(ctx, calls)
+	l.scanStrays(now)
 	return nil
 }
 
@@ -354,6 +361,11 @@ func (l *loop) publish(now time.Time, jobs map[string]bool) {
 		ps.FallbackActive = p.State.FallbackActive(now)
 		if p.State.Blocked() {
 			ps.Blocked, ps.BlockedReason, ps.BlockedAt = true, p.State.BlockedReason, p.State.BlockedAt
+		}
+		if sc := l.strays[name]; sc != nil {
+			for _, c := range sc.found {
+				ps.Strays = append(ps.Strays, c.ID)
+			}
 		}
 		for st, n := range p.Ended {
 			ps.Clusters[st] = n

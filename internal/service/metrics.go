@@ -22,6 +22,7 @@ type metrics struct {
 	illegal    *prometheus.CounterVec
 	blocks     *prometheus.CounterVec
 	blocked    *prometheus.GaugeVec
+	strays     *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -61,9 +62,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		blocked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "berth_pool_blocked", Help: "1 while a pool is blocked by a permanent provider failure, else 0.",
 		}, []string{"pool"}),
+		strays: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "berth_pool_stray_clusters", Help: "Live clusters this installation started for a pool that Berth has no record of, at the last scan.",
+		}, []string{"pool"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.jobs, m.clusters, m.freeSlots, m.submits, m.attempts, m.startDelay, m.liveCost, m.endedCost, m.illegal, m.blocks, m.blocked)
+		reg.MustRegister(m.jobs, m.clusters, m.freeSlots, m.submits, m.attempts, m.startDelay, m.liveCost, m.endedCost, m.illegal, m.blocks, m.blocked, m.strays)
 	}
 	return m
 }
@@ -107,6 +111,7 @@ func (m *metrics) observe(v view, now time.Time) {
 			blocked = 1
 		}
 		m.blocked.WithLabelValues(name).Set(blocked)
+		m.strays.WithLabelValues(name).Set(float64(len(ps.Strays)))
 		m.liveCost.WithLabelValues(name).Set(live[name])
 	}
 }

@@ -38,6 +38,9 @@ const (
 type Pool struct {
 	Pool     berth.Pool
 	Provider provider.Provider
+	// TerminateStrays ends the clusters the provider lists (provider.Lister)
+	// that Berth does not know, instead of only reporting them.
+	TerminateStrays bool
 	// Spec fingerprints the pool's whole configuration, provider spec
 	// included: a pool blocked by a permanent failure is unblocked when it
 	// changes. Empty means the fingerprint of Pool alone.
@@ -161,7 +164,7 @@ func New(o Options) (*Service, error) {
 			spec = fingerprint(p.Pool)
 		}
 		_, canFind := p.Provider.(provider.Finder)
-		s.pools[p.Pool.Name] = &poolRT{pool: p.Pool, prov: p.Provider, rt: &lifecycle.Pool{
+		s.pools[p.Pool.Name] = &poolRT{pool: p.Pool, prov: p.Provider, terminateStrays: p.TerminateStrays, rt: &lifecycle.Pool{
 			Pool: p.Pool, State: berth.PoolState{Pool: p.Pool.Name}, Spec: spec, CanFind: canFind,
 			Grace: attributionGrace(p.Provider),
 		}}

@@ -40,6 +40,8 @@ type vharness struct {
 	ids  int
 	// reg, when set, receives the service's metrics.
 	reg *prometheus.Registry
+	// terminateStrays is the pool's TerminateStrays.
+	terminateStrays bool
 	// passes counts the passes of every service the harness started,
 	// writes those that wrote jobs, clusters or events.
 	passes, writes int
@@ -103,7 +105,7 @@ func (h *vharness) start() {
 		use = h.wrap(st)
 	}
 	svc, err := New(Options{
-		Store: use, Pools: []Pool{{Pool: h.pool, Provider: h.use}}, Executor: h.exec, Registry: registry(h.reg),
+		Store: use, Pools: []Pool{{Pool: h.pool, Provider: h.use, TerminateStrays: h.terminateStrays}}, Executor: h.exec, Registry: registry(h.reg),
 		Log: slog.New(slog.DiscardHandler), RetryBackoff: 30 * time.Second,
 		NewID: func(prefix string, _ time.Time) string {
 			h.ids++

@@ -386,6 +386,16 @@ func (s *Service) Block(name, reason string, at time.Time) error {
 	return nil
 }
 
+// SetStrays sets the stray clusters a pool reports.
+func (s *Service) SetStrays(name string, ids ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pools[name]
+	p.Strays = ids
+	s.pools[name] = p
+	s.changedLocked()
+}
+
 // Clusters implements api.Service.
 func (s *Service) Clusters(ctx context.Context, f store.ClusterFilter) ([]berth.Cluster, error) {
 	s.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -185,6 +186,7 @@ var (
 	_ provider.Poller      = (*Provider)(nil)
 	_ provider.Attributor  = (*Provider)(nil)
 	_ provider.StepTracker = (*Provider)(nil)
+	_ provider.Lister      = (*Provider)(nil)
 )
 
 // CheckStep says whether EMR can run a step.
@@ -272,7 +274,7 @@ func (p *Provider) lookup(ctx context.Context, clusterID string) (string, bool, 
 	if fresh {
 		return "", false, nil
 	}
-	if err := p.scanClusters(ctx); err != nil {
+	if _, err := p.scanClusters(ctx); err != nil {
 		return "", false, err
 	}
 	p.mu.Lock()
@@ -285,7 +287,7 @@ func (p *Provider) lookup(ctx context.Context, clusterID string) (string, bool, 
 // FindCluster finds the live cluster started for a Berth cluster id,
 // looking afresh.
 func (p *Provider) FindCluster(ctx context.Context, clusterID string) (string, bool, error) {
-	if err := p.scanClusters(ctx); err != nil {
+	if _, err := p.scanClusters(ctx); err != nil {
 		return "", false, err
 	}
 	p.mu.Lock()
@@ -294,25 +296,59 @@ func (p *Provider) FindCluster(ctx context.Context, clusterID string) (string, b
 	return id, ok, nil
 }
 
+// ListClusters lists the live clusters named for this installation and
+// pool, those being torn down left out.
+func (p *Provider) ListClusters(ctx context.Context) ([]provider.Listed, error) {
+	found, err := p.scanClusters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []provider.Listed
+	for _, l := range found {
+		if !l.ending {
+			out = append(out, l.Listed)
+		}
+	}
+	slices.SortFunc(out, func(a, b provider.Listed) int { return strings.Compare(a.ClusterID, b.ClusterID) })
+	return out, nil
+}
+
+// listed is a cluster of a scan.
+type listed struct {
+	provider.Listed
+	ending bool
+}
+
 // scanClusters lists the account's live clusters and records those named
 // for this installation and pool: one ListClusters call per 50 clusters,
-// not a call per cluster.
-func (p *Provider) scanClusters(ctx context.Context) error {
+// not a call per cluster. The name says whose a cluster is; ListClusters
+// returns names, not tags.
+func (p *Provider) scanClusters(ctx context.Context) (map[string]listed, error) {
 	p.scan.Lock()
 	defer p.scan.Unlock()
-	found := map[string]string{}
+	found := map[string]listed{}
 	in := &emr.ListClustersInput{ClusterStates: activeClusterStates}
 	for {
 		out, err := p.o.EMR.ListClusters(ctx, in)
 		if err != nil {
-			return classify("ListClusters", err)
+			return nil, classify("ListClusters", err)
 		}
 		for _, cs := range out.Clusters {
 			inst, pool, cid, ok := parseClusterName(aws.ToString(cs.Name))
 			if !ok || inst != p.o.Installation || pool != p.o.Pool || cs.Status == nil {
 				continue
 			}
-			found[cid] = aws.ToString(cs.Id)
+			l := listed{Listed: provider.Listed{ID: aws.ToString(cs.Id), ClusterID: cid}, ending: cs.Status.State == types.ClusterStateTerminating}
+			if tl := cs.Status.Timeline; tl != nil {
+				l.Since = aws.ToTime(tl.CreationDateTime)
+			}
+			if prev, dup := found[cid]; dup && !prev.ending {
+				// Two live clusters for one id: keep the first for the
+				// id; the other is a stray the service will find.
+				found[cid+" "+l.ID] = l
+				continue
+			}
+			found[cid] = l
 		}
 		if out.Marker == nil {
 			break
@@ -329,9 +365,13 @@ func (p *Provider) scanClusters(ctx context.Context) error {
 			}
 		}
 	}
-	maps.Copy(p.byBerth, found)
+	for cid, l := range found {
+		if l.ClusterID == cid && !l.ending {
+			p.byBerth[cid] = l.ID
+		}
+	}
 	p.scanned = true
-	return nil
+	return found, nil
 }
 
 // DescribeCluster reports a cluster's state from DescribeCluster.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -284,6 +285,107 @@ func testSubmitIdempotent(t *testing.T, h *harness) {
 				`idempotency_key "nightly/phase_3/7" was used for job `+first.ID+` with a different spec (`+tt.field+` differs)`)
 			if h.state() != before {
 				t.Error("a conflicting resubmission changed the service")
+			}
+		})
+	}
+}
+
+// A job's execution role and a jar step's properties go in with the
+// submission and come back with the job, in the API's own names, from the
+// submission and from GET; a bad value is a 400 that names the field and
+// changes nothing.
+func TestSubmitExecutionRoleAndProperties(t *testing.T) {
+	backends(t, testSubmitExecutionRoleAndProperties)
+}
+
+func testSubmitExecutionRoleAndProperties(t *testing.T, h *harness) {
+	const (
+		role = "arn:aws:iam::123456789012:role/berth/nightly-runtime"
+		spec = `{"pool": "spark", "execution_role_arn": "` + role + `", "idempotency_key": "nightly/load/1",
+			"steps": [{"name": "load", "jar": "s3://bucket/load.jar", "main_class": "com.example.Load", "args": ["--day", "1"],
+				"properties": {"mapreduce.job.maps": "4", "empty": ""}}]}`
+	)
+	props := map[string]any{"mapreduce.job.maps": "4", "empty": ""}
+	check := func(what string, r response) string {
+		t.Helper()
+		var j struct {
+			ID    string `json:"id"`
+			Role  any    `json:"execution_role_arn"`
+			Steps []struct {
+				Jar        string         `json:"jar"`
+				MainClass  string         `json:"main_class"`
+				Properties map[string]any `json:"properties"`
+			} `json:"steps"`
+		}
+		r.decode(t, &j)
+		if j.Role != role {
+			t.Errorf("%s: execution_role_arn %v, want %q", what, j.Role, role)
+		}
+		if len(j.Steps) != 1 || j.Steps[0].Jar != "s3://bucket/load.jar" || j.Steps[0].MainClass != "com.example.Load" ||
+			!reflect.DeepEqual(j.Steps[0].Properties, props) {
+			t.Errorf("%s: steps %+v, want the jar step with properties %v", what, j.Steps, props)
+		}
+		return j.ID
+	}
+
+	r := h.do("POST", "/v1/jobs", spec, "Content-Type", "application/json")
+	if r.status != http.StatusCreated {
+		t.Fatalf("submit: status %d: %s", r.status, r.body)
+	}
+	id := check("submission", r)
+	check("GET", h.do("GET", "/v1/jobs/"+id, ""))
+	if r := h.do("POST", "/v1/jobs", spec); r.status != http.StatusOK {
+		t.Errorf("the same submission again: status %d, want 200: %s", r.status, r.body)
+	}
+
+	// Another role, or other properties, under the same key is another job.
+	for _, tt := range []struct{ name, body, field string }{
+		{"another role", strings.Replace(spec, "nightly-runtime", "other", 1), "execution_role_arn"},
+		{"no role", strings.Replace(spec, `"execution_role_arn": "`+role+`",`, "", 1), "execution_role_arn"},
+		{"other properties", strings.Replace(spec, `"4"`, `"8"`, 1), "steps"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := h.state()
+			h.do("POST", "/v1/jobs", tt.body).wantError(t, 409, "conflict",
+				`idempotency_key "nightly/load/1" was used for job `+id+` with a different spec (`+tt.field+` differs)`)
+			if h.state() != before {
+				t.Error("a conflicting resubmission changed the service")
+			}
+		})
+	}
+
+	for _, tt := range []struct{ name, body, msg string }{
+		{"a short account", `{"pool": "spark", "steps": [{"args": ["x"]}], "execution_role_arn": "arn:aws:iam::1234:role/r"}`,
+			`execution_role_arn: "arn:aws:iam::1234:role/r": account "1234" is not 12 digits`},
+		{"a user, not a role", `{"pool": "spark", "steps": [{"args": ["x"]}], "execution_role_arn": "arn:aws:iam::123456789012:user/alice"}`,
+			`execution_role_arn: "arn:aws:iam::123456789012:user/alice" does not name a role`},
+		{"a role name, not an ARN", `{"pool": "spark", "steps": [{"args": ["x"]}], "execution_role_arn": "nightly-runtime"}`,
+			`execution_role_arn: "nightly-runtime" is not an ARN`},
+		{"a role as a number", `{"pool": "spark", "steps": [{"args": ["x"]}], "execution_role_arn": 7}`,
+			"execution_role_arn"},
+		{"properties without a jar", `{"pool": "spark", "steps": [{"args": ["x"], "properties": {"k": "v"}}]}`,
+			"steps[0].properties: needs a jar"},
+		{"an empty property name", `{"pool": "spark", "steps": [{"jar": "s3://b/x.jar", "properties": {"": "v"}}]}`,
+			`steps[0].properties: bad property name ""`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := h.state()
+			h.do("POST", "/v1/jobs", tt.body).wantError(t, 400, "invalid", tt.msg)
+			if h.state() != before {
+				t.Error("a rejected submission changed the service")
+			}
+		})
+	}
+
+	if h.svc == nil {
+		// The real service asks the pool's provider: the local provider
+		// runs no jar step, and says so.
+		t.Run("a jar step on the local provider", func(t *testing.T) {
+			before := h.state()
+			h.do("POST", "/v1/jobs", strings.Replace(spec, `"pool": "spark"`, `"pool": "small"`, 1)).wantError(t, 422, "unprocessable",
+				"steps[0]: pool small (provider local) cannot run it: the local provider runs argv steps; jar and main_class are for EMR")
+			if h.state() != before {
+				t.Error("a rejected submission changed the service")
 			}
 		})
 	}
@@ -1010,6 +1112,9 @@ func FuzzSubmit(f *testing.F) {
 		`{"pool": "small", "steps": [{"args": ["x"]}], "timeout": "-5s"}`,
 		`{"pool": "small", "steps": [{"args": ["a\u0000b"]}]}`,
 		`{"pool": "small", "steps": [{"jar": "s3://x.jar", "main_class": "M"}]}`,
+		`{"pool": "spark", "steps": [{"jar": "s3://x.jar", "properties": {"k": "v"}}], "execution_role_arn": "arn:aws:iam::123456789012:role/r"}`,
+		`{"pool": "small", "steps": [{"args": ["x"], "properties": {"k": "v"}}]}`,
+		`{"pool": "small", "steps": [{"args": ["x"]}], "execution_role_arn": "arn:aws:iam::12:role/r"}`,
 		`{"pool": "small", "steps": [{"args": ["x"], "env": {"": "v"}}]}`,
 		`{"pool": "small", "steps": null}`,
 		`{"pool": "small", "steps": [{"args": ["x"]}], "labels": {"a=b": "c"}}`,

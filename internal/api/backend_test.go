@@ -13,6 +13,7 @@ import (
 	"github.com/berthhq/berth/internal/api"
 	"github.com/berthhq/berth/internal/berth"
 	"github.com/berthhq/berth/internal/provider/local"
+	"github.com/berthhq/berth/internal/provider/sim"
 	"github.com/berthhq/berth/internal/service"
 	"github.com/berthhq/berth/internal/store"
 	"github.com/berthhq/berth/internal/store/sqlite"
@@ -31,10 +32,10 @@ func backends(t *testing.T, f func(t *testing.T, h *harness), opts ...func(*api.
 }
 
 // newRealHarness serves the API over the real service: service.New over a
-// SQLite store in the test's directory, with the pools small and spark on
-// the local provider, as internal/server assembles it. The pools may start
-// no cluster (max_clusters 0), so jobs stay queued and nothing runs but
-// the loop.
+// SQLite store in the test's directory, with the pool small on the local
+// provider and spark on the sim provider, as internal/server assembles
+// it. The pools may start no cluster (max_clusters 0), so jobs stay queued
+// and nothing runs but the loop.
 func newRealHarness(t testing.TB, opts ...func(*api.Options)) *harness {
 	t.Helper()
 	ctx := context.Background()
@@ -45,16 +46,19 @@ func newRealHarness(t testing.TB, opts ...func(*api.Options)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pools []service.Pool
-	for _, name := range []string{"small", "spark"} {
-		prov, err := local.New(local.Options{Dir: filepath.Join(dir, name), Log: log})
-		if err != nil {
-			t.Fatal(err)
-		}
-		pools = append(pools, service.Pool{
-			Pool:     berth.Pool{Name: name, Provider: "local", Slots: 2, MaxClusters: 0, PricePerHour: 1},
-			Provider: prov,
-		})
+	prov, err := local.New(local.Options{Dir: filepath.Join(dir, "small"), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// spark is on the sim provider, which takes jar steps as the stand-in's
+	// EMR pool does; the local provider refuses them.
+	simProv, err := sim.New(sim.Options{PricePerHour: 1, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pools := []service.Pool{
+		{Pool: berth.Pool{Name: "small", Provider: "local", Slots: 2, MaxClusters: 0, PricePerHour: 1}, Provider: prov},
+		{Pool: berth.Pool{Name: "spark", Provider: "sim", Slots: 2, MaxClusters: 0, PricePerHour: 1}, Provider: simProv},
 	}
 	svc, err := service.New(service.Options{Store: st, Pools: pools, Log: log})
 	if err != nil {

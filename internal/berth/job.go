@@ -138,6 +138,10 @@ type Job struct {
 	Resume           Resume            `json:"resume"`
 	IdempotencyKey   string            `json:"idempotency_key,omitempty"`
 	Labels           map[string]string `json:"labels,omitempty"`
+	// ExecutionRoleArn is the IAM role the job's steps run as (an EMR
+	// runtime role), empty for the cluster's own. Only EMR pools use it;
+	// the local and sim providers ignore it.
+	ExecutionRoleArn string `json:"execution_role_arn,omitempty"`
 
 	State     JobState `json:"state"`
 	ClusterID string   `json:"cluster_id,omitempty"`

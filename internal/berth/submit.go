@@ -3,6 +3,7 @@ package berth
 import (
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -19,6 +20,8 @@ const (
 	MaxPriority       = 1_000_000
 	DefaultInfraRetry = 5
 	MaxTimeout        = 30 * 24 * time.Hour
+	// MaxRoleARNBytes is the longest execution role ARN EMR takes.
+	MaxRoleARNBytes = 2048
 )
 
 // JobSpec is what a workflow task submits.
@@ -35,6 +38,8 @@ type JobSpec struct {
 	Resume           Resume            `json:"resume,omitempty"`
 	IdempotencyKey   string            `json:"idempotency_key,omitempty"`
 	Labels           map[string]string `json:"labels,omitempty"`
+	// ExecutionRoleArn: see Job.ExecutionRoleArn.
+	ExecutionRoleArn string `json:"execution_role_arn,omitempty"`
 }
 
 // Validate checks a spec on its own (the pool's existence is the caller's to
@@ -85,6 +90,16 @@ func (s *JobSpec) Validate() error {
 				return bad(f+".env", "bad variable name %q", k)
 			}
 		}
+		if len(st.Properties) > 0 && st.Jar == "" {
+			return bad(f+".properties", "needs a jar: properties are Java properties of a jar step")
+		}
+		for k := range st.Properties {
+			// A key with '=' could not be told from its value in the
+			// -Dkey=value the JVM is given.
+			if k == "" || strings.ContainsAny(k, "=\x00") {
+				return bad(f+".properties", "bad property name %q", k)
+			}
+		}
 	}
 	if s.Priority < -MaxPriority || s.Priority > MaxPriority {
 		return bad("priority", "must be within ±%d", MaxPriority)
@@ -123,7 +138,61 @@ func (s *JobSpec) Validate() error {
 			return bad("labels", "value of %q longer than %d bytes", k, MaxNameBytes)
 		}
 	}
+	if s.ExecutionRoleArn != "" {
+		if why := checkRoleARN(s.ExecutionRoleArn); why != "" {
+			return bad("execution_role_arn", "%s", why)
+		}
+	}
 	return nil
+}
+
+var (
+	// partitionRe matches AWS partitions: aws, aws-cn, aws-us-gov,
+	// aws-iso-b...
+	partitionRe = regexp.MustCompile(`^aws(-[a-z]+)*$`)
+	// roleName matches an IAM role's name, and each element of its path:
+	// the characters IAM allows in a name.
+	roleName = regexp.MustCompile(`^[\w+=,.@-]+$`)
+)
+
+// checkRoleARN says what is wrong with an IAM role ARN
+// (arn:<partition>:iam::<account>:role/<path/><name>), "" when nothing is.
+// It checks the form only: whether the role exists, and may be assumed, is
+// for AWS to say when the step is submitted.
+func checkRoleARN(arn string) string {
+	const want = "want arn:<partition>:iam::<12-digit account>:role/<name>"
+	if len(arn) > MaxRoleARNBytes {
+		return fmt.Sprintf("longer than %d bytes", MaxRoleARNBytes)
+	}
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" {
+		return fmt.Sprintf("%q is not an ARN; %s", arn, want)
+	}
+	partition, service, region, account, resource := parts[1], parts[2], parts[3], parts[4], parts[5]
+	switch {
+	case !partitionRe.MatchString(partition):
+		return fmt.Sprintf("%q: unknown partition %q (aws, aws-cn, aws-us-gov...)", arn, partition)
+	case service != "iam":
+		return fmt.Sprintf("%q is not an IAM ARN (service %q); %s", arn, service, want)
+	case region != "":
+		return fmt.Sprintf("%q: an IAM ARN has no region (%q); %s", arn, region, want)
+	case len(account) != 12 || strings.Trim(account, "0123456789") != "":
+		return fmt.Sprintf("%q: account %q is not 12 digits", arn, account)
+	}
+	kind, path, ok := strings.Cut(resource, "/")
+	if !ok || kind != "role" {
+		return fmt.Sprintf("%q does not name a role; %s", arn, want)
+	}
+	elems := strings.Split(path, "/")
+	for _, e := range elems {
+		if !roleName.MatchString(e) {
+			return fmt.Sprintf("%q: bad role path or name %q (letters, digits and +=,.@_- between slashes)", arn, path)
+		}
+	}
+	if name := elems[len(elems)-1]; len(name) > 64 {
+		return fmt.Sprintf("%q: role name longer than 64 characters", arn)
+	}
+	return ""
 }
 
 // NewJob makes the queued job a valid spec describes.
@@ -141,6 +210,7 @@ func (s *JobSpec) NewJob(id string, now time.Time) Job {
 		Resume:           s.Resume,
 		IdempotencyKey:   s.IdempotencyKey,
 		Labels:           s.Labels,
+		ExecutionRoleArn: s.ExecutionRoleArn,
 		State:            JobQueued,
 		CreatedAt:        now,
 		Attempts:         []Attempt{},
@@ -190,13 +260,18 @@ func (s *JobSpec) Mismatch(j *Job) string {
 		return "resume"
 	case !maps.Equal(want.Labels, j.Labels):
 		return "labels"
+	case want.ExecutionRoleArn != j.ExecutionRoleArn:
+		// Another role is another job: its steps could do what the first
+		// role may not.
+		return "execution_role_arn"
 	}
 	return ""
 }
 
 func sameStep(a, b Step) bool {
 	return a.Name == b.Name && slices.Equal(a.Args, b.Args) && a.Jar == b.Jar &&
-		a.MainClass == b.MainClass && maps.Equal(a.Env, b.Env) && a.Dir == b.Dir
+		a.MainClass == b.MainClass && maps.Equal(a.Properties, b.Properties) &&
+		maps.Equal(a.Env, b.Env) && a.Dir == b.Dir
 }
 
 // IdempotencyConflict is the error for a submission whose idempotency key

@@ -1,9 +1,73 @@
 package berth
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 )
+
+// TestValidate covers the fields a jar step and an EMR runtime role bring:
+// properties and execution_role_arn. want is the public message's start,
+// "" for a valid spec.
+func TestValidate(t *testing.T) {
+	jar := func(props map[string]string) []Step {
+		return []Step{{Jar: "s3://bucket/app.jar", MainClass: "com.example.Main", Properties: props}}
+	}
+	argv := []Step{{Args: []string{"true"}}}
+	tests := []struct {
+		name  string
+		steps []Step
+		role  string
+		want  string
+	}{
+		{"no role", argv, "", ""},
+		{"a role", argv, "arn:aws:iam::123456789012:role/emr-runtime", ""},
+		{"a role with a path", argv, "arn:aws:iam::123456789012:role/service-role/berth/EMR_Runtime+x=y,z.a@b_c-d", ""},
+		{"a role in aws-us-gov", argv, "arn:aws-us-gov:iam::123456789012:role/r", ""},
+		{"a role in aws-cn", argv, "arn:aws-cn:iam::123456789012:role/r", ""},
+		{"not an ARN", argv, "emr-runtime", `execution_role_arn: "emr-runtime" is not an ARN`},
+		{"too few parts", argv, "arn:aws:iam::role/r", `execution_role_arn: "arn:aws:iam::role/r" is not an ARN`},
+		{"not arn:", argv, "urn:aws:iam::123456789012:role/r", `execution_role_arn: "urn:aws:iam::123456789012:role/r" is not an ARN`},
+		{"no partition", argv, "arn::iam::123456789012:role/r", `execution_role_arn: "arn::iam::123456789012:role/r": unknown partition ""`},
+		{"a made-up partition", argv, "arn:gcp:iam::123456789012:role/r", `execution_role_arn: "arn:gcp:iam::123456789012:role/r": unknown partition "gcp"`},
+		{"another service", argv, "arn:aws:s3::123456789012:role/r", `execution_role_arn: "arn:aws:s3::123456789012:role/r" is not an IAM ARN`},
+		{"a region", argv, "arn:aws:iam:us-east-1:123456789012:role/r", `execution_role_arn: "arn:aws:iam:us-east-1:123456789012:role/r": an IAM ARN has no region`},
+		{"a short account", argv, "arn:aws:iam::12345678901:role/r", `execution_role_arn: "arn:aws:iam::12345678901:role/r": account "12345678901" is not 12 digits`},
+		{"a long account", argv, "arn:aws:iam::1234567890123:role/r", `execution_role_arn: "arn:aws:iam::1234567890123:role/r": account "1234567890123" is not 12 digits`},
+		{"a lettered account", argv, "arn:aws:iam::12345678901x:role/r", `execution_role_arn: "arn:aws:iam::12345678901x:role/r": account "12345678901x" is not 12 digits`},
+		{"a user", argv, "arn:aws:iam::123456789012:user/alice", `execution_role_arn: "arn:aws:iam::123456789012:user/alice" does not name a role`},
+		{"role without a name", argv, "arn:aws:iam::123456789012:role", `execution_role_arn: "arn:aws:iam::123456789012:role" does not name a role`},
+		{"an empty name", argv, "arn:aws:iam::123456789012:role/", `execution_role_arn: "arn:aws:iam::123456789012:role/": bad role path or name ""`},
+		{"a path without a name", argv, "arn:aws:iam::123456789012:role/path/", `execution_role_arn: "arn:aws:iam::123456789012:role/path/": bad role path or name "path/"`},
+		{"a space", argv, "arn:aws:iam::123456789012:role/my role", `execution_role_arn: "arn:aws:iam::123456789012:role/my role": bad role path or name`},
+		{"a leading space", argv, " arn:aws:iam::123456789012:role/r", `execution_role_arn: " arn:aws:iam::123456789012:role/r" is not an ARN`},
+		{"a name too long", argv, "arn:aws:iam::123456789012:role/" + strings.Repeat("r", 65), `execution_role_arn: "arn:aws:iam::123456789012:role/rrr`},
+		{"an ARN too long", argv, "arn:aws:iam::123456789012:role/" + strings.Repeat("p/", 1100) + "r", "execution_role_arn: longer than 2048 bytes"},
+
+		{"a jar with properties", jar(map[string]string{"mapreduce.job.maps": "4", "empty": ""}), "", ""},
+		{"properties without a jar", []Step{{Args: []string{"true"}, Properties: map[string]string{"k": "v"}}}, "",
+			"steps[0].properties: needs a jar"},
+		{"an empty property name", jar(map[string]string{"": "v"}), "", `steps[0].properties: bad property name ""`},
+		{"a property name with =", jar(map[string]string{"a=b": "v"}), "", `steps[0].properties: bad property name "a=b"`},
+		{"empty properties without a jar", []Step{{Args: []string{"true"}, Properties: map[string]string{}}}, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := JobSpec{Pool: "spark", Steps: tt.steps, ExecutionRoleArn: tt.role}
+			err := spec.Validate()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalid) || !strings.HasPrefix(Public(err), tt.want) {
+				t.Errorf("Validate() = %v (public %q), want ErrInvalid starting %q", err, Public(err), tt.want)
+			}
+		})
+	}
+}
 
 func TestMismatch(t *testing.T) {
 	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
@@ -12,9 +76,13 @@ func TestMismatch(t *testing.T) {
 	base := func() JobSpec {
 		return JobSpec{
 			Pool: "small", Name: "phase-3",
-			Steps:    []Step{{Name: "t", Args: []string{"spark-submit", "a.py"}, Env: map[string]string{"MODE": "full"}, Dir: "/srv"}},
+			Steps: []Step{
+				{Name: "t", Args: []string{"spark-submit", "a.py"}, Env: map[string]string{"MODE": "full"}, Dir: "/srv"},
+				{Name: "j", Jar: "s3://b/load.jar", MainClass: "Load", Properties: map[string]string{"mapreduce.job.maps": "4"}},
+			},
 			Priority: 2, Affinity: "nightly", Retries: 1, Timeout: Duration(time.Hour),
 			IdempotencyKey: "k", Labels: map[string]string{"dag_id": "nightly"},
+			ExecutionRoleArn: "arn:aws:iam::123456789012:role/berth/nightly",
 		}
 	}
 	tests := []struct {
@@ -32,6 +100,10 @@ func TestMismatch(t *testing.T) {
 		{"a step's env", func(s *JobSpec) { s.Steps[0].Env = map[string]string{"MODE": "fast"} }, "steps"},
 		{"a step's dir", func(s *JobSpec) { s.Steps[0].Dir = "/tmp" }, "steps"},
 		{"a step's jar", func(s *JobSpec) { s.Steps[0].Jar = "s3://b/x.jar" }, "steps"},
+		{"a jar step's properties", func(s *JobSpec) { s.Steps[1].Properties["mapreduce.job.maps"] = "8" }, "steps"},
+		{"a jar step without properties", func(s *JobSpec) { s.Steps[1].Properties = nil }, "steps"},
+		{"execution_role_arn", func(s *JobSpec) { s.ExecutionRoleArn = "arn:aws:iam::123456789012:role/other" }, "execution_role_arn"},
+		{"no execution_role_arn", func(s *JobSpec) { s.ExecutionRoleArn = "" }, "execution_role_arn"},
 		{"a step more", func(s *JobSpec) { s.Steps = append(s.Steps, Step{Args: []string{"true"}}) }, "steps"},
 		{"priority", func(s *JobSpec) { s.Priority = 3 }, "priority"},
 		{"affinity", func(s *JobSpec) { s.Affinity = "hourly" }, "affinity"},
@@ -60,10 +132,10 @@ func TestMismatch(t *testing.T) {
 
 	// A job as the store gives it back: empty maps and lists come back
 	// absent.
-	spec := JobSpec{Pool: "small", Steps: []Step{{Args: []string{"x"}, Env: map[string]string{}}}, Labels: map[string]string{}}
+	spec := JobSpec{Pool: "small", Steps: []Step{{Args: []string{"x"}, Env: map[string]string{}}, {Jar: "s3://b/x.jar", Properties: map[string]string{}}}, Labels: map[string]string{}}
 	stored := spec.NewJob("job-2", now)
-	stored.Labels, stored.Steps[0].Env = nil, nil
+	stored.Labels, stored.Steps[0].Env, stored.Steps[1].Properties = nil, nil, nil
 	if got := spec.Mismatch(&stored); got != "" {
-		t.Errorf("empty labels and env against absent ones: Mismatch = %q, want \"\"", got)
+		t.Errorf("empty labels, env and properties against absent ones: Mismatch = %q, want \"\"", got)
 	}
 }

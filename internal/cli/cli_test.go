@@ -118,7 +118,8 @@ func (h *harness) fleet(t *testing.T) {
 			{Name: "transform", Args: []string{"spark-submit", "s3://bucket/phase2.py", "--bin", "7"}},
 			{Name: "load", Args: []string{"sh", "-c", "echo 'done'"}},
 		}, Retries: 2, Priority: 5, Labels: map[string]string{"dag_id": "nightly", "task_id": "phase_2"}},
-		{Pool: "spark", Steps: []berth.Step{{Jar: "s3://bucket/app.jar", MainClass: "com.example.Main", Args: []string{"--day", "2026-11-24"}}}},
+		{Pool: "spark", Steps: []berth.Step{{Jar: "s3://bucket/app.jar", MainClass: "com.example.Main", Args: []string{"--day", "2026-11-24"}}},
+			ExecutionRoleArn: "arn:aws:iam::123456789012:role/nightly-runtime"},
 	} {
 		if _, _, err := h.svc.Submit(ctx, s); err != nil {
 			t.Fatal(err)
@@ -292,21 +293,36 @@ func TestSubmit(t *testing.T) {
 				t.Errorf("pool %q, want spark", j.Pool)
 			}
 		}},
-		{"file with flags over it", "", []string{"submit", "--name", "renamed", file, "--label", "b=2", "--idempotency-key", "k7", "--timeout", "90s"}, func(t *testing.T, j berth.Job) {
-			if j.Name != "renamed" || j.IdempotencyKey != "k7" || j.Labels["a"] != "1" || j.Labels["b"] != "2" || j.Timeout.Std() != 90*time.Second {
+		{"file with flags over it", "", []string{"submit", "--name", "renamed", file, "--label", "b=2", "--idempotency-key", "k7", "--timeout", "90s",
+			"--execution-role-arn", "arn:aws:iam::123456789012:role/flag"}, func(t *testing.T, j berth.Job) {
+			if j.Name != "renamed" || j.IdempotencyKey != "k7" || j.Labels["a"] != "1" || j.Labels["b"] != "2" || j.Timeout.Std() != 90*time.Second ||
+				j.ExecutionRoleArn != "arn:aws:iam::123456789012:role/flag" {
 				t.Errorf("job %+v does not have the flags over the file", j)
 			}
 		}},
+		{"a jar step and a role from a file", `{"pool": "spark", "execution_role_arn": "arn:aws:iam::123456789012:role/file",
+			"steps": [{"jar": "s3://bucket/app.jar", "properties": {"k": "v"}}]}`, []string{"submit", "-"}, func(t *testing.T, j berth.Job) {
+			if j.ExecutionRoleArn != "arn:aws:iam::123456789012:role/file" || len(j.Steps) != 1 || j.Steps[0].Properties["k"] != "v" {
+				t.Errorf("job %+v does not have the file's role and properties", j)
+			}
+		}},
+		{"a role flag over the file's", `{"pool": "spark", "execution_role_arn": "arn:aws:iam::123456789012:role/file", "steps": [{"args": ["x"]}]}`,
+			[]string{"submit", "--execution-role-arn", "arn:aws:iam::123456789012:role/flag", "-"}, func(t *testing.T, j berth.Job) {
+				if j.ExecutionRoleArn != "arn:aws:iam::123456789012:role/flag" {
+					t.Errorf("execution role %q, want the flag's", j.ExecutionRoleArn)
+				}
+			}},
 		{"command", "", []string{"submit", "--pool", "small", "--name", "n", "--priority", "5", "--retries", "2",
 			"--affinity", "nightly", "--affinity-required", "--idempotency-key", "k", "--label", "a=1", "--label", "b=2",
-			"--timeout", "2h", "--resume", "unfinished", "--max-infra-retries", "0", "--", "echo", "hello world", "--not-a-flag"},
+			"--timeout", "2h", "--resume", "unfinished", "--max-infra-retries", "0", "--execution-role-arn", "arn:aws:iam::123456789012:role/r",
+			"--", "echo", "hello world", "--not-a-flag"},
 			func(t *testing.T, j berth.Job) {
 				if len(j.Steps) != 1 || !slices.Equal(j.Steps[0].Args, []string{"echo", "hello world", "--not-a-flag"}) || j.Steps[0].Name != "echo" {
 					t.Errorf("steps %+v, want one step with the command", j.Steps)
 				}
 				if j.Name != "n" || j.Priority != 5 || j.Retries != 2 || j.Affinity != "nightly" || !j.AffinityRequired ||
 					j.IdempotencyKey != "k" || j.Labels["a"] != "1" || j.Labels["b"] != "2" || j.Timeout.Std() != 2*time.Hour ||
-					j.Resume != berth.ResumeUnfinished || j.MaxInfraRetries != 0 {
+					j.Resume != berth.ResumeUnfinished || j.MaxInfraRetries != 0 || j.ExecutionRoleArn != "arn:aws:iam::123456789012:role/r" {
 					t.Errorf("job %+v does not carry the flags", j)
 				}
 			}},
@@ -419,6 +435,8 @@ func TestAPIErrors(t *testing.T) {
 		{[]string{"jobs", "ls", "--state", "sleeping"}, `parameter "state"`},
 		{[]string{"submit", "--pool", "huge", "--", "echo"}, `berth: pool: unknown pool "huge" (configured: small, spark)` + "\n"},
 		{[]string{"submit", "--pool", "small", "--retries", "1000", "--", "echo"}, "retries"},
+		{[]string{"submit", "--pool", "spark", "--execution-role-arn", "nightly-runtime", "--", "echo"},
+			`berth: execution_role_arn: "nightly-runtime" is not an ARN; want arn:<partition>:iam::<12-digit account>:role/<name>` + "\n"},
 		{[]string{"clusters", "kill", "cl-0002"}, `berth: cluster cl-0002: provider "emr" cannot inject faults` + "\n"},
 		{[]string{"clusters", "drain", "cl-0003"}, "berth: cluster cl-0003 is already terminated\n"},
 		{[]string{"pools", "get", "huge"}, `berth: pool "huge" not found` + "\n"},

@@ -87,6 +87,7 @@ func runSubmit(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&spec.Affinity, "affinity", "", "affinity `key`: prefer the cluster that last ran it")
 	fs.BoolVar(&spec.AffinityRequired, "affinity-required", false, "fail rather than run away from the affinity cluster")
 	fs.StringVar(&spec.IdempotencyKey, "idempotency-key", "", "`key` that makes resubmission return the same job")
+	fs.StringVar(&spec.ExecutionRoleArn, "execution-role-arn", "", "IAM role `ARN` the job's steps run as (EMR pools only)")
 	fs.Var(lbls, "label", "label `key=value` (repeatable)")
 	fs.Var(&timeout, "timeout", "the job's time limit (`duration`, e.g. 2h)")
 	fs.StringVar(&resume, "resume", "", "`where` a rerun after a lost cluster starts: from_start or unfinished")
@@ -182,6 +183,9 @@ func overlay(to *berth.JobSpec, from berth.JobSpec, set map[string]bool) {
 	}
 	if set["idempotency-key"] {
 		to.IdempotencyKey = from.IdempotencyKey
+	}
+	if set["execution-role-arn"] {
+		to.ExecutionRoleArn = from.ExecutionRoleArn
 	}
 }
 
@@ -342,6 +346,9 @@ func (e *env) jobDetail(j berth.Job) error {
 			a += " (required)"
 		}
 		field("Affinity", a)
+	}
+	if j.ExecutionRoleArn != "" {
+		field("Execution role", j.ExecutionRoleArn)
 	}
 	field("Labels", labels(j.Labels))
 	field("Idempotency key", j.IdempotencyKey)

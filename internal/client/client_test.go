@@ -5,9 +5,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,6 +114,39 @@ func TestJobs(t *testing.T) {
 	}
 	if _, err := c.Cancel(ctx, j.ID); !errors.Is(err, berth.ErrConflict) {
 		t.Errorf("second Cancel: %v, want ErrConflict", err)
+	}
+}
+
+// A job's execution role and a jar step's properties reach the server and
+// come back; a bad role is the server's ErrInvalid, with its message.
+func TestSubmitExecutionRoleAndProperties(t *testing.T) {
+	c, svc, _ := setup(t)
+	ctx := context.Background()
+	const role = "arn:aws:iam::123456789012:role/nightly-runtime"
+	props := map[string]string{"mapreduce.job.maps": "4"}
+	s := berth.JobSpec{Pool: "spark", ExecutionRoleArn: role,
+		Steps: []berth.Step{{Jar: "s3://bucket/load.jar", MainClass: "com.example.Load", Properties: props}}}
+	j, created, err := c.Submit(ctx, s)
+	if err != nil || !created {
+		t.Fatalf("Submit: created %v, %v", created, err)
+	}
+	got, err := c.Job(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, got := range map[string]berth.Job{"Submit": j, "Job": got} {
+		if got.ExecutionRoleArn != role || len(got.Steps) != 1 || !maps.Equal(got.Steps[0].Properties, props) {
+			t.Errorf("%s: role %q, steps %+v; want %q and properties %v", what, got.ExecutionRoleArn, got.Steps, role, props)
+		}
+	}
+	if stored, err := svc.Job(ctx, j.ID); err != nil || stored.ExecutionRoleArn != role {
+		t.Errorf("the service has role %q (%v), want %q", stored.ExecutionRoleArn, err, role)
+	}
+
+	s.ExecutionRoleArn = "arn:aws:iam::123456789012:group/g"
+	_, _, err = c.Submit(ctx, s)
+	if !errors.Is(err, berth.ErrInvalid) || !strings.Contains(err.Error(), "execution_role_arn") {
+		t.Errorf("Submit with a group's ARN: %v, want ErrInvalid naming execution_role_arn", err)
 	}
 }
 

@@ -39,6 +39,9 @@ type Call struct {
 	// Since is when the attempt started: a step submitted for it cannot
 	// be older, so a provider looking for it need look no further back.
 	Since time.Time
+	// ExecutionRoleArn is the job's, for the step to run as (EMR's runtime
+	// roles); "" for none. Only EMR pools use it.
+	ExecutionRoleArn string
 }
 
 // Result is what a provider call returned.
@@ -106,7 +109,7 @@ func (s *State) deriveCalls(now time.Time) {
 			continue
 		}
 		if c.C.State == berth.ClusterReady || c.C.State == berth.ClusterDraining {
-			s.fx.Calls = append(s.fx.Calls, Call{Kind: CallSubmit, ClusterID: c.C.ID, JobID: j.ID, Attempt: a.N, Step: cur.Index, Name: name, Spec: j.Steps[cur.Index].Step, Since: a.StartedAt})
+			s.fx.Calls = append(s.fx.Calls, Call{Kind: CallSubmit, ClusterID: c.C.ID, JobID: j.ID, Attempt: a.N, Step: cur.Index, Name: name, Spec: j.Steps[cur.Index].Step, Since: a.StartedAt, ExecutionRoleArn: j.ExecutionRoleArn})
 		}
 	}
 }

@@ -124,6 +124,24 @@ func hasEvent(fx []Effects, kind, text string) bool {
 	return false
 }
 
+// A submit call carries what the provider needs of the job besides the
+// step: the job's execution role, and when its attempt started.
+func TestSubmitCallCarriesTheJobsRole(t *testing.T) {
+	const role = "arn:aws:iam::123456789012:role/r"
+	for _, want := range []string{role, ""} {
+		w := newWorld(t, berth.Pool{})
+		w.submit(berth.JobSpec{ExecutionRoleArn: want})
+		w.readyCluster()
+		sub := callOf(w.pass(), CallSubmit)
+		if sub == nil {
+			t.Fatal("no submit call after placement")
+		}
+		if sub.ExecutionRoleArn != want || !sub.Since.Equal(w.now) {
+			t.Errorf("submit call with role %q since %v; want role %q since %v", sub.ExecutionRoleArn, sub.Since, want, w.now)
+		}
+	}
+}
+
 func TestStepsRunInOrderAndTheJobSucceeds(t *testing.T) {
 	w := newWorld(t, berth.Pool{})
 	j, c := w.running(berth.JobSpec{Steps: []berth.Step{{Name: "a", Args: []string{"a"}}, {Name: "b", Args: []string{"b"}}}})

@@ -164,6 +164,7 @@ type StepRequest struct {
 	// provider that must search for it (EMR) searches no further back.
 	Since time.Time
 	// ExecutionRoleArn is the job's runtime role (EMR), empty for none.
+	// Only EMR pools use it; the local and sim providers ignore it.
 	ExecutionRoleArn string
 }
 

@@ -48,7 +48,7 @@ func call(ctx context.Context, prov provider.Provider, pid string, req provider.
 	case lifecycle.CallCreate:
 		r.ID, r.Err = prov.CreateCluster(ctx, req)
 	case lifecycle.CallSubmit:
-		r.ID, r.Err = prov.SubmitStep(ctx, pid, provider.StepRequest{Name: c.Name, Step: c.Spec, Since: c.Since})
+		r.ID, r.Err = prov.SubmitStep(ctx, pid, provider.StepRequest{Name: c.Name, Step: c.Spec, Since: c.Since, ExecutionRoleArn: c.ExecutionRoleArn})
 	case lifecycle.CallCancel:
 		r.Err = prov.CancelStep(ctx, pid, c.StepID)
 	case lifecycle.CallTerminate:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -601,5 +602,59 @@ func TestInvalidStepIsTheJobsFailure(t *testing.T) {
 	}
 	if n := h.prov.Snapshot().StepsStarted; n != 0 {
 		t.Fatalf("the provider started %d steps", n)
+	}
+}
+
+// recordSteps is the sim provider that keeps every StepRequest it is given.
+type recordSteps struct {
+	*sim.Provider
+	mu   sync.Mutex
+	reqs []provider.StepRequest
+}
+
+func (r *recordSteps) SubmitStep(ctx context.Context, clusterID string, req provider.StepRequest) (string, error) {
+	r.mu.Lock()
+	r.reqs = append(r.reqs, req)
+	r.mu.Unlock()
+	return r.Provider.SubmitStep(ctx, clusterID, req)
+}
+
+// A job's execution role reaches the provider with every one of its
+// steps; a job without one asks for none.
+func TestStepRequestsCarryTheExecutionRole(t *testing.T) {
+	rec := &recordSteps{}
+	h := newVirtual(t, simPool(), booting, withProvider(func(p *sim.Provider) provider.Provider { rec.Provider = p; return rec }))
+	const role = "arn:aws:iam::123456789012:role/berth/nightly"
+	with := h.submit(berth.JobSpec{Steps: sleepSteps("1m", "1m"), ExecutionRoleArn: role})
+	without := h.submit(berth.JobSpec{Steps: sleepSteps("1m")})
+	if with.ExecutionRoleArn != role {
+		t.Fatalf("submitted job's execution role %q, want %q", with.ExecutionRoleArn, role)
+	}
+	h.untilJob(with.ID, berth.JobSucceeded)
+	h.untilJob(without.ID, berth.JobSucceeded)
+
+	want := map[string]string{
+		berth.StepName(with.ID, 1, 0):    role,
+		berth.StepName(with.ID, 1, 1):    role,
+		berth.StepName(without.ID, 1, 0): "",
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	seen := map[string]bool{}
+	for _, req := range rec.reqs {
+		w, ok := want[req.Name]
+		if !ok {
+			t.Errorf("a request for step %q, which no job has", req.Name)
+			continue
+		}
+		seen[req.Name] = true
+		if req.ExecutionRoleArn != w {
+			t.Errorf("step %s requested with execution role %q, want %q", req.Name, req.ExecutionRoleArn, w)
+		}
+	}
+	for name := range want {
+		if !seen[name] {
+			t.Errorf("step %s never requested", name)
+		}
 	}
 }

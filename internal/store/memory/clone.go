@@ -12,7 +12,7 @@ import (
 // Copies in and out. Every value crosses the store's edge as a deep copy,
 // in the shape the sqlite driver reads back from its columns and JSON:
 // times in UTC without a monotonic reading, the zero time as the zero
-// time; empty label and env maps nil; nil slices nil and empty ones empty;
+// time; empty label, env and property maps nil; nil slices nil and empty ones empty;
 // attempts in number order, one per number (the last given wins, as an
 // upsert by number does), with JobID cleared. The copies are idempotent, so
 // the one function serves both ways.
@@ -73,7 +73,8 @@ func cloneStepsOver(steps, old []berth.JobStep) []berth.JobStep {
 // empty ones told apart as the sqlite driver's JSON tells them apart.
 func sameCommand(a, b *berth.Step) bool {
 	return a.Name == b.Name && a.Jar == b.Jar && a.MainClass == b.MainClass && a.Dir == b.Dir &&
-		(a.Args == nil) == (b.Args == nil) && slices.Equal(a.Args, b.Args) && maps.Equal(a.Env, b.Env)
+		(a.Args == nil) == (b.Args == nil) && slices.Equal(a.Args, b.Args) && maps.Equal(a.Env, b.Env) &&
+		maps.Equal(a.Properties, b.Properties)
 }
 
 // cloneSteps copies steps with the arguments of all of them in one
@@ -97,6 +98,7 @@ func cloneSteps(steps []berth.JobStep) []berth.JobStep {
 			args = args[k:]
 		}
 		out[i].Env = cloneMap(steps[i].Env)
+		out[i].Properties = cloneMap(steps[i].Properties)
 	}
 	return out
 }
@@ -166,7 +168,7 @@ func byNumber(as []berth.Attempt) []berth.Attempt {
 	return as[:w]
 }
 
-// cloneMap copies a label or env map; an empty one is nil, as the sqlite
+// cloneMap copies a label, env or property map; an empty one is nil, as the sqlite
 // driver stores it.
 func cloneMap(m map[string]string) map[string]string {
 	if len(m) == 0 {

@@ -40,7 +40,7 @@ func job(id string) berth.Job {
 		MaxInfraRetries: berth.DefaultInfraRetry, IdempotencyKey: "key/" + id,
 		Labels: map[string]string{"dag_id": "d"},
 		Steps: []berth.JobStep{{
-			Step:  berth.Step{Name: "s", Args: []string{"true"}, Env: map[string]string{"A": "1"}},
+			Step:  berth.Step{Name: "s", Args: []string{"true"}, Env: map[string]string{"A": "1"}, Properties: map[string]string{"p": "1"}},
 			State: berth.StepPending,
 		}},
 		Attempts: []berth.Attempt{{
@@ -51,10 +51,11 @@ func job(id string) berth.Job {
 }
 
 // scribble changes every part of j that a shallow copy would share: step
-// args and env, labels, attempts, their steps and exit codes.
+// args, env and properties, labels, attempts, their steps and exit codes.
 func scribble(j *berth.Job) {
 	j.Steps[0].Args[0] = "scribbled"
 	j.Steps[0].Env["A"] = "scribbled"
+	j.Steps[0].Properties["p"] = "scribbled"
 	j.Labels["dag_id"] = "scribbled"
 	*j.Attempts[0].Steps[0].ExitCode = 99
 	j.Attempts[0].Steps[0].ProviderID = "scribbled"
@@ -73,7 +74,7 @@ func TestIsolation(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := stored
-	want.Steps = []berth.JobStep{{Step: berth.Step{Name: "s", Args: []string{"true"}, Env: map[string]string{"A": "1"}}, State: berth.StepPending}}
+	want.Steps = []berth.JobStep{{Step: berth.Step{Name: "s", Args: []string{"true"}, Env: map[string]string{"A": "1"}, Properties: map[string]string{"p": "1"}}, State: berth.StepPending}}
 	want.Labels = map[string]string{"dag_id": "d"}
 	code := 0
 	want.Attempts = []berth.Attempt{{

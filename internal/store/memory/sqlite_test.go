@@ -329,6 +329,7 @@ func (d *differ) job(id string) berth.Job {
 		CreatedAt: d.time(), StartedAt: d.time(), EndedAt: d.time(), NotBefore: d.time(),
 		UserFailures: r.IntN(2), InfraFailures: r.IntN(2), CancelRequested: r.IntN(2) == 0,
 		Cost: r.Float64(), Seq: int64(r.IntN(10)),
+		ExecutionRoleArn: d.pick("", "arn:aws:iam::123456789012:role/r"),
 	}
 	if r.IntN(4) > 0 {
 		j.IdempotencyKey = fmt.Sprintf("k-%d", r.IntN(12))
@@ -345,6 +346,12 @@ func (d *differ) job(id string) berth.Job {
 				st.Env = map[string]string{}
 			case 1:
 				st.Env = map[string]string{"E": d.pick("", "1")}
+			}
+			switch r.IntN(3) {
+			case 0:
+				st.Properties = map[string]string{}
+			case 1:
+				st.Properties = map[string]string{"p": d.pick("", "1")}
 			}
 			j.Steps = append(j.Steps, st)
 		}

@@ -154,7 +154,7 @@ type scanner interface{ Scan(dest ...any) error }
 const jobCols = `seq, id, pool, name, steps, priority, affinity, affinity_required,
 	retries, max_infra_retries, timeout_ns, resume, idempotency_key, labels,
 	state, cluster_id, reason, created_at, started_at, ended_at, not_before,
-	user_failures, infra_failures, cancel_requested, cost`
+	user_failures, infra_failures, cancel_requested, cost, execution_role_arn`
 
 func scanJob(sc scanner) (berth.Job, error) {
 	var (
@@ -167,7 +167,7 @@ func scanJob(sc scanner) (berth.Job, error) {
 	err := sc.Scan(&j.Seq, &j.ID, &j.Pool, &j.Name, &steps, &j.Priority, &j.Affinity, &j.AffinityRequired,
 		&j.Retries, &j.MaxInfraRetries, &timeout, &j.Resume, &key, &labels,
 		&j.State, &j.ClusterID, &j.Reason, &created, &started, &ended, &notBefore,
-		&j.UserFailures, &j.InfraFailures, &j.CancelRequested, &j.Cost)
+		&j.UserFailures, &j.InfraFailures, &j.CancelRequested, &j.Cost, &j.ExecutionRoleArn)
 	if err != nil {
 		return berth.Job{}, err
 	}
@@ -196,7 +196,7 @@ var jobWriteCols = []string{
 	"pool", "name", "steps", "priority", "affinity", "affinity_required",
 	"retries", "max_infra_retries", "timeout_ns", "resume", "idempotency_key", "labels",
 	"state", "cluster_id", "reason", "started_at", "ended_at", "not_before",
-	"user_failures", "infra_failures", "cost",
+	"user_failures", "infra_failures", "cost", "execution_role_arn",
 }
 
 // steps and labels come encoded: CreateJob needs their text too.
@@ -205,7 +205,7 @@ func jobWriteArgs(e *encoder, j *berth.Job, steps string, labels any) []any {
 		j.Pool, j.Name, steps, j.Priority, j.Affinity, j.AffinityRequired,
 		j.Retries, j.MaxInfraRetries, int64(j.Timeout), string(j.Resume), nullString(j.IdempotencyKey), labels,
 		string(j.State), j.ClusterID, string(j.Reason), e.time(j.StartedAt), e.time(j.EndedAt), e.time(j.NotBefore),
-		j.UserFailures, j.InfraFailures, j.Cost,
+		j.UserFailures, j.InfraFailures, j.Cost, j.ExecutionRoleArn,
 	}
 }
 

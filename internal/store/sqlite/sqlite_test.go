@@ -254,6 +254,44 @@ func TestMigrationsIdempotent(t *testing.T) {
 	}
 }
 
+// TestMigrationExecutionRole: a database from before migration 5 keeps its
+// jobs, and they come back with no execution role.
+func TestMigrationExecutionRole(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "berth.db")
+	s, err := Open(ctx, path, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := berth.Job{ID: "job-old", Pool: "p", State: berth.JobQueued, Resume: berth.ResumeFromStart, CreatedAt: time.Unix(1, 0).UTC(),
+		Steps:            []berth.JobStep{{Step: berth.Step{Args: []string{"true"}}, State: berth.StepPending}},
+		ExecutionRoleArn: "arn:aws:iam::123456789012:role/r"}
+	if _, _, err := s.CreateJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	// Back to version 4: the column and its record gone.
+	for _, q := range []string{`ALTER TABLE jobs DROP COLUMN execution_role_arn`, `DELETE FROM schema_migrations WHERE version = 5`} {
+		if _, err := s.write.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(ctx, path, testLogger(t))
+	if err != nil {
+		t.Fatalf("Open of a version 4 database: %v", err)
+	}
+	defer s.Close()
+	got, err := s.GetJob(ctx, job.ID)
+	if err != nil {
+		t.Fatalf("GetJob after the migration: %v", err)
+	}
+	if got.ExecutionRoleArn != "" || got.Pool != "p" {
+		t.Errorf("after the migration: pool %q, execution role %q; want p and none", got.Pool, got.ExecutionRoleArn)
+	}
+}
+
 func TestMigrationsRefuseNewerSchema(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "berth.db")
 	s, err := Open(t.Context(), path, testLogger(t))

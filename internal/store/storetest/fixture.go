@@ -36,7 +36,8 @@ func newJob(id string) berth.Job {
 				State: berth.StepPending,
 			},
 			{
-				Step:  berth.Step{Name: "load", Args: []string{"--table", "t"}, Jar: "s3://bucket/load.jar", MainClass: "com.example.Load"},
+				Step: berth.Step{Name: "load", Args: []string{"--table", "t"}, Jar: "s3://bucket/load.jar", MainClass: "com.example.Load",
+					Properties: map[string]string{"mapreduce.job.maps": "4", "spark.ünïcode": "\"quoted\"", "empty": ""}},
 				State: berth.StepPending,
 			},
 		},
@@ -49,6 +50,7 @@ func newJob(id string) berth.Job {
 		Resume:           berth.ResumeUnfinished,
 		IdempotencyKey:   "nightly/phase_3/" + id,
 		Labels:           map[string]string{"dag_id": "nightly", "task_id": "phase_3"},
+		ExecutionRoleArn: "arn:aws:iam::123456789012:role/berth/" + id,
 		State:            berth.JobQueued,
 		CreatedAt:        at(0),
 		Attempts:         []berth.Attempt{},

@@ -37,14 +37,17 @@ type Clients struct {
 // instance role), every attempt of every EMR call drawing on lim. An
 // endpoint in the spec (an emulator) serves both EMR and S3, S3 with
 // path-style addresses.
-func NewClients(ctx context.Context, spec *config.EMRSpec, lim *Limiter) (Clients, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx,
+//
+// load adds to or overrides how the AWS configuration is loaded (tests
+// give static credentials).
+func NewClients(ctx context.Context, spec *config.EMRSpec, lim *Limiter, load ...func(*awsconfig.LoadOptions) error) (Clients, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, append([]func(*awsconfig.LoadOptions) error{
 		awsconfig.WithRegion(spec.Region),
 		awsconfig.WithRetryer(func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
 				o.MaxAttempts, o.MaxBackoff, o.RateLimiter = maxAttempts, maxBackoff, ratelimit.None
 			})
-		}))
+		})}, load...)...)
 	if err != nil {
 		return Clients{}, fmt.Errorf("AWS configuration: %w", err)
 	}

@@ -2,10 +2,12 @@ package emr
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/berthhq/berth/internal/clock"
+	"github.com/berthhq/berth/internal/config"
 	"github.com/berthhq/berth/internal/wait"
 )
 
@@ -117,3 +119,31 @@ func TestPollIntervalGrowsWithTheFleet(t *testing.T) {
 		}
 	}
 }
+
+// The provider's poll interval follows the fleet the limiter tracks, every
+// pool of the region counted.
+func TestProviderPollIntervalFollowsTheTrackedFleet(t *testing.T) {
+	lim := NewLimiter(clock.NewFake(t0))
+	p, err := New(Options{Pool: "p", Primary: &config.EMRSpec{Region: "us-east-1"}, EMR: noAPI{}, Limiter: lim, PollBase: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.PollInterval(); got != 10*time.Second {
+		t.Errorf("empty fleet: poll every %s, want the base 10s", got)
+	}
+	for i := range 100 {
+		lim.Track(fmt.Sprintf("j-%d", i), true)
+	}
+	if got, want := p.PollInterval(), PollInterval(100, 10*time.Second); got != want || got <= 10*time.Second {
+		t.Errorf("100 clusters: poll every %s, want %s (slower than the base)", got, want)
+	}
+	for i := range 100 {
+		lim.Track(fmt.Sprintf("j-%d", i), false)
+	}
+	if got := p.PollInterval(); got != 10*time.Second {
+		t.Errorf("fleet gone: poll every %s, want the base again", got)
+	}
+}
+
+// noAPI is an EMR client no test calls.
+type noAPI struct{ API }

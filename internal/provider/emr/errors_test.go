@@ -1,0 +1,115 @@
+package emr
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/emr/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/provider"
+)
+
+// answer is an EMR error answer as the SDK returns it: the API error in a
+// response error with its HTTP status.
+func answer(status int, code, msg string) error {
+	return &awshttp.ResponseError{
+		ResponseError: &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}},
+			Err: &smithy.GenericAPIError{Code: code, Message: msg}},
+	}
+}
+
+func TestClusterState(t *testing.T) {
+	st := func(s types.ClusterState, code types.ClusterStateChangeReasonCode, msg string) *types.ClusterStatus {
+		return &types.ClusterStatus{State: s, StateChangeReason: &types.ClusterStateChangeReason{Code: code, Message: aws.String(msg)}}
+	}
+	tests := []struct {
+		name   string
+		status *types.ClusterStatus
+		state  berth.ClusterState
+		class  provider.Class
+	}{
+		{"starting", st(types.ClusterStateStarting, "", ""), berth.ClusterStarting, ""},
+		{"bootstrapping", st(types.ClusterStateBootstrapping, "", ""), berth.ClusterStarting, ""},
+		{"waiting", st(types.ClusterStateWaiting, "", ""), berth.ClusterReady, ""},
+		{"running", st(types.ClusterStateRunning, "", ""), berth.ClusterReady, ""},
+		{"terminating by request", st(types.ClusterStateTerminating, types.ClusterStateChangeReasonCodeUserRequest, "Terminated by user request"), berth.ClusterTerminating, ""},
+		{"terminated by request", st(types.ClusterStateTerminated, types.ClusterStateChangeReasonCodeUserRequest, "Terminated by user request"), berth.ClusterTerminated, ""},
+		{"auto-terminated", st(types.ClusterStateTerminated, types.ClusterStateChangeReasonCodeAllStepsCompleted, "idle"), berth.ClusterTerminated, ""},
+		{"spot loss", st(types.ClusterStateTerminatedWithErrors, types.ClusterStateChangeReasonCodeInstanceFailure, "The master node was terminated"), berth.ClusterLost, provider.ClassCapacity},
+		{"terminating after a loss", st(types.ClusterStateTerminating, types.ClusterStateChangeReasonCodeInstanceFailure, "lost"), berth.ClusterLost, provider.ClassCapacity},
+		{"fleet timeout", st(types.ClusterStateTerminatedWithErrors, types.ClusterStateChangeReasonCodeInstanceFleetTimeout, "timed out"), berth.ClusterLost, provider.ClassCapacity},
+		{"bootstrap", st(types.ClusterStateTerminatedWithErrors, types.ClusterStateChangeReasonCodeBootstrapFailure, "bootstrap action 1 returned a non-zero return code"), berth.ClusterLost, provider.ClassPermanent},
+		{"validation", st(types.ClusterStateTerminatedWithErrors, types.ClusterStateChangeReasonCodeValidationError, "The subnet does not exist"), berth.ClusterLost, provider.ClassPermanent},
+		{"validation for capacity", st(types.ClusterStateTerminatedWithErrors, types.ClusterStateChangeReasonCodeValidationError, "Instance type r5.2xlarge: Insufficient capacity"), berth.ClusterLost, provider.ClassCapacity},
+		{"internal", st(types.ClusterStateTerminatedWithErrors, types.ClusterStateChangeReasonCodeInternalError, "internal error"), berth.ClusterLost, provider.ClassTransient},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := clusterState("j-1", tt.status)
+			if c.State != tt.state || c.Class != tt.class {
+				t.Errorf("got %s (%s), want %s (%s)", c.State, c.Class, tt.state, tt.class)
+			}
+			if msg := aws.ToString(tt.status.StateChangeReason.Message); msg != "" && c.State.Terminal() && !strings.Contains(c.Reason, msg) {
+				t.Errorf("reason %q leaves out EMR's message %q", c.Reason, msg)
+			}
+		})
+	}
+}
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		name      string
+		op        string
+		err       error
+		class     provider.Class
+		throttled bool
+		ambiguous bool
+	}{
+		{"throttled", "RunJobFlow", answer(400, "ThrottlingException", "Rate exceeded"), provider.ClassTransient, true, false},
+		{"validation on create", "RunJobFlow", answer(400, "ValidationException", "Invalid InstanceType"), provider.ClassPermanent, false, false},
+		{"access denied on create", "RunJobFlow", answer(400, "AccessDeniedException", "not authorized"), provider.ClassPermanent, false, false},
+		{"capacity on create", "RunJobFlow", answer(400, "ValidationException", "InsufficientInstanceCapacity in us-east-1a"), provider.ClassCapacity, false, false},
+		{"server error", "RunJobFlow", answer(500, "InternalServerError", "oops"), provider.ClassTransient, false, true},
+		{"no answer", "DescribeCluster", errors.New("dial tcp: connection refused"), provider.ClassTransient, false, true},
+		{"validation elsewhere", "DescribeCluster", answer(400, "ValidationException", "bad"), provider.ClassTransient, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := classify(tt.op, tt.err)
+			if got := provider.ClassOf(err); got != tt.class {
+				t.Errorf("class %s, want %s (%v)", got, tt.class, err)
+			}
+			if got := errors.Is(err, berth.ErrThrottled); got != tt.throttled {
+				t.Errorf("throttled %v, want %v", got, tt.throttled)
+			}
+			if got := ambiguous(tt.err); got != tt.ambiguous {
+				t.Errorf("ambiguous %v, want %v", got, tt.ambiguous)
+			}
+			var pe *provider.Error
+			if !errors.As(err, &pe) || pe.Message == "" || strings.Contains(pe.Message, "operation error") {
+				t.Errorf("no plain message for users: %+v", pe)
+			}
+		})
+	}
+}
+
+func TestStepError(t *testing.T) {
+	full := stepError(answer(400, "ValidationException", "Maximum number of active steps(State = 'Running', 'Pending' or 'Cancel_Pending') for cluster exceeded."))
+	if !errors.Is(full, provider.ErrNotReady) {
+		t.Errorf("a full cluster: %v, want ErrNotReady", full)
+	}
+	role := stepError(answer(400, "ValidationException", "The execution role is not valid"))
+	if !errors.Is(role, berth.ErrInvalid) || !strings.Contains(berth.Public(role), "The execution role is not valid") {
+		t.Errorf("a refused step: %v (public %q), want ErrInvalid with EMR's words", role, berth.Public(role))
+	}
+	if err := stepError(answer(503, "ServiceUnavailable", "")); errors.Is(err, berth.ErrInvalid) {
+		t.Errorf("a server error is the step's fault: %v", err)
+	}
+}

@@ -61,6 +61,9 @@ func NewClients(ctx context.Context, spec *config.EMRSpec, lim *Limiter, load ..
 		if spec.Endpoint != "" {
 			o.BaseEndpoint, o.UsePathStyle = aws.String(spec.Endpoint), true
 		}
+		// EMR's log objects carry no checksum; the SDK would log that it
+		// did not check one on every read.
+		o.DisableLogOutputChecksumValidationSkipped = true
 	})
 	return Clients{EMR: ec, S3: sc}, nil
 }

@@ -114,11 +114,46 @@ type Provider struct {
 	doubt   map[string]bool
 	// clusters holds what the provider knows of each EMR cluster.
 	clusters map[string]*cluster
+	creating keyedMutex
+}
+
+// keyedMutex is a mutex per key.
+type keyedMutex struct {
+	mu   sync.Mutex
+	held map[string]chan struct{}
+}
+
+// lock waits until key is free, takes it and returns its release.
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	for {
+		k.mu.Lock()
+		if k.held == nil {
+			k.held = map[string]chan struct{}{}
+		}
+		ch, busy := k.held[key]
+		if !busy {
+			ch = make(chan struct{})
+			k.held[key] = ch
+			k.mu.Unlock()
+			return func() {
+				k.mu.Lock()
+				delete(k.held, key)
+				k.mu.Unlock()
+				close(ch)
+			}
+		}
+		k.mu.Unlock()
+		<-ch
+	}
 }
 
 // cluster is what the provider knows of one EMR cluster's steps.
 type cluster struct {
 	mu sync.Mutex
+	// state is the cluster's state at the last DescribeCluster ("" before
+	// the first), and ended when it was first seen ended.
+	state berth.ClusterState
+	ended time.Time
 	// logURI is where EMR writes the cluster's logs.
 	logURI string
 	// steps by EMR id, and the ids by name.
@@ -215,17 +250,32 @@ func (p *Provider) cluster(id string) *cluster {
 	return c
 }
 
-// forget drops a cluster that has ended.
-func (p *Provider) forget(id string) {
+// keepEnded is how long the provider remembers the steps of a cluster
+// that ended: long enough for the service to read how they ended.
+const keepEnded = time.Hour
+
+// purge forgets the clusters that ended more than keepEnded ago.
+func (p *Provider) purge(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.clusters, id)
-	p.o.Limiter.Track(id, false)
+	for id, c := range p.clusters {
+		c.mu.Lock()
+		old := !c.ended.IsZero() && now.Sub(c.ended) > keepEnded
+		c.mu.Unlock()
+		if old {
+			delete(p.clusters, id)
+		}
+	}
 }
 
 // CreateCluster starts a cluster with RunJobFlow, unless one tagged with
 // req.ClusterID is alive: the one a crash kept Berth from recording.
 func (p *Provider) CreateCluster(ctx context.Context, req provider.CreateRequest) (string, error) {
+	// One creation per cluster id at a time: a second must see the
+	// first's cluster, not start its own.
+	unlock := p.creating.lock(req.ClusterID)
+	defer unlock()
+	p.purge(p.clk.Now())
 	if id, found, err := p.lookup(ctx, req.ClusterID); err != nil {
 		return "", err
 	} else if found {
@@ -252,7 +302,7 @@ func (p *Provider) CreateCluster(ctx context.Context, req provider.CreateRequest
 	p.mu.Lock()
 	p.byBerth[req.ClusterID] = id
 	delete(p.doubt, req.ClusterID)
-	c := &cluster{steps: map[string]*step{}, byName: map[string]string{}, doubt: map[string]time.Time{}, logURI: spec.LogURI}
+	c := &cluster{steps: map[string]*step{}, byName: map[string]string{}, doubt: map[string]time.Time{}, logURI: spec.LogURI, state: berth.ClusterStarting}
 	p.clusters[id] = c
 	p.mu.Unlock()
 	p.o.Limiter.Track(id, true)
@@ -379,8 +429,9 @@ func (p *Provider) DescribeCluster(ctx context.Context, id string) (provider.Clu
 	out, err := p.o.EMR.DescribeCluster(ctx, &emr.DescribeClusterInput{ClusterId: aws.String(id)})
 	if err != nil {
 		if unknownCluster(err) {
-			p.forget(id)
-			return provider.Cluster{ID: id, State: berth.ClusterLost, Reason: "EMR does not know the cluster"}, nil
+			c := provider.Cluster{ID: id, State: berth.ClusterLost, Reason: "EMR does not know the cluster"}
+			p.observe(id, c, "")
+			return c, nil
 		}
 		return provider.Cluster{}, classify("DescribeCluster", err)
 	}
@@ -388,18 +439,24 @@ func (p *Provider) DescribeCluster(ctx context.Context, id string) (provider.Clu
 		return provider.Cluster{}, &provider.Error{Class: provider.ClassTransient, Code: "EmptyAnswer", Message: "DescribeCluster returned no status"}
 	}
 	c := clusterState(id, out.Cluster.Status)
-	if c.State.Terminal() {
-		p.forget(id)
-	} else {
-		p.o.Limiter.Track(id, true)
-		if uri := aws.ToString(out.Cluster.LogUri); uri != "" {
-			rec := p.cluster(id)
-			rec.mu.Lock()
-			rec.logURI = uri
-			rec.mu.Unlock()
-		}
-	}
+	p.observe(id, c, aws.ToString(out.Cluster.LogUri))
 	return c, nil
+}
+
+// observe records a cluster's state: the fleet the limiter paces counts
+// it while it lives, and SubmitStep knows whether it is ready.
+func (p *Provider) observe(id string, c provider.Cluster, logURI string) {
+	p.o.Limiter.Track(id, !c.State.Terminal())
+	rec := p.cluster(id)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	rec.state = c.State
+	if c.State.Terminal() && rec.ended.IsZero() {
+		rec.ended = p.clk.Now()
+	}
+	if logURI != "" {
+		rec.logURI = logURI
+	}
 }
 
 // TerminateCluster ends a cluster with TerminateJobFlows.
@@ -420,6 +477,9 @@ func (p *Provider) SubmitStep(ctx context.Context, clusterID string, req provide
 		return "", err
 	}
 	c := p.cluster(clusterID)
+	if err := p.ready(ctx, clusterID, c); err != nil {
+		return "", err
+	}
 	id, found, err := p.findStep(ctx, clusterID, c, req)
 	if err != nil || found {
 		return id, err
@@ -460,6 +520,26 @@ func (p *Provider) SubmitStep(ctx context.Context, clusterID string, req provide
 	delete(c.doubt, req.Name)
 	c.add(&step{Step: provider.Step{ID: id, Name: req.Name, State: berth.StepPending}})
 	return id, nil
+}
+
+// ready returns ErrNotReady unless the cluster is ready (EMR would take
+// the step and keep it pending). It asks EMR only when the last poll did
+// not find it ready.
+func (p *Provider) ready(ctx context.Context, id string, c *cluster) error {
+	c.mu.Lock()
+	state := c.state
+	c.mu.Unlock()
+	if state != berth.ClusterReady {
+		d, err := p.DescribeCluster(ctx, id)
+		if err != nil {
+			return err
+		}
+		state = d.State
+	}
+	if state != berth.ClusterReady {
+		return fmt.Errorf("%w: EMR cluster %s is %s", provider.ErrNotReady, id, state)
+	}
+	return nil
 }
 
 // add records a step.

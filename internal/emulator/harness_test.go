@@ -1,12 +1,14 @@
 package emulator_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -210,9 +212,30 @@ func (g gate) open(t *testing.T) {
 	}
 }
 
-// gone reports whether no process of group pgid is left.
+// gone reports whether no process of group pgid is left alive. A killed
+// process whose parent died before it is a zombie until init reaps it,
+// which can take a while: that one counts as gone.
 func gone(pgid int) bool {
-	return errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH)
+	if errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) {
+		return true
+	}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // it ended as we looked
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) >= 3 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" && f[0] != "X" {
+			return false
+		}
+	}
+	return true
 }
 
 // apiError returns err's EMR error code and message and the HTTP status,

@@ -330,10 +330,16 @@ func callOf(h *harness, op, id, sid string) func() error {
 	ctx := context.Background()
 	c := aws.String(id)
 	return map[string]func() error{
-		"ListSteps":       func() error { _, err := h.emr.ListSteps(ctx, &emr.ListStepsInput{ClusterId: c}); return err },
-		"DescribeStep":    func() error { _, err := h.emr.DescribeStep(ctx, &emr.DescribeStepInput{ClusterId: c, StepId: aws.String(sid)}); return err },
-		"RunJobFlow":      func() error { _, err := h.emr.RunJobFlow(ctx, input("r", 1)); return err },
-		"DescribeCluster": func() error { _, err := h.emr.DescribeCluster(ctx, &emr.DescribeClusterInput{ClusterId: c}); return err },
+		"ListSteps": func() error { _, err := h.emr.ListSteps(ctx, &emr.ListStepsInput{ClusterId: c}); return err },
+		"DescribeStep": func() error {
+			_, err := h.emr.DescribeStep(ctx, &emr.DescribeStepInput{ClusterId: c, StepId: aws.String(sid)})
+			return err
+		},
+		"RunJobFlow": func() error { _, err := h.emr.RunJobFlow(ctx, input("r", 1)); return err },
+		"DescribeCluster": func() error {
+			_, err := h.emr.DescribeCluster(ctx, &emr.DescribeClusterInput{ClusterId: c})
+			return err
+		},
 		"ListInstanceGroups": func() error {
 			_, err := h.emr.ListInstanceGroups(ctx, &emr.ListInstanceGroupsInput{ClusterId: c})
 			return err

@@ -45,7 +45,7 @@ func TestEmulator(t *testing.T) {
 		Name: aws.String("cli"),
 		Instances: &types.JobFlowInstancesConfig{
 			KeepJobFlowAliveWhenNoSteps: aws.Bool(true),
-			InstanceGroups: []types.InstanceGroupConfig{{InstanceRole: types.InstanceRoleTypeMaster, InstanceType: aws.String("m5.xlarge"), InstanceCount: aws.Int32(1)}},
+			InstanceGroups:              []types.InstanceGroupConfig{{InstanceRole: types.InstanceRoleTypeMaster, InstanceType: aws.String("m5.xlarge"), InstanceCount: aws.Int32(1)}},
 		},
 		Steps: []types.StepConfig{{Name: aws.String("echo"), ActionOnFailure: types.ActionOnFailureContinue,
 			HadoopJarStep: &types.HadoopJarStepConfig{Jar: aws.String("command-runner.jar"), Args: []string{"echo", "hello"}}}},

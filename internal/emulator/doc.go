@@ -54,8 +54,9 @@
 // StepConcurrencyLevel of them RUNNING at once, in the order they were
 // added; the others wait. A step of command-runner.jar runs its Args as a
 // process (argv; a shell only if the args say `sh -c`) in a temporary
-// directory of its cluster, in a process group of its own, its stdout and
-// stderr kept: exit status 0 is COMPLETED, another FAILED with
+// directory of its cluster, in a process group of its own that ends with
+// it (on Linux), its stdout and stderr kept: exit status 0 is COMPLETED,
+// another FAILED with
 // FailureDetails (Message "Command exited with status N", LogFile the
 // s3:// path of its stderr.gz). A step of any other jar runs nothing and
 // completes after JarStepTime. CancelSteps makes a pending step CANCELLED

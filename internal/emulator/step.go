@@ -115,7 +115,8 @@ func (e *Emulator) startStep(c *cluster, s *step) {
 
 // startProcess runs the step's Args in the cluster's directory, argv as
 // given (a shell only when the args say so), in a process group of its
-// own, its output captured; a goroutine reaps it.
+// own, its output captured; a goroutine reaps it, and kills what is left
+// of its group when it ends.
 func (e *Emulator) startProcess(c *cluster, s *step) error {
 	if len(s.args) == 0 {
 		return errors.New("command-runner.jar needs Args: the command to run")
@@ -131,6 +132,9 @@ func (e *Emulator) startProcess(c *cluster, s *step) error {
 	cmd.Dir = c.dir
 	cmd.Stdout, cmd.Stderr = s.stdout, s.stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A process that left the group (setsid) could hold the output pipes
+	// open, and the step RUNNING, long after the command ended.
+	cmd.WaitDelay = time.Second
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("Cannot run program %q (in directory %q): %v", s.args[0], c.dir, err)
 	}
@@ -140,6 +144,11 @@ func (e *Emulator) startProcess(c *cluster, s *step) error {
 	e.procWG.Add(1)
 	go func() {
 		defer e.procWG.Done()
+		// What the command left running in its group ends with it, as
+		// the step does.
+		if awaitExit(cmd.Process.Pid) {
+			p.signal(sigKill)
+		}
 		err := cmd.Wait()
 		e.mu.Lock()
 		defer e.mu.Unlock()

@@ -331,3 +331,17 @@ func TestTransientCluster(t *testing.T) {
 		t.Errorf("after its last step: %s %+v, want TERMINATING ALL_STEPS_COMPLETED", c.Status.State, c.Status.StateChangeReason)
 	}
 }
+
+// What a step's command leaves running in its process group ends with
+// it: the step completes when its command does, and leaves nothing
+// behind.
+func TestStepLeavesNothing(t *testing.T) {
+	h := newHarness(t, emulator.Options{})
+	id := h.ready(t, input("background", 1))
+	sid := h.add(t, id, command("bg", "sh", "-c", "sleep 300 & echo started"))[0]
+	s := h.waitStep(t, id, sid, emulator.StepCompleted)
+	if s.Stdout != "started\n" {
+		t.Errorf("stdout %q", s.Stdout)
+	}
+	wait.For(t, within, "the background sleep to end", func() bool { return gone(s.PID) })
+}

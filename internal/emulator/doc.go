@@ -56,11 +56,11 @@
 // process (argv; a shell only if the args say `sh -c`) in a temporary
 // directory of its cluster, in a process group of its own that ends with
 // it (on Linux), its stdout and stderr kept: exit status 0 is COMPLETED,
-// another FAILED with
-// FailureDetails (Message "Command exited with status N", LogFile the
-// s3:// path of its stderr.gz). A step of any other jar runs nothing and
-// completes after JarStepTime. CancelSteps makes a pending step CANCELLED
-// at once; a running one is CANCEL_PENDING, still holding its place, until
+// another FAILED with FailureDetails (Message "Command exited with status
+// N", LogFile the s3:// path of its stderr.gz). A step of any other jar
+// runs nothing and completes after JarStepTime. CancelSteps makes a
+// pending step CANCELLED at once; a running one is CANCEL_PENDING, still
+// holding its place (EMR starts no pending step in it), until
 // its process ends after SIGTERM to its group (SEND_INTERRUPT, the
 // default) or SIGKILL (TERMINATE_PROCESS), then CANCELLED; a step that has
 // ended answers Status FAILED with a Reason.

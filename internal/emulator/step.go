@@ -43,9 +43,13 @@ type step struct {
 }
 
 // process is a running step process: the leader of its own process group,
-// so that a signal reaches what it started too.
+// so that a signal reaches what it started too. It is used with e.mu
+// held.
 type process struct {
 	cmd *exec.Cmd
+	// reaped is set before the leader is reaped: from then on its pid,
+	// the group's id, may be another process's.
+	reaped bool
 }
 
 const (
@@ -54,8 +58,14 @@ const (
 )
 
 func (p *process) signal(sig syscall.Signal) {
-	// The group's id is the leader's pid; the group may be gone already.
-	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
+	switch {
+	case p.reaped:
+	case groupSignals:
+		// The group may be gone already.
+		_ = syscall.Kill(-p.cmd.Process.Pid, sig)
+	default:
+		_ = p.cmd.Process.Signal(sig)
+	}
 }
 
 func (e *Emulator) addStep(c *cluster, sc wireStepConfig) *step {
@@ -144,11 +154,15 @@ func (e *Emulator) startProcess(c *cluster, s *step) error {
 	e.procWG.Add(1)
 	go func() {
 		defer e.procWG.Done()
-		// What the command left running in its group ends with it, as
-		// the step does.
-		if awaitExit(cmd.Process.Pid) {
+		exited := awaitExit(cmd.Process.Pid)
+		e.mu.Lock()
+		if exited {
+			// What the command left running in its group ends with it,
+			// as the step does.
 			p.signal(sigKill)
 		}
+		p.reaped = groupSignals
+		e.mu.Unlock()
 		err := cmd.Wait()
 		e.mu.Lock()
 		defer e.mu.Unlock()

@@ -203,8 +203,14 @@ func TestCancelSteps(t *testing.T) {
 	dir := t.TempDir()
 	termed := filepath.Join(dir, "got-sigterm")
 	// The first step stops on SIGTERM, saying so; the second ignores it.
-	polite := command("polite", "sh", "-c", "trap 'echo term > "+termed+"; exit 0' TERM; while :; do sleep 0.01; done")
-	stubborn := command("stubborn", "sh", "-c", "trap '' TERM; while :; do sleep 0.01; done")
+	// Each says when its trap is set, so that the signal does not come
+	// before it.
+	polite := command("polite", "sh", "-c", "trap 'echo term > "+termed+"; exit 0' TERM; echo ready; while :; do sleep 0.01; done")
+	stubborn := command("stubborn", "sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.01; done")
+	ready := func(sid string) emulator.Step {
+		wait.For(t, within, "step "+sid+" to set its trap", func() bool { return h.snapStep(t, id, sid).Stdout == "ready\n" })
+		return h.snapStep(t, id, sid)
+	}
 	ids := h.add(t, id, polite, stubborn, jar("pending"))
 	ctx := context.Background()
 	cancel := func(opt types.StepCancellationOption, sids ...string) []types.CancelStepsInfo {
@@ -216,7 +222,7 @@ func TestCancelSteps(t *testing.T) {
 		return out.CancelStepsInfoList
 	}
 
-	first := h.snapStep(t, id, ids[0])
+	first := ready(ids[0])
 	if first.State != emulator.StepRunning {
 		t.Fatalf("first step %s", first.State)
 	}
@@ -232,7 +238,8 @@ func TestCancelSteps(t *testing.T) {
 	}
 	wait.For(t, within, "the first step's process group to end", func() bool { return gone(first.PID) })
 
-	second := h.waitStep(t, id, ids[1], emulator.StepRunning)
+	h.waitStep(t, id, ids[1], emulator.StepRunning)
+	second := ready(ids[1])
 	cancel(types.StepCancellationOptionSendInterrupt, ids[1])
 	if st := h.step(t, id, ids[1]).Status.State; st != types.StepStateCancelPending {
 		t.Fatalf("a step that ignores SIGTERM: %s, want CANCEL_PENDING", st)

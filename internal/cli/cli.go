@@ -80,6 +80,7 @@ func commands() []command {
 		{"serve", "run the Berth server", runServe},
 		{"demo", "run a demonstration of Berth on local clusters", runDemo},
 		{"sim", "run Berth in simulated time: check it under faults over many seeds", runSim},
+		{"emulator", "serve an emulator of AWS EMR (and of S3 for its logs) on a loopback address", runEmulator},
 		{"version", "print berth's version", runVersion},
 		{"help", "show help for a command", runHelp},
 	}

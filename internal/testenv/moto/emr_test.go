@@ -62,6 +62,7 @@ func berthStep(name string) types.StepConfig {
 }
 
 func newEMR(t *testing.T) *emr.Client {
+	t.Helper()
 	return emr.NewFromConfig(moto.Shared(t).AWSConfig("us-east-1"))
 }
 

@@ -285,6 +285,8 @@ func (p *Provider) CreateCluster(ctx context.Context, req provider.CreateRequest
 	if req.Fallback && p.o.Fallback != nil {
 		spec = p.o.Fallback
 	}
+	// Named for the provider's own pool, which is what a scan looks for.
+	req.Pool = p.o.Pool
 	in := runJobFlowInput(spec, clusterRequest{CreateRequest: req, Installation: p.o.Installation, IdleTimeout: p.o.IdleTimeout})
 	// RunJobFlow has no idempotency token: the SDK may retry it only when
 	// EMR refused it outright (throttling), never after an answer that may
@@ -407,12 +409,10 @@ func (p *Provider) scanClusters(ctx context.Context) (map[string]listed, error) 
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for cid, id := range p.byBerth {
-		if _, live := found[cid]; !live {
-			// Gone since: a new creation for it starts a new cluster.
-			if c := p.clusters[id]; c == nil {
-				delete(p.byBerth, cid)
-			}
+	for cid := range p.byBerth {
+		if l, live := found[cid]; !live || l.ending {
+			// Gone, or going: a new creation for it starts a new cluster.
+			delete(p.byBerth, cid)
 		}
 	}
 	for cid, l := range found {

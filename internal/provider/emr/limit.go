@@ -55,11 +55,24 @@ type bucket struct {
 // NewLimiter returns a limiter with EMR's default buckets, full, on clk
 // (nil: the wall clock).
 func NewLimiter(clk clock.Clock) *Limiter {
+	return NewScaledLimiter(clk, 1)
+}
+
+// NewScaledLimiter returns a limiter whose buckets refill scale times as
+// fast as EMR's defaults: for an account whose limits were raised, and for
+// tests that must not wait out EMR's pace.
+func NewScaledLimiter(clk clock.Clock, scale float64) *Limiter {
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	return &Limiter{clk: clk, rates: DefaultRates, other: OtherRate, buckets: map[string]*bucket{}, live: map[string]bool{},
-		account: &bucket{rate: AccountRate, tokens: AccountRate.Burst, at: clk.Now()}}
+	rates := make(map[string]Rate, len(DefaultRates))
+	for api, r := range DefaultRates {
+		rates[api] = Rate{Refill: r.Refill * scale, Burst: r.Burst}
+	}
+	account := Rate{Refill: AccountRate.Refill * scale, Burst: AccountRate.Burst}
+	return &Limiter{clk: clk, rates: rates, other: Rate{Refill: OtherRate.Refill * scale, Burst: OtherRate.Burst},
+		buckets: map[string]*bucket{}, live: map[string]bool{},
+		account: &bucket{rate: account, tokens: account.Burst, at: clk.Now()}}
 }
 
 // take draws one token at now, the bucket going into debt if it has none,

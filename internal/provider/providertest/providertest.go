@@ -530,6 +530,11 @@ func testReopen(t *testing.T, h Harness) {
 	long := startLong(t, h, p1, cluster)
 
 	p2 := h.Reopen(t, p1)
+	if tr, ok := p2.(provider.StepTracker); ok {
+		// As the restarted service does: it tells the provider which
+		// steps its running attempts have.
+		tr.TrackSteps(cluster, []string{done, long})
+	}
 	c, err := p2.DescribeCluster(context.Background(), cluster)
 	if err != nil || c.State != berth.ClusterReady {
 		t.Fatalf("reopened DescribeCluster = %+v, %v; want ready", c, err)

@@ -166,16 +166,30 @@ func Shared(account, region string, clk clock.Clock) *Limiter {
 const pollShare = 0.8
 
 // PollInterval is how often each of n clusters may be polled (one
-// DescribeCluster and one ListSteps) so that the fleet stays within its
-// buckets: never more often than base, and slower as the fleet grows.
+// DescribeCluster and one ListSteps) so that the fleet stays within EMR's
+// default buckets: never more often than base, and slower as the fleet
+// grows.
 func PollInterval(n int, base time.Duration) time.Duration {
+	return pollInterval(n, base, DefaultRates["ListSteps"], AccountRate)
+}
+
+// PollInterval is PollInterval for the fleet the limiter tracks, within
+// its own buckets.
+func (l *Limiter) PollInterval(base time.Duration) time.Duration {
+	l.mu.Lock()
+	n, list, account := len(l.live), l.rates["ListSteps"], l.account.rate
+	l.mu.Unlock()
+	return pollInterval(n, base, list, account)
+}
+
+func pollInterval(n int, base time.Duration, list, account Rate) time.Duration {
 	if n <= 0 {
 		return base
 	}
 	// ListSteps has the slowest refill of the two calls of a poll; the
 	// account bucket takes both.
-	perList := float64(n) / (DefaultRates["ListSteps"].Refill * pollShare)
-	perAccount := float64(2*n) / (AccountRate.Refill * pollShare)
+	perList := float64(n) / (list.Refill * pollShare)
+	perAccount := float64(2*n) / (account.Refill * pollShare)
 	need := time.Duration(max(perList, perAccount) * float64(time.Second))
 	return max(base, need)
 }

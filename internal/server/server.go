@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -44,6 +46,12 @@ type Options struct {
 	// demo shorten them).
 	Tick         time.Duration
 	RetryBackoff time.Duration
+	// EMRCredentials, when set, sign EMR pools' calls instead of AWS's
+	// credential chain (the demo's embedded emulator).
+	EMRCredentials aws.CredentialsProvider
+	// EMRRateScale raises Berth's client-side EMR rate limits by this
+	// factor (an emulator's limits; 0 is 1, EMR's defaults).
+	EMRRateScale float64
 }
 
 // Server is one running Berth.
@@ -74,9 +82,10 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("store %q: %w", cfg.Store, err)
 	}
+	b := &builder{o: o, installation: inst, limiters: map[[2]string]*emr.Limiter{}}
 	var pools []service.Pool
 	for _, p := range cfg.Pools {
-		prov, err := newProvider(ctx, p, inst, o)
+		prov, err := b.provider(ctx, p)
 		if err != nil {
 			st.Close()
 			return nil, fmt.Errorf("pool %q: %w", p.Name, err)
@@ -119,9 +128,19 @@ func openStore(ctx context.Context, dsn string, log *slog.Logger) (store.Store, 
 	return st, nil
 }
 
-// newProvider builds the provider that runs one pool's clusters;
-// installation names this Berth in what providers start.
-func newProvider(ctx context.Context, p config.Pool, installation string, o Options) (provider.Provider, error) {
+// builder builds the pools' providers.
+type builder struct {
+	o Options
+	// installation names this Berth in what providers start.
+	installation string
+	// limiters holds the rate limiter of each EMR endpoint and region:
+	// EMR counts the calls of every pool there against one budget.
+	limiters map[[2]string]*emr.Limiter
+}
+
+// provider builds the provider that runs one pool's clusters.
+func (b *builder) provider(ctx context.Context, p config.Pool) (provider.Provider, error) {
+	o := b.o
 	switch p.Provider {
 	case config.ProviderLocal:
 		opts := local.Options{Dir: config.DefaultLocalDir, Clock: o.Clock, Log: o.Log.With("pool", p.Name)}
@@ -133,21 +152,32 @@ func newProvider(ctx context.Context, p config.Pool, installation string, o Opti
 		}
 		return local.New(opts)
 	case config.ProviderEMR:
-		return newEMR(ctx, p, installation, o)
+		return b.emr(ctx, p)
 	case config.ProviderSim:
 		return newSim(p, o)
 	}
 	return nil, fmt.Errorf("unknown provider %q", p.Provider)
 }
 
-// newEMR builds an EMR provider. Its calls draw on the rate limiter that
+// emr builds an EMR provider. Its calls draw on the rate limiter that
 // every pool of its region and endpoint shares.
-func newEMR(ctx context.Context, p config.Pool, installation string, o Options) (*emr.Provider, error) {
-	lim := emr.Shared(p.EMR.Endpoint, p.EMR.Region, o.Clock)
-	cl, err := emr.NewClients(ctx, p.EMR, lim)
+func (b *builder) emr(ctx context.Context, p config.Pool) (*emr.Provider, error) {
+	o := b.o
+	key := [2]string{p.EMR.Endpoint, p.EMR.Region}
+	lim := b.limiters[key]
+	if lim == nil {
+		lim = emr.NewScaledLimiter(o.Clock, max(o.EMRRateScale, 1))
+		b.limiters[key] = lim
+	}
+	var load []func(*awsconfig.LoadOptions) error
+	if o.EMRCredentials != nil {
+		load = append(load, awsconfig.WithCredentialsProvider(o.EMRCredentials))
+	}
+	cl, err := emr.NewClients(ctx, p.EMR, lim, load...)
 	if err != nil {
 		return nil, err
 	}
+	installation := b.installation
 	return emr.New(emr.Options{
 		Pool: p.Name, Primary: p.EMR, Fallback: p.FallbackEMR(), IdleTimeout: p.IdleTimeout.Std(),
 		Installation: installation, EMR: cl.EMR, S3: cl.S3, Limiter: lim,

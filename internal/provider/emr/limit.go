@@ -140,27 +140,6 @@ func (l *Limiter) Wait(ctx context.Context, api string) error {
 	}
 }
 
-// shared holds one limiter per account and region: every EMR pool of one
-// account and region draws on the same buckets, as EMR counts them.
-var shared = struct {
-	sync.Mutex
-	m map[[2]string]*Limiter
-}{m: map[[2]string]*Limiter{}}
-
-// Shared returns the limiter of an account and region, making it on clk
-// the first time.
-func Shared(account, region string, clk clock.Clock) *Limiter {
-	shared.Lock()
-	defer shared.Unlock()
-	k := [2]string{account, region}
-	if l := shared.m[k]; l != nil {
-		return l
-	}
-	l := NewLimiter(clk)
-	shared.m[k] = l
-	return l
-}
-
 // pollShare is the part of the ListSteps budget the watchers may use;
 // the rest is left for retries and the API's own callers.
 const pollShare = 0.8

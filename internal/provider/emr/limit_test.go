@@ -81,16 +81,6 @@ func TestWait(t *testing.T) {
 	}
 }
 
-func TestSharedPerAccountAndRegion(t *testing.T) {
-	a := Shared("111", "us-east-1", nil)
-	if Shared("111", "us-east-1", nil) != a {
-		t.Fatal("two pools of one account and region got two limiters")
-	}
-	if Shared("111", "eu-west-1", nil) == a || Shared("222", "us-east-1", nil) == a {
-		t.Fatal("another account or region shares the limiter")
-	}
-}
-
 func TestPollIntervalGrowsWithTheFleet(t *testing.T) {
 	tests := []struct {
 		clusters int

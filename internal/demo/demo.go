@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -23,9 +25,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
 	"github.com/berthhq/berth/internal/berth"
 	"github.com/berthhq/berth/internal/client"
 	"github.com/berthhq/berth/internal/config"
+	"github.com/berthhq/berth/internal/emulator"
 	"github.com/berthhq/berth/internal/server"
 )
 
@@ -37,6 +42,10 @@ type Options struct {
 	StepTime time.Duration
 	// Log receives the server's logs; nil discards them.
 	Log *slog.Logger
+	// EMR plays the demo on emr pools against an EMR emulator the demo
+	// starts on a loopback address: Berth's EMR provider and the real AWS
+	// SDK, EMR's wire protocol, and a spot reclaim in place of the kill.
+	EMR bool
 }
 
 // Result is what happened, for callers that check it (the demo's test).
@@ -49,6 +58,25 @@ type Result struct {
 	MaxBinClusters  int
 	Cost            float64
 }
+
+// emrYAML is demoYAML on EMR, against the emulator at %[2]s.
+const emrYAML = `
+listen: 127.0.0.1:0
+store: sqlite://%[1]s/berth.db
+pools:
+  - {name: shape-a, provider: emr, slots: 1, max_clusters: 1, idle_timeout: 20s, price_per_hour: 2.0, emr: %[3]s}
+  - {name: shape-b, provider: emr, slots: 1, max_clusters: 1, idle_timeout: 20s, price_per_hour: 4.0, emr: %[3]s}
+  - {name: shape-c, provider: emr, slots: 1, max_clusters: 1, idle_timeout: 20s, price_per_hour: 8.0, emr: %[3]s}
+  - {name: bins, provider: emr, slots: 3, max_clusters: 4, idle_timeout: 2s, price_per_hour: 3.0, emr: %[3]s}
+`
+
+// emrSpec is the demo pools' EMR spec; %[2]s is the emulator's URL.
+const emrSpec = `{region: us-east-1, endpoint: "%[2]s", release_label: emr-7.5.0, applications: [Spark], log_uri: "s3://berth-demo/logs/", poll_interval: 200ms, instance_groups: [{role: MASTER, instance_type: m5.xlarge, count: 1}, {role: CORE, instance_type: r5.xlarge, count: 2, market: SPOT}]}`
+
+// emrRateScale raises Berth's EMR rate limits for the emulator, which
+// enforces none: at EMR's real pace (AddJobFlowSteps 0.5/s) the demo's
+// steps would queue up behind the limiter for minutes.
+const emrRateScale = 20
 
 const demoYAML = `
 listen: 127.0.0.1:0
@@ -69,24 +97,43 @@ func Run(ctx context.Context, w io.Writer, o Options) (Result, error) {
 	if o.StepTime <= 0 {
 		o.StepTime = time.Second
 	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
 	dir, err := os.MkdirTemp("", "berth-demo-")
 	if err != nil {
 		return Result{}, err
 	}
 	defer os.RemoveAll(dir)
-	cfg, err := config.Parse([]byte(fmt.Sprintf(demoYAML, filepath.ToSlash(dir))))
+	yaml, where := fmt.Sprintf(demoYAML, filepath.ToSlash(dir)), "four local pools"
+	so := server.Options{Log: o.Log}
+	var emu *emulator.Emulator
+	if o.EMR {
+		var url string
+		var stop func()
+		emu, url, stop, err = startEmulator(dir, o.Log)
+		if err != nil {
+			return Result{}, err
+		}
+		defer stop()
+		spec := fmt.Sprintf(emrSpec, "", url)
+		yaml, where = fmt.Sprintf(emrYAML, filepath.ToSlash(dir), url, spec), "four emr pools on an EMR emulator at "+url
+		so.EMRCredentials = credentials.NewStaticCredentialsProvider("AKIDDEMO", "demo", "")
+		so.EMRRateScale = emrRateScale
+	}
+	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		return Result{}, fmt.Errorf("demo config: %w", err)
 	}
-	srv, err := server.New(ctx, cfg, server.Options{Log: o.Log})
+	srv, err := server.New(ctx, cfg, so)
 	if err != nil {
 		return Result{}, err
 	}
 	if err := srv.Start(ctx); err != nil {
 		return Result{}, err
 	}
-	d := &demo{w: w, c: client.New(srv.URL(), "", nil), o: o, start: time.Now()}
-	d.say("Berth demo: an embedded server at %s with four local pools (shape-a, shape-b, shape-c, bins).", srv.URL())
+	d := &demo{w: w, c: client.New(srv.URL(), "", nil), o: o, start: time.Now(), emu: emu}
+	d.say("Berth demo: an embedded server at %s with %s (shape-a, shape-b, shape-c, bins).", srv.URL(), where)
 	res, runErr := d.run(ctx)
 	cleanErr := d.cleanUp(context.WithoutCancel(ctx))
 	stopErr := srv.Stop()
@@ -94,6 +141,8 @@ func Run(ctx context.Context, w io.Writer, o Options) (Result, error) {
 }
 
 type demo struct {
+	// emu is the EMR emulator the pools run on, nil for local pools.
+	emu   *emulator.Emulator
 	w     io.Writer
 	c     *client.Client
 	o     Options
@@ -180,6 +229,9 @@ func (d *demo) killMidway(ctx context.Context, id string) error {
 			return err
 		}
 		if a := job.CurrentAttempt(); a != nil && len(a.Steps) > 0 && a.Steps[0].State == berth.StepRunning {
+			if d.emu != nil {
+				return d.reclaim(ctx, a.ClusterID)
+			}
 			d.say("phase 3 is running on %s: killing that cluster (simulated spot reclaim)", a.ClusterID)
 			c, err := d.c.Kill(ctx, a.ClusterID)
 			if err != nil {
@@ -192,6 +244,45 @@ func (d *demo) killMidway(ctx context.Context, id string) error {
 			return fmt.Errorf("phase 3 ended before it could be interrupted")
 		}
 	}
+}
+
+// reclaim has the emulator take a cluster's spot instances back, as EC2
+// would: its steps fail first, and EMR says why a little later.
+func (d *demo) reclaim(ctx context.Context, clusterID string) error {
+	c, err := d.c.Cluster(ctx, clusterID)
+	if err != nil {
+		return err
+	}
+	d.say("phase 3 is running on %s (EMR %s): the emulator reclaims its spot instances", clusterID, c.ProviderID)
+	if err := d.emu.SpotLoss(c.ProviderID); err != nil {
+		return fmt.Errorf("spot loss of %s: %w", c.ProviderID, err)
+	}
+	return nil
+}
+
+// startEmulator serves an EMR emulator on a loopback port, its step
+// processes working under dir.
+func startEmulator(dir string, log *slog.Logger) (*emulator.Emulator, string, func(), error) {
+	work := filepath.Join(dir, "emulator")
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return nil, "", nil, err
+	}
+	emu := emulator.New(emulator.Options{
+		BootTime: time.Second, BootstrapTime: 300 * time.Millisecond, TerminateTime: 300 * time.Millisecond,
+		LogDelay: 200 * time.Millisecond, LossLag: time.Second, WorkDir: work, Log: log.With("component", "emulator"),
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		emu.Close()
+		return nil, "", nil, err
+	}
+	hs := &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	stop := func() {
+		hs.Close()
+		emu.Close()
+	}
+	return emu, "http://" + ln.Addr().String(), stop, nil
 }
 
 func (d *demo) wait(ctx context.Context, id string) (berth.Job, error) {

@@ -10,11 +10,24 @@ import (
 )
 
 func TestDemoRecoversAndScales(t *testing.T) {
+	for _, onEMR := range []bool{false, true} {
+		t.Run(map[bool]string{false: "local", true: "emr"}[onEMR], func(t *testing.T) {
+			t.Parallel()
+			testDemo(t, onEMR)
+		})
+	}
+}
+
+// testDemo plays the demo on local pools, or on emr pools against the
+// EMR emulator with a spot reclaim for the kill: both problems must come
+// out the same.
+func testDemo(t *testing.T, onEMR bool) {
 	var out bytes.Buffer
 	res, err := Run(context.Background(), &out, Options{
 		Bins:     20,
 		StepTime: 200 * time.Millisecond,
 		Log:      slog.New(slog.NewTextHandler(t.Output(), nil)),
+		EMR:      onEMR,
 	})
 	t.Log(out.String())
 	if err != nil {

@@ -177,7 +177,15 @@ type step struct {
 	// killed is true once TERMINATE_PROCESS was.
 	interrupted time.Time
 	killed      bool
+	// misses counts the polls that asked EMR about the step by id and got
+	// nothing back: an id EMR does not know (a stale one a restarted
+	// service tracked) is dropped after maxMisses, not asked about forever.
+	misses int
 }
+
+// maxMisses is how many answers without a step the provider takes before
+// it forgets the step.
+const maxMisses = 3
 
 // farFuture stands for "nothing known yet" in cluster.known.
 var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -622,7 +630,7 @@ func (c *cluster) merge(st provider.Step) (s *step) {
 	if s == nil {
 		s = &step{}
 	}
-	s.Step = st
+	s.Step, s.misses = st, 0
 	s.final = st.State.Terminal()
 	c.add(s)
 	return s
@@ -689,8 +697,17 @@ func (p *Provider) ListSteps(ctx context.Context, clusterID string) ([]provider.
 			return nil, classify("ListSteps", err)
 		}
 		c.mu.Lock()
+		got := map[string]bool{}
 		for _, s := range out.Steps {
-			c.merge(stepOf(s))
+			got[c.merge(stepOf(s)).ID] = true
+		}
+		for _, id := range chunk {
+			if s := c.steps[id]; s != nil && !got[id] {
+				if s.misses++; s.misses >= maxMisses {
+					p.log.Warn("emr: forgetting a step EMR does not list", "emr_id", clusterID, "step_id", id)
+					delete(c.steps, id)
+				}
+			}
 		}
 		c.mu.Unlock()
 	}

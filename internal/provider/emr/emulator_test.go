@@ -499,3 +499,24 @@ func gz(t *testing.T, text string) []byte {
 	}
 	return b.Bytes()
 }
+
+// A step id EMR does not know, tracked after a restart, is asked about a
+// few times and then forgotten: a poll costs one call again.
+func TestUnknownTrackedStepIsForgotten(t *testing.T) {
+	w := newWorld(t, emulator.Options{})
+	p := w.provider(t)
+	cluster := ready(t, p, 1)
+	p.TrackSteps(cluster, []string{"s-0000000000000"})
+	for range 3 {
+		if _, err := p.ListSteps(context.Background(), cluster); err != nil {
+			t.Fatalf("ListSteps with an unknown tracked step: %v", err)
+		}
+	}
+	before := w.emu.Calls()["ListSteps"]
+	if _, err := p.ListSteps(context.Background(), cluster); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.emu.Calls()["ListSteps"] - before; got != 1 {
+		t.Errorf("a poll cost %d ListSteps calls after the unknown step was forgotten, want 1", got)
+	}
+}

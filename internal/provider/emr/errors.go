@@ -81,14 +81,20 @@ func onlyThrottleRetries(o *emr.Options) {
 	})
 }
 
-// unknownCluster reports whether EMR says it does not know a cluster id.
+// unknownCluster reports whether EMR says it does not know a cluster id:
+// an InvalidRequestException whose own error code is NoSuchCluster (EMR's
+// and moto's DescribeCluster), or whose words say so ("Cluster id 'j-X'
+// is not valid.").
 func unknownCluster(err error) bool {
 	code, msg, ok := apiError(err)
 	if !ok {
 		return false
 	}
 	var ire *types.InvalidRequestException
-	isInvalid := errors.As(err, &ire) || code == "InvalidRequestException" || code == "ResourceNotFoundException"
+	if errors.As(err, &ire) && aws.ToString(ire.ErrorCode_) == "NoSuchCluster" {
+		return true
+	}
+	isInvalid := ire != nil || code == "InvalidRequestException" || code == "ResourceNotFoundException"
 	m := strings.ToLower(msg)
 	return isInvalid && (strings.Contains(m, "not valid") || strings.Contains(m, "not found") || strings.Contains(m, "does not exist"))
 }
@@ -101,6 +107,9 @@ func classify(op string, err error) error {
 	code, msg, ok := apiError(err)
 	pe := &provider.Error{Class: provider.ClassTransient, Code: code, Message: msg, Err: err}
 	switch {
+	case !ok && status(err) >= http.StatusInternalServerError:
+		// An answer, but no EMR error: a proxy's or an emulator's page.
+		pe.Code, pe.Message = "ServerError", fmt.Sprintf("%s: EMR server error: HTTP %d, with no EMR error in the answer", op, status(err))
 	case !ok:
 		pe.Code, pe.Message = "Unavailable", fmt.Sprintf("%s: EMR did not answer: %v", op, rootCause(err))
 	case throttleCodes[code]:
@@ -164,7 +173,8 @@ func rootCause(err error) error {
 //
 //   - STARTING, BOOTSTRAPPING: starting. RUNNING, WAITING: ready.
 //   - TERMINATING or TERMINATED because a user (Berth) asked, or because
-//     auto-termination ended an idle cluster: terminating, terminated.
+//     auto-termination ended an idle cluster, or with no reason given:
+//     terminating, terminated.
 //   - Any other end: lost, classed by EMR's reason: a bootstrap failure or
 //     a validation error is permanent (the spec can never work); an
 //     instance failure (spot reclaim), a fleet timeout or EC2 short of
@@ -188,12 +198,18 @@ func clusterState(id string, s *types.ClusterStatus) provider.Cluster {
 		reason += ": " + msg
 	}
 	byUser := code == types.ClusterStateChangeReasonCodeUserRequest || code == types.ClusterStateChangeReasonCodeAllStepsCompleted
+	// EMR always says why a cluster ends; moto says nothing. A cluster
+	// that ended without errors and without a word of why was not lost.
+	silent := code == "" && msg == ""
+	if silent {
+		reason = "EMR gave no reason"
+	}
 	switch s.State {
 	case types.ClusterStateStarting, types.ClusterStateBootstrapping:
 	case types.ClusterStateRunning, types.ClusterStateWaiting:
 		c.State = berth.ClusterReady
 	case types.ClusterStateTerminating, types.ClusterStateTerminated:
-		if byUser || code == types.ClusterStateChangeReasonCodeStepFailure {
+		if byUser || silent || code == types.ClusterStateChangeReasonCodeStepFailure {
 			c.State, c.Reason = berth.ClusterTerminated, reason
 			if s.State == types.ClusterStateTerminating {
 				c.State = berth.ClusterTerminating

@@ -49,6 +49,10 @@ func TestClusterState(t *testing.T) {
 		{"validation", st(types.ClusterStateTerminatedWithErrors, types.ClusterStateChangeReasonCodeValidationError, "The subnet does not exist"), berth.ClusterLost, provider.ClassPermanent},
 		{"validation for capacity", st(types.ClusterStateTerminatedWithErrors, types.ClusterStateChangeReasonCodeValidationError, "Instance type r5.2xlarge: Insufficient capacity"), berth.ClusterLost, provider.ClassCapacity},
 		{"internal", st(types.ClusterStateTerminatedWithErrors, types.ClusterStateChangeReasonCodeInternalError, "internal error"), berth.ClusterLost, provider.ClassTransient},
+		// moto gives no reason at all.
+		{"terminated with no reason", &types.ClusterStatus{State: types.ClusterStateTerminated}, berth.ClusterTerminated, ""},
+		{"terminating with no reason", &types.ClusterStatus{State: types.ClusterStateTerminating}, berth.ClusterTerminating, ""},
+		{"terminated with errors and no reason", &types.ClusterStatus{State: types.ClusterStateTerminatedWithErrors}, berth.ClusterLost, provider.ClassTransient},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,8 +60,8 @@ func TestClusterState(t *testing.T) {
 			if c.State != tt.state || c.Class != tt.class {
 				t.Errorf("got %s (%s), want %s (%s)", c.State, c.Class, tt.state, tt.class)
 			}
-			if msg := aws.ToString(tt.status.StateChangeReason.Message); msg != "" && c.State.Terminal() && !strings.Contains(c.Reason, msg) {
-				t.Errorf("reason %q leaves out EMR's message %q", c.Reason, msg)
+			if r := tt.status.StateChangeReason; r != nil && aws.ToString(r.Message) != "" && c.State.Terminal() && !strings.Contains(c.Reason, aws.ToString(r.Message)) {
+				t.Errorf("reason %q leaves out EMR's message %q", c.Reason, aws.ToString(r.Message))
 			}
 		})
 	}
@@ -79,6 +83,7 @@ func TestClassify(t *testing.T) {
 		{"server error", "RunJobFlow", answer(500, "InternalServerError", "oops"), provider.ClassTransient, false, true},
 		{"no answer", "DescribeCluster", errors.New("dial tcp: connection refused"), provider.ClassTransient, false, true},
 		{"validation elsewhere", "DescribeCluster", answer(400, "ValidationException", "bad"), provider.ClassTransient, false, false},
+		{"server error with no EMR error", "CancelSteps", serverPage(500), provider.ClassTransient, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,6 +100,52 @@ func TestClassify(t *testing.T) {
 			var pe *provider.Error
 			if !errors.As(err, &pe) || pe.Message == "" || strings.Contains(pe.Message, "operation error") {
 				t.Errorf("no plain message for users: %+v", pe)
+			}
+		})
+	}
+}
+
+// serverPage is a 5xx answer whose body is no EMR error (moto's HTML
+// page for a call it does not implement), as the SDK returns it.
+func serverPage(status int) error {
+	return &awshttp.ResponseError{
+		ResponseError: &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}},
+			Err: &smithy.DeserializationError{Err: errors.New("invalid character '<' looking for beginning of value")}},
+	}
+}
+
+func TestServerErrorWithNoEMRErrorSaysSo(t *testing.T) {
+	err := classify("CancelSteps", serverPage(500))
+	var pe *provider.Error
+	if !errors.As(err, &pe) || pe.Code != "ServerError" || !strings.Contains(pe.Message, "CancelSteps: EMR server error: HTTP 500") {
+		t.Errorf("classify = %v, want a ServerError naming the call and its status", err)
+	}
+}
+
+func TestUnknownCluster(t *testing.T) {
+	wrap := func(err error) error {
+		return &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{
+			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 400}}, Err: err}}
+	}
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"EMR's words", answer(400, "InvalidRequestException", "Cluster id 'j-X' is not valid."), true},
+		{"EMR's typed error", wrap(&types.InvalidRequestException{ErrorCode_: aws.String("NoSuchCluster"), Message: aws.String("Cluster id 'j-X' is not valid.")}), true},
+		{"NoSuchCluster in other words", wrap(&types.InvalidRequestException{ErrorCode_: aws.String("NoSuchCluster"), Message: aws.String("no such cluster")}), true},
+		{"typed, EMR's words, no code", wrap(&types.InvalidRequestException{Message: aws.String("Cluster id 'j-X' is not valid.")}), true},
+		{"not found", answer(400, "ResourceNotFoundException", "Cluster j-X not found"), true},
+		{"another invalid request", wrap(&types.InvalidRequestException{ErrorCode_: aws.String("INVALID_STEP"), Message: aws.String("Step is in a bad state")}), false},
+		{"throttled", answer(400, "ThrottlingException", "Rate exceeded"), false},
+		{"server page", serverPage(500), false},
+		{"no answer", errors.New("dial tcp: connection refused"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := unknownCluster(tt.err); got != tt.want {
+				t.Errorf("unknownCluster(%v) = %v, want %v", tt.err, got, tt.want)
 			}
 		})
 	}

@@ -517,7 +517,7 @@ func (p *Provider) SubmitStep(ctx context.Context, clusterID string, req provide
 			c.doubt[req.Name] = at
 			c.mu.Unlock()
 		}
-		return "", stepError(err)
+		return "", stepError("AddJobFlowSteps", err)
 	}
 	if len(out.StepIds) != 1 {
 		return "", &provider.Error{Class: provider.ClassTransient, Code: "EmptyAnswer", Message: fmt.Sprintf("AddJobFlowSteps returned %d step ids for one step", len(out.StepIds))}
@@ -587,7 +587,7 @@ func (p *Provider) findStep(ctx context.Context, clusterID string, c *cluster, r
 	for {
 		out, err := p.o.EMR.ListSteps(ctx, in)
 		if err != nil {
-			return "", false, stepError(err)
+			return "", false, stepError("ListSteps", err)
 		}
 		if out.Marker == nil {
 			// The whole history was read.
@@ -746,7 +746,10 @@ func (p *Provider) escalate(ctx context.Context, clusterID string, c *cluster) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, id := range due {
-		c.steps[id].killed = true
+		// Another poll may have forgotten it meanwhile.
+		if s := c.steps[id]; s != nil {
+			s.killed = true
+		}
 	}
 }
 

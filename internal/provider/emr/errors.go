@@ -59,7 +59,7 @@ func throttled(err error) bool {
 // ambiguous reports whether a failed call may have taken effect: EMR
 // gave no answer, or a server error, rather than refusing it.
 func ambiguous(err error) bool {
-	if throttled(err) {
+	if throttled(err) || errors.Is(err, ErrLimited) {
 		return false
 	}
 	s := status(err)
@@ -107,6 +107,8 @@ func classify(op string, err error) error {
 	code, msg, ok := apiError(err)
 	pe := &provider.Error{Class: provider.ClassTransient, Code: code, Message: msg, Err: err}
 	switch {
+	case errors.Is(err, ErrLimited):
+		pe.Code, pe.Message = "RateLimited", fmt.Sprintf("%s: not sent: Berth's EMR rate limit left no room before the deadline", op)
 	case !ok && status(err) >= http.StatusInternalServerError:
 		// An answer, but no EMR error: a proxy's or an emulator's page.
 		pe.Code, pe.Message = "ServerError", fmt.Sprintf("%s: EMR server error: HTTP %d, with no EMR error in the answer", op, status(err))
@@ -128,20 +130,29 @@ func classify(op string, err error) error {
 	return pe
 }
 
-// stepError classifies a failed AddJobFlowSteps or step search: a step EMR
-// will not take (a bad runtime role, a malformed step) is the job's
-// failure, while a cluster that is ending or full is not ready for it.
-func stepError(err error) error {
+// stepError classifies a failed AddJobFlowSteps or step search (op). Only
+// EMR's refusal of the request itself (ValidationException,
+// InvalidRequestException: a malformed step, a runtime role EMR will not
+// use) is the job's failure; a cluster that is ending or full, by EMR's
+// own words, is not ready for it; anything else (credentials, permissions,
+// throttling, server errors) is the infrastructure's, classified as for
+// any call, and never charged to the job.
+func stepError(op string, err error) error {
 	code, msg, ok := apiError(err)
-	if !ok || !permanentCodes[code] {
-		return classify("AddJobFlowSteps", err)
+	if !ok || (code != "ValidationException" && code != "InvalidRequestException") {
+		return classify(op, err)
 	}
 	m := strings.ToLower(msg)
 	switch {
-	case unknownCluster(err), strings.Contains(m, "terminat"), strings.Contains(m, "256"), strings.Contains(m, "maximum number"):
+	case unknownCluster(err), strings.Contains(m, "may not be modified"), strings.Contains(m, "maximum number of active steps"):
 		return fmt.Errorf("%w: %s", provider.ErrNotReady, msg)
+	case op != "AddJobFlowSteps":
+		return classify(op, err)
 	}
-	return &berth.Error{Kind: berth.ErrInvalid, Public: "EMR refused the step: " + msg, Op: "emr: AddJobFlowSteps " + code, Err: err}
+	// The public message is EMR's; the SDK's chain of wraps stays out of
+	// what users (and the job's events) read.
+	return &berth.Error{Kind: berth.ErrInvalid, Public: "EMR refused the step: " + msg, Op: "emr: AddJobFlowSteps",
+		Err: fmt.Errorf("%s: %s", code, msg)}
 }
 
 // capacityMessage reports whether EMR's words say it lacks capacity.

@@ -152,15 +152,35 @@ func TestUnknownCluster(t *testing.T) {
 }
 
 func TestStepError(t *testing.T) {
-	full := stepError(answer(400, "ValidationException", "Maximum number of active steps(State = 'Running', 'Pending' or 'Cancel_Pending') for cluster exceeded."))
-	if !errors.Is(full, provider.ErrNotReady) {
-		t.Errorf("a full cluster: %v, want ErrNotReady", full)
+	for _, msg := range []string{
+		"Maximum number of active steps(State = 'Running', 'Pending' or 'Cancel_Pending') for cluster exceeded.",
+		"A job flow that is shutting down, terminated, or finished may not be modified.",
+	} {
+		if err := stepError("AddJobFlowSteps", answer(400, "ValidationException", msg)); !errors.Is(err, provider.ErrNotReady) {
+			t.Errorf("%q: %v, want ErrNotReady", msg, err)
+		}
 	}
-	role := stepError(answer(400, "ValidationException", "The execution role is not valid"))
-	if !errors.Is(role, berth.ErrInvalid) || !strings.Contains(berth.Public(role), "The execution role is not valid") {
+	role := stepError("AddJobFlowSteps", answer(400, "ValidationException", "The execution role arn:aws:iam::425612345678:role/terminate-256 is not valid"))
+	if !errors.Is(role, berth.ErrInvalid) || errors.Is(role, provider.ErrNotReady) || !strings.Contains(berth.Public(role), "is not valid") {
 		t.Errorf("a refused step: %v (public %q), want ErrInvalid with EMR's words", role, berth.Public(role))
 	}
-	if err := stepError(answer(503, "ServiceUnavailable", "")); errors.Is(err, berth.ErrInvalid) {
-		t.Errorf("a server error is the step's fault: %v", err)
+	if strings.Contains(role.Error(), "operation error") || strings.Contains(role.Error(), "StatusCode") {
+		t.Errorf("a refused step's error carries the SDK's chain: %v", role)
+	}
+	// Berth's own credentials and permissions, throttling and EMR's
+	// servers are never the job's fault.
+	for _, err := range []error{
+		answer(400, "UnrecognizedClientException", "The security token included in the request is invalid."),
+		answer(400, "InvalidSignatureException", "Signature expired"),
+		answer(400, "AccessDeniedException", "User: arn:aws:sts::111122223333:assumed-role/berth/i-0 is not authorized to perform: elasticmapreduce:AddJobFlowSteps"),
+		answer(400, "ThrottlingException", "Rate exceeded"),
+		answer(503, "ServiceUnavailable", ""),
+	} {
+		if got := stepError("AddJobFlowSteps", err); errors.Is(got, berth.ErrInvalid) {
+			t.Errorf("%v is the step's fault: %v", err, got)
+		}
+	}
+	if err := stepError("ListSteps", answer(400, "ValidationException", "bad marker")); errors.Is(err, berth.ErrInvalid) {
+		t.Errorf("a failed search is the step's fault: %v", err)
 	}
 }

@@ -2,9 +2,11 @@ package emr
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
+	"github.com/berthhq/berth/internal/berth"
 	"github.com/berthhq/berth/internal/clock"
 )
 
@@ -125,19 +127,45 @@ func (l *Limiter) Clusters() int {
 	return len(l.live)
 }
 
-// Wait reserves a call of api and waits until it may be made, or until
-// ctx ends.
+// ErrLimited is returned by Wait when the call could not be made before
+// its context ends: the call was never sent, so it took no effect, and it
+// counts as throttled (berth.ErrThrottled).
+var ErrLimited = fmt.Errorf("%w: Berth's EMR rate limit: no call possible before the deadline", berth.ErrThrottled)
+
+// Wait reserves a call of api and waits until it may be made. When ctx
+// ends first, or would end before the call may be made, the reservation is
+// given back, so that calls never made do not hold others up, and Wait
+// returns ErrLimited (or ctx's error if it had ended already).
 func (l *Limiter) Wait(ctx context.Context, api string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	d := l.Reserve(api)
 	if d <= 0 {
-		return ctx.Err()
+		return nil
+	}
+	// Deadlines are on the wall clock, whatever the limiter's clock.
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+		l.refund(api)
+		return ErrLimited
 	}
 	select {
 	case <-l.clk.After(d):
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		l.refund(api)
+		return ErrLimited
 	}
+}
+
+// refund gives back a token Reserve took for a call not made.
+func (l *Limiter) refund(api string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b := l.buckets[api]; b != nil {
+		b.tokens = min(b.tokens+1, b.rate.Burst)
+	}
+	l.account.tokens = min(l.account.tokens+1, l.account.rate.Burst)
 }
 
 // pollShare is the part of the ListSteps budget the watchers may use;

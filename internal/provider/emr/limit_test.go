@@ -2,10 +2,12 @@ package emr
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/berthhq/berth/internal/berth"
 	"github.com/berthhq/berth/internal/clock"
 	"github.com/berthhq/berth/internal/config"
 	"github.com/berthhq/berth/internal/wait"
@@ -137,3 +139,31 @@ func TestProviderPollIntervalFollowsTheTrackedFleet(t *testing.T) {
 
 // noAPI is an EMR client no test calls.
 type noAPI struct{ API }
+
+// A wait that ends before its call gives its token back, and one that
+// could not be served before its deadline fails at once: calls never
+// made hold no one up.
+func TestWaitGivesBackWhatItDidNotUse(t *testing.T) {
+	clk := clock.NewFake(t0)
+	l := NewLimiter(clk)
+	for range 10 {
+		if err := l.Wait(context.Background(), "ListSteps"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 60 {
+		l.Wait(cancelled, "ListSteps")
+	}
+	soon, cancelSoon := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancelSoon()
+	if err := l.Wait(soon, "ListSteps"); !errors.Is(err, ErrLimited) || !errors.Is(err, berth.ErrThrottled) {
+		t.Errorf("a wait past its deadline: %v, want ErrLimited (throttled)", err)
+	}
+	// No call that was never made holds a reservation: the next waits
+	// one refill, not the 61 calls that were never made.
+	if d := l.Reserve("ListSteps"); d > 2*time.Second {
+		t.Errorf("the next ListSteps waits %s: calls never made kept their tokens", d)
+	}
+}

@@ -230,7 +230,7 @@ func (p *Provider) CheckStep(st berth.Step) error { return checkStep(st) }
 // PollInterval paces the polls of this pool's clusters so that the whole
 // fleet of the account and region stays within EMR's limits.
 func (p *Provider) PollInterval() time.Duration {
-	return PollInterval(p.o.Limiter.Clusters(), p.o.PollBase)
+	return p.o.Limiter.PollInterval(p.o.PollBase)
 }
 
 // AttributionGrace is how long a failed step may precede its cluster's

@@ -140,23 +140,34 @@ func (l *Limiter) Wait(ctx context.Context, api string) error {
 	}
 }
 
-// shared holds one limiter per account and region: every EMR pool of one
-// account and region draws on the same buckets, as EMR counts them.
+// shared holds one limiter per account, region and scale: every EMR pool
+// of one account and region draws on the same buckets, as EMR counts them.
 var shared = struct {
 	sync.Mutex
-	m map[[2]string]*Limiter
-}{m: map[[2]string]*Limiter{}}
+	m map[sharedKey]*Limiter
+}{m: map[sharedKey]*Limiter{}}
 
-// Shared returns the limiter of an account and region, making it on clk
-// the first time.
+type sharedKey struct {
+	account, region string
+	scale           float64
+}
+
+// Shared returns the limiter of an account and region at EMR's default
+// rates, making it on clk the first time.
 func Shared(account, region string, clk clock.Clock) *Limiter {
+	return SharedScaled(account, region, clk, 1)
+}
+
+// SharedScaled is Shared for a limiter whose buckets refill scale times
+// as fast (NewScaledLimiter).
+func SharedScaled(account, region string, clk clock.Clock, scale float64) *Limiter {
 	shared.Lock()
 	defer shared.Unlock()
-	k := [2]string{account, region}
+	k := sharedKey{account, region, scale}
 	if l := shared.m[k]; l != nil {
 		return l
 	}
-	l := NewLimiter(clk)
+	l := NewScaledLimiter(clk, scale)
 	shared.m[k] = l
 	return l
 }
@@ -166,16 +177,33 @@ func Shared(account, region string, clk clock.Clock) *Limiter {
 const pollShare = 0.8
 
 // PollInterval is how often each of n clusters may be polled (one
-// DescribeCluster and one ListSteps) so that the fleet stays within its
-// buckets: never more often than base, and slower as the fleet grows.
+// DescribeCluster and one ListSteps) so that the fleet stays within EMR's
+// default buckets: never more often than base, and slower as the fleet
+// grows.
 func PollInterval(n int, base time.Duration) time.Duration {
+	return pollInterval(n, base, DefaultRates["ListSteps"].Refill, AccountRate.Refill)
+}
+
+// PollInterval is PollInterval at the limiter's own rates, for the
+// clusters it tracks: a limiter scaled for raised limits lets its fleet be
+// polled as many times as often.
+func (l *Limiter) PollInterval(base time.Duration) time.Duration {
+	l.mu.Lock()
+	n, list, account := len(l.live), l.rates["ListSteps"].Refill, l.account.rate.Refill
+	l.mu.Unlock()
+	return pollInterval(n, base, list, account)
+}
+
+// pollInterval paces n clusters' polls to ListSteps' refill and the
+// account's.
+func pollInterval(n int, base time.Duration, list, account float64) time.Duration {
 	if n <= 0 {
 		return base
 	}
 	// ListSteps has the slowest refill of the two calls of a poll; the
 	// account bucket takes both.
-	perList := float64(n) / (DefaultRates["ListSteps"].Refill * pollShare)
-	perAccount := float64(2*n) / (AccountRate.Refill * pollShare)
+	perList := float64(n) / (list * pollShare)
+	perAccount := float64(2*n) / (account * pollShare)
 	need := time.Duration(max(perList, perAccount) * float64(time.Second))
 	return max(base, need)
 }

@@ -4,6 +4,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,6 +45,11 @@ type Options struct {
 	// demo shorten them).
 	Tick         time.Duration
 	RetryBackoff time.Duration
+	// EMRRateScale multiplies the EMR API rates that EMR pools pace their
+	// calls and polls to (0 is 1), for benchmarks and tests that divide
+	// every time by a factor against an emulator whose throttling is
+	// scaled the same (emulator.Options.ThrottleScale).
+	EMRRateScale float64
 }
 
 // Server is one running Berth.
@@ -64,6 +70,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 	}
 	if o.Clock == nil {
 		o.Clock = clock.Real{}
+	}
+	if o.EMRRateScale < 0 {
+		return nil, fmt.Errorf("server: EMR rate scale %g: must not be negative", o.EMRRateScale)
 	}
 	st, err := openStore(ctx, cfg.Store, o.Log)
 	if err != nil {
@@ -143,7 +152,7 @@ func newProvider(ctx context.Context, p config.Pool, installation string, o Opti
 // newEMR builds an EMR provider. Its calls draw on the rate limiter that
 // every pool of its region and endpoint shares.
 func newEMR(ctx context.Context, p config.Pool, installation string, o Options) (*emr.Provider, error) {
-	lim := emr.Shared(p.EMR.Endpoint, p.EMR.Region, o.Clock)
+	lim := emr.SharedScaled(p.EMR.Endpoint, p.EMR.Region, o.Clock, cmp.Or(o.EMRRateScale, 1))
 	cl, err := emr.NewClients(ctx, p.EMR, lim)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -661,12 +662,20 @@ func TestEMRAPIEconomy(t *testing.T) {
 	}
 }
 
+// economyScale overrides fullEconomy's Scale: a run at another scale
+// shows what the compression itself changes.
+var economyScale = flag.Float64("economy.scale", fullEconomy.Scale, "BenchmarkEMRAPIEconomy: the factor dividing EMR's times and multiplying its rates")
+
 // BenchmarkEMRAPIEconomy runs 1,000 one-step jobs through Berth and
 // through the usual Airflow pattern, each on its own throttling EMR
 // emulator, and reports the EMR calls each spent per completed job. It
 // takes a few minutes; run it with -benchtime=1x.
 func BenchmarkEMRAPIEconomy(b *testing.B) {
 	e := fullEconomy
+	if !(*economyScale > 0) {
+		b.Fatalf("-economy.scale %g: must be above 0", *economyScale)
+	}
+	e.Scale = *economyScale
 	var berthSide, airflowSide []outcome
 	for b.Loop() {
 		berthSide = append(berthSide, runBerth(b, e))

@@ -52,7 +52,10 @@ type harness struct {
 	c        *client.Client
 	tr       *http.Transport
 	localDir string
-	once     sync.Once
+	// check runs after the server stopped and reports what is left
+	// running at the provider; checkNoStepRuns for local pools.
+	check func(context.Context) error
+	once  sync.Once
 }
 
 // startServer assembles a server the way `berth serve` does, from a parsed
@@ -87,6 +90,14 @@ pools:
 	if err != nil {
 		tb.Fatalf("new server: %v", err)
 	}
+	h := newHarness(tb, srv)
+	h.localDir, h.check = localDir, h.checkNoStepRuns
+	return h
+}
+
+// newHarness starts srv and makes a client of it, cleaned up with tb.
+func newHarness(tb testing.TB, srv *server.Server) *harness {
+	tb.Helper()
 	if err := srv.Start(context.Background()); err != nil {
 		tb.Fatalf("start server: %v", err)
 	}
@@ -95,7 +106,7 @@ pools:
 	// keeps; and close can close its idle connections (see there).
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 512, 512
-	h := &harness{tb: tb, srv: srv, localDir: localDir, tr: tr, c: client.New(srv.URL(), "", &http.Client{Transport: tr})}
+	h := &harness{tb: tb, srv: srv, tr: tr, c: client.New(srv.URL(), "", &http.Client{Transport: tr})}
 	tb.Cleanup(h.close)
 	return h
 }
@@ -133,8 +144,8 @@ func (h *harness) waitReady(tb testing.TB, n int) {
 	})
 }
 
-// close drains the server (see drain), stops it, and then checks on disk
-// that no step process is left running.
+// close drains the server (see drain), stops it, and then checks that no
+// step is left running (check).
 func (h *harness) close() {
 	h.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
@@ -149,7 +160,7 @@ func (h *harness) close() {
 		if err := h.srv.Stop(); err != nil {
 			h.tb.Errorf("cleanup: stop server: %v", err)
 		}
-		if err := h.checkNoStepRuns(ctx); err != nil {
+		if err := h.check(ctx); err != nil {
 			h.tb.Errorf("cleanup: %v", err)
 		}
 	})

@@ -111,9 +111,11 @@
 // token from its API's bucket and from the account's, as EMR does: burst
 // 10 each, refilled at 0.5 a second for ListSteps, DescribeStep,
 // AddJobFlowSteps, RunJobFlow and TerminateJobFlows, 1 a second for
-// DescribeCluster and every other API, and 5 a second for the account.
-// A call either bucket cannot pay is a 400 ThrottlingException "Rate
-// exceeded" and takes nothing. On a fake clock this is deterministic.
+// DescribeCluster and every other API, and 5 a second for the account;
+// Options.ThrottleScale multiplies every refill, for runs whose times are
+// divided by the same factor. A call either bucket cannot pay is a 400
+// ThrottlingException "Rate exceeded" and takes nothing. On a fake clock
+// this is deterministic.
 //
 // Calls, Requests (every request body of an operation, as sent),
 // Throttled and Snapshot tell a test what happened. Every state change is

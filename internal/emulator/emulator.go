@@ -65,6 +65,11 @@ type Options struct {
 
 	// Throttle turns on EMR's token buckets (see the package comment).
 	Throttle bool
+	// ThrottleScale multiplies the buckets' refill rates (0 is 1; bursts
+	// stay 10), so that a run whose every duration is divided by a factor
+	// can divide EMR's pace by it too and still meet EMR's limits as a
+	// real run would.
+	ThrottleScale float64
 
 	// WorkDir is where each cluster's temporary directory, the working
 	// directory of its step processes, is made; "" is os.TempDir().
@@ -104,6 +109,9 @@ func (o Options) withDefaults() Options {
 	o.LossLag = duration(o.LossLag, DefaultLossLag)
 	if o.IdleScale <= 0 {
 		o.IdleScale = 1
+	}
+	if o.ThrottleScale <= 0 {
+		o.ThrottleScale = 1
 	}
 	o.WorkDir = cmp.Or(o.WorkDir, os.TempDir())
 	if o.MaxOutput <= 0 {
@@ -182,7 +190,7 @@ func New(opts Options) *Emulator {
 		done:        make(chan struct{}),
 		s3:          objectStore{objects: map[string]object{}},
 	}
-	e.account = newBucket(accountRate, e.clk.Now())
+	e.account = newBucket(e.scaled(accountRate), e.clk.Now())
 	return e
 }
 

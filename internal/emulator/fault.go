@@ -197,7 +197,7 @@ func (e *Emulator) SetThrottle(on bool) {
 	defer e.mu.Unlock()
 	if on && !e.throttle {
 		e.buckets = map[string]*bucket{}
-		e.account = newBucket(accountRate, e.clk.Now())
+		e.account = newBucket(e.scaled(accountRate), e.clk.Now())
 	}
 	e.throttle = on
 }

@@ -314,6 +314,54 @@ func TestThrottling(t *testing.T) {
 	})
 }
 
+// ThrottleScale refills every bucket that many times as fast, the
+// account's too; the bursts stay 10.
+func TestThrottleScale(t *testing.T) {
+	h := newHarness(t, emulator.Options{BootTime: time.Hour, Throttle: true, ThrottleScale: 20})
+	id := h.start(t, input("c", 1))
+	list := callOf(h, "ListSteps", id, "")
+	// RunJobFlow took one token of the account's burst of 10.
+	for i := range 9 {
+		if err := list(); err != nil {
+			t.Fatalf("call %d of the burst: %v", i+1, err)
+		}
+	}
+	wantThrottled(t, list())
+	// A second later both buckets are full again and only the bursts
+	// count: 10 calls pass, not 11.
+	h.clk.Advance(time.Second)
+	for i := range 10 {
+		if err := list(); err != nil {
+			t.Fatalf("call %d a second later: %v", i+1, err)
+		}
+	}
+	wantThrottled(t, list())
+	// ListSteps refills at 0.5 × 20 = 10 a second: a token each 100 ms.
+	h.clk.Advance(90 * time.Millisecond)
+	wantThrottled(t, list())
+	h.clk.Advance(10 * time.Millisecond)
+	if err := list(); err != nil {
+		t.Fatalf("100 ms after the burst: %v", err)
+	}
+	wantThrottled(t, list())
+	// The account refills at 5 × 20 = 100 a second: it earned 10 in those
+	// 100 ms and has 9 left. With them spent, 10 ms earns it the next.
+	describe := callOf(h, "DescribeCluster", id, "")
+	for i := range 9 {
+		if err := describe(); err != nil {
+			t.Fatalf("DescribeCluster %d: %v", i+1, err)
+		}
+	}
+	wantThrottled(t, describe())
+	h.clk.Advance(10 * time.Millisecond)
+	if err := describe(); err != nil {
+		t.Fatalf("10 ms later: %v", err)
+	}
+	if n := h.emu.Throttled(); n != 5 {
+		t.Errorf("Throttled() = %d, want 5", n)
+	}
+}
+
 func wantThrottled(t *testing.T, err error) {
 	t.Helper()
 	if err == nil {

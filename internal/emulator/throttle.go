@@ -32,6 +32,11 @@ func newBucket(r rate, now time.Time) *bucket {
 	return &bucket{rate: r, tokens: r.burst, at: now}
 }
 
+// scaled is r refilled Options.ThrottleScale times as fast.
+func (e *Emulator) scaled(r rate) rate {
+	return rate{refill: r.refill * e.opts.ThrottleScale, burst: r.burst}
+}
+
 // fill adds what the bucket earned up to now.
 func (b *bucket) fill(now time.Time) {
 	if now.After(b.at) {
@@ -54,7 +59,7 @@ func (e *Emulator) takeToken(op string) bool {
 		if !ok {
 			r = otherRate
 		}
-		b = newBucket(r, now)
+		b = newBucket(e.scaled(r), now)
 		e.buckets[op] = b
 	}
 	b.fill(now)

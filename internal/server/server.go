@@ -73,6 +73,9 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 	if o.Clock == nil {
 		o.Clock = clock.Real{}
 	}
+	if o.EMRRateScale < 0 {
+		return nil, fmt.Errorf("server: EMR rate scale %g: must not be negative", o.EMRRateScale)
+	}
 	st, err := openStore(ctx, cfg.Store, o.Log)
 	if err != nil {
 		return nil, err

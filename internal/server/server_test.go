@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -312,5 +313,17 @@ func TestSecondServerOnOneStoreRefusesToStart(t *testing.T) {
 	got, err := client.New(second.URL(), token, nil).Job(ctx, job.ID)
 	if err != nil || got.State != berth.JobSucceeded {
 		t.Fatalf("the first server's job on the second: %+v, %v", got, err)
+	}
+}
+
+// A negative EMR rate scale is refused before anything is opened.
+func TestNegativeEMRRateScaleIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	_, err := New(context.Background(), testConfig(t, dir), Options{EMRRateScale: -1})
+	if err == nil || !strings.Contains(err.Error(), "EMR rate scale -1: must not be negative") {
+		t.Fatalf("New with EMRRateScale -1: %v, want an error naming the scale", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "berth.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the refused server made its store (%v)", err)
 	}
 }

@@ -83,6 +83,18 @@ func TestWait(t *testing.T) {
 	}
 }
 
+// A scaled limiter's buckets refill that many times as fast.
+func TestScaledLimiter(t *testing.T) {
+	l := NewScaledLimiter(clock.NewFake(t0), 20)
+	for range 10 {
+		l.Reserve("ListSteps")
+	}
+	// 0.5 × 20 = 10 a second: the eleventh call waits 100 ms.
+	if d := l.Reserve("ListSteps"); d != 100*time.Millisecond {
+		t.Fatalf("first call past the burst waits %s, want 100ms", d)
+	}
+}
+
 func TestPollIntervalGrowsWithTheFleet(t *testing.T) {
 	tests := []struct {
 		clusters int
@@ -134,6 +146,41 @@ func TestProviderPollIntervalFollowsTheTrackedFleet(t *testing.T) {
 	}
 	if got := p.PollInterval(); got != 10*time.Second {
 		t.Errorf("fleet gone: poll every %s, want the base again", got)
+	}
+}
+
+// A limiter scaled for raised limits paces a large fleet's polls as many
+// times as fast, never faster than the base.
+func TestScaledPollInterval(t *testing.T) {
+	tests := []struct {
+		scale    float64
+		clusters int
+		want     time.Duration
+	}{
+		{1, 100, 250 * time.Second},
+		{10, 100, 25 * time.Second},
+		{10, 20, 10 * time.Second}, // 5 s is under the base
+		{20, 20, 10 * time.Second},
+		{100, 1000, 25 * time.Second},
+	}
+	for _, tt := range tests {
+		lim := NewScaledLimiter(clock.NewFake(t0), tt.scale)
+		for i := range tt.clusters {
+			lim.Track(fmt.Sprintf("j-%d", i), true)
+		}
+		if got := lim.PollInterval(10 * time.Second); got != tt.want {
+			t.Errorf("scale %g, %d clusters: poll every %s, want %s", tt.scale, tt.clusters, got, tt.want)
+		}
+	}
+	p, err := New(Options{Pool: "p", Primary: &config.EMRSpec{Region: "us-east-1"}, EMR: noAPI{}, Limiter: NewScaledLimiter(clock.NewFake(t0), 10), PollBase: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		p.o.Limiter.Track(fmt.Sprintf("j-%d", i), true)
+	}
+	if got := p.PollInterval(); got != 25*time.Second {
+		t.Errorf("provider on a limiter scaled 10×, 100 clusters: poll every %s, want 25s", got)
 	}
 }
 

@@ -70,54 +70,74 @@ func TestJobsRunToCompletion(t *testing.T) {
 // attempt charged to the infrastructure and not to the job's retries.
 func TestSpotLossRequeuesTheJob(t *testing.T) {
 	t.Parallel()
-	w := newWorld(t)
-	b := w.startBerth()
-	spec := job("phase-3", shellStep("transform", "echo transforming; sleep 3"))
-	spec.Retries = 1
-	ids := submit(t, b.client, spec)
-	id := ids[0]
+	for _, tc := range []struct {
+		name string
+		spec berth.JobSpec
+		// lose is the step running when the cluster is lost; again the
+		// step the next attempt starts from.
+		lose, again int
+	}{
+		{name: "from the start", spec: job("phase-3", shellStep("transform", "echo transforming; sleep 3"))},
+		{name: "from the unfinished step", spec: func() berth.JobSpec {
+			s := job("phases", shellStep("extract", "echo extracted"), shellStep("transform", "echo transforming; sleep 3"))
+			s.Resume = berth.ResumeUnfinished
+			return s
+		}(), lose: 1, again: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			b := w.startBerth()
+			tc.spec.Retries = 1
+			ids := submit(t, b.client, tc.spec)
+			id := ids[0]
 
-	first := berth.StepName(id, 1, 0)
-	var victim string
-	wait.For(t, deadline, "the job's step to run on the emulator", func() bool {
-		for _, c := range w.emu.Snapshot() {
-			for _, s := range c.Steps {
-				if s.Name == first && s.State == emulator.StepRunning {
-					victim = c.ID
+			running := berth.StepName(id, 1, tc.lose)
+			var victim string
+			wait.For(t, deadline, "step "+running+" to run on the emulator", func() bool {
+				for _, c := range w.emu.Snapshot() {
+					for _, s := range c.Steps {
+						if s.Name == running && s.State == emulator.StepRunning {
+							victim = c.ID
+						}
+					}
 				}
+				return victim != ""
+			})
+			if err := w.emu.SpotLoss(victim); err != nil {
+				t.Fatalf("spot loss of %s: %v", victim, err)
 			}
-		}
-		return victim != ""
-	})
-	if err := w.emu.SpotLoss(victim); err != nil {
-		t.Fatalf("spot loss of %s: %v", victim, err)
-	}
-	jobs := waitEnded(t, b.client, ids)
-	w.checkOnce(jobs)
+			jobs := waitEnded(t, b.client, ids)
+			w.checkOnce(jobs)
 
-	j := jobs[id]
-	if len(j.Attempts) != 2 {
-		t.Fatalf("job has %d attempts, want the lost one and the one that succeeded: %+v", len(j.Attempts), j.Attempts)
+			j := jobs[id]
+			if len(j.Attempts) != 2 {
+				t.Fatalf("job has %d attempts, want the lost one and the one that succeeded: %+v", len(j.Attempts), j.Attempts)
+			}
+			lost, won := j.Attempts[0], j.Attempts[1]
+			if lost.Reason != berth.ReasonClusterLost {
+				t.Errorf("the attempt on the reclaimed cluster ended %s, want %s", lost.Reason, berth.ReasonClusterLost)
+			}
+			if lost.ClusterID == won.ClusterID {
+				t.Errorf("the job ran again on the cluster it lost, %s", lost.ClusterID)
+			}
+			if won.FirstStep != tc.again {
+				t.Errorf("the attempt after the loss started from step %d, want %d", won.FirstStep, tc.again)
+			}
+			if j.UserFailures != 0 || j.InfraFailures != 1 || j.Retries != tc.spec.Retries {
+				t.Errorf("user failures %d, infra failures %d, retries %d; want 0, 1, %d: the loss is the infrastructure's",
+					j.UserFailures, j.InfraFailures, j.Retries, tc.spec.Retries)
+			}
+			c, err := b.client.Cluster(context.Background(), lost.ClusterID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.State != berth.ClusterLost || c.ProviderID != victim {
+				t.Errorf("the reclaimed cluster %s is %s with provider id %s, want lost on %s", lost.ClusterID, c.State, c.ProviderID, victim)
+			}
+			w.waitAllTerminated()
+		})
 	}
-	lost, won := j.Attempts[0], j.Attempts[1]
-	if lost.Reason != berth.ReasonClusterLost {
-		t.Errorf("the attempt on the reclaimed cluster ended %s, want %s", lost.Reason, berth.ReasonClusterLost)
-	}
-	if lost.ClusterID == won.ClusterID {
-		t.Errorf("the job ran again on the cluster it lost, %s", lost.ClusterID)
-	}
-	if j.UserFailures != 0 || j.InfraFailures != 1 || j.Retries != spec.Retries {
-		t.Errorf("user failures %d, infra failures %d, retries %d; want 0, 1, %d: the loss is the infrastructure's",
-			j.UserFailures, j.InfraFailures, j.Retries, spec.Retries)
-	}
-	c, err := b.client.Cluster(context.Background(), lost.ClusterID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.State != berth.ClusterLost || c.ProviderID != victim {
-		t.Errorf("the reclaimed cluster %s is %s with provider id %s, want lost on %s", lost.ClusterID, c.State, c.ProviderID, victim)
-	}
-	w.waitAllTerminated()
 }
 
 // TestKillNineWhileWorkRuns kills berth with SIGKILL at different moments
@@ -177,9 +197,15 @@ func TestKillNineWhileWorkRuns(t *testing.T) {
 			if tc.before != nil {
 				tc.before(w.emu)
 			}
+			// Every other job has two steps, so that some step ends while
+			// no berth runs and the next must be added by the new one.
 			var specs []berth.JobSpec
 			for i := range 8 {
-				specs = append(specs, job(fmt.Sprintf("bin-%d", i), shellStep("work", fmt.Sprintf("echo bin %d; sleep 3", i))))
+				steps := []berth.Step{shellStep("work", fmt.Sprintf("echo bin %d; sleep 3", i))}
+				if i%2 == 1 {
+					steps = []berth.Step{shellStep("prepare", "sleep 1"), shellStep("work", fmt.Sprintf("echo bin %d; sleep 2", i))}
+				}
+				specs = append(specs, job(fmt.Sprintf("bin-%d", i), steps...))
 			}
 			ids := submit(t, b.client, specs...)
 			if tc.until != nil {
@@ -246,6 +272,7 @@ func TestLostAnswersAndThrottling(t *testing.T) {
 			e.DropReplies("RunJobFlow", 1)
 			e.DropReplies("AddJobFlowSteps", 1)
 		}},
+		{name: "a lost TerminateJobFlows answer", before: func(e *emulator.Emulator) { e.DropReplies("TerminateJobFlows", 1) }},
 		{name: "a burst of throttling", before: func(e *emulator.Emulator) { e.SetThrottle(true) }, during: throttleBurst, jobs: 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

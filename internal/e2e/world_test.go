@@ -25,7 +25,7 @@ const deadline = 45 * time.Second
 // The pool every test runs on.
 const (
 	pool        = "spark"
-	slots       = 3
+	slots       = 4
 	maxClusters = 3
 	idleTimeout = 2 * time.Second
 	logURI      = "s3://berth-logs/emr/"

@@ -157,6 +157,12 @@ func TestKillNineWhileWorkRuns(t *testing.T) {
 		// loses clusters, so that jobs run again.
 		whileDown func(*testing.T, *world)
 		lost      bool
+		// again kills the restarted berth too, as soon as it is ready,
+		// while it adopts what the first left.
+		again bool
+		// throttled says EMR must have refused some of berth's calls
+		// for the rate.
+		throttled bool
 	}{
 		{name: "right after submission"},
 		{name: "while clusters start", until: func(snap []emulator.Cluster) bool {
@@ -189,6 +195,12 @@ func TestKillNineWhileWorkRuns(t *testing.T) {
 		{name: "and a cluster lost while berth is down", until: func(snap []emulator.Cluster) bool {
 			return stepsIn(snap, emulator.StepRunning) >= 2
 		}, whileDown: loseBusiestCluster, lost: true},
+		{name: "twice, the second while adopting", until: func(snap []emulator.Cluster) bool {
+			return stepsIn(snap, emulator.StepRunning) >= 2
+		}, again: true},
+		{name: "into a throttled account", before: func(e *emulator.Emulator) { e.SetThrottle(true) }, until: func(snap []emulator.Cluster) bool {
+			return stepsIn(snap, emulator.StepRunning) >= 2
+		}, whileDown: drainBuckets, throttled: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -216,6 +228,10 @@ func TestKillNineWhileWorkRuns(t *testing.T) {
 				tc.whileDown(t, w)
 			}
 			b = w.startBerth()
+			if tc.again {
+				b.kill()
+				b = w.startBerth()
+			}
 			jobs := waitEnded(t, b.client, ids)
 			w.checkOnce(jobs)
 			again := 0
@@ -229,6 +245,9 @@ func TestKillNineWhileWorkRuns(t *testing.T) {
 			}
 			if tc.lost && again == 0 {
 				t.Errorf("no job ran again after its cluster was lost while berth was down")
+			}
+			if tc.throttled && w.berthThrottled() == 0 {
+				t.Errorf("EMR throttled none of berth's calls")
 			}
 			w.waitAllTerminated()
 		})
@@ -314,39 +333,58 @@ var neighbourCalls = []struct{ op, body string }{
 	{"GetAutoTerminationPolicy", `{"ClusterId":"j-NEIGHBOUR"}`},
 }
 
+// drainBuckets empties the token buckets of the APIs berth calls, and the
+// account's, as a neighbour that called EMR hard would: the next berth,
+// its own buckets full, finds EMR's empty.
+func drainBuckets(t *testing.T, w *world) {
+	t.Helper()
+	for range 4 {
+		for _, c := range neighbourCalls {
+			for range 10 {
+				w.neighbourCall(c.op, c.body)
+			}
+		}
+	}
+}
+
 // throttleBurst is a noisy neighbour in berth's account: it calls EMR as
 // fast as it can, keeping the token buckets empty, until EMR has refused
 // berthThrottles of berth's own calls for the rate.
 func throttleBurst(t *testing.T, w *world) {
 	t.Helper()
-	own, n := 0, 0
+	n := 0
 	wait.For(t, deadline, fmt.Sprintf("EMR to throttle %d of berth's calls", berthThrottles), func() bool {
 		c := neighbourCalls[n%len(neighbourCalls)]
 		n++
-		if neighbourCall(t, w.url, c.op, c.body) {
-			own++
-		}
-		// The neighbour's calls are answered: what else was throttled
-		// was berth's.
-		return w.emu.Throttled()-own >= berthThrottles
+		w.neighbourCall(c.op, c.body)
+		return w.berthThrottled() >= berthThrottles
 	})
-	t.Logf("the neighbour made %d calls, %d of them throttled; %d of berth's were", n, own, w.emu.Throttled()-own)
 }
 
-// neighbourCall makes one EMR call and reports whether it was throttled.
-func neighbourCall(t *testing.T, url, op, body string) (throttled bool) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+// neighbourCall makes one EMR call as the neighbour, counting it in
+// neighbourThrottled if it was throttled.
+func (w *world) neighbourCall(op, body string) {
+	w.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, w.url, strings.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		w.t.Fatal(err)
 	}
 	req.Header.Set("X-Amz-Target", "ElasticMapReduce."+op)
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("the neighbour's call: %v", err)
+		w.t.Fatalf("the neighbour's call: %v", err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.Header.Get("X-Amzn-ErrorType") == "ThrottlingException"
+	if resp.Header.Get("X-Amzn-ErrorType") == "ThrottlingException" {
+		w.neighbourThrottled++
+	}
+}
+
+// berthThrottled is how many of berth's calls EMR refused for the rate:
+// the neighbour's calls are answered by the time it asks, so what else
+// was throttled was berth's.
+func (w *world) berthThrottled() int {
+	return w.emu.Throttled() - w.neighbourThrottled
 }

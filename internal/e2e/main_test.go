@@ -14,7 +14,7 @@ import (
 var binary string
 
 // parallel is how many tests run at once by default: all of them.
-const parallel = 16
+const parallel = 32
 
 // TestMain builds berth from this module into a temporary directory (with
 // the race detector when the tests have it, so that a race in Berth shows

@@ -69,6 +69,9 @@ type world struct {
 	logs   logs
 	starts int
 	procs  []*proc
+	// neighbourThrottled counts the calls of a noisy neighbour that EMR
+	// throttled (see throttleBurst).
+	neighbourThrottled int
 }
 
 // newWorld starts an emulator with short times and writes a berth

@@ -194,6 +194,14 @@ func TestFailureAttribution(t *testing.T) {
 			state: berth.JobFailed, reason: berth.ReasonStepFailed, user: 1,
 		},
 		{
+			name: "a step failed by a lost node on a cluster that lives on is the infrastructure's", retries: 0, infra: 1,
+			event: func(w *world, j *berth.Job, c *Cluster) {
+				w.report(c, berth.ClusterReady, provider.Step{ID: "x", Name: stepName(j, 1, 0), State: berth.StepFailed, Lost: true, Message: "Container released on a *lost* node"})
+			},
+			// Placed again on the cluster, which lives on.
+			state: berth.JobRunning, infraN: 1,
+		},
+		{
 			name: "a step failed in the same report as its cluster's loss is the loss", retries: 0, infra: 1,
 			event: func(w *world, j *berth.Job, c *Cluster) {
 				w.s.ApplyReport(Report{ClusterID: c.C.ID, Cluster: provider.Cluster{State: berth.ClusterLost, Class: provider.ClassCapacity, Reason: "spot"},

@@ -230,6 +230,10 @@ func (s *State) applyStep(j *berth.Job, c *Cluster, a *berth.Attempt, cur *berth
 			s.finishStopped(j, stop, now)
 			return
 		}
+		if ps.State == berth.StepFailed && ps.Lost {
+			s.infraFailure(j, berth.ReasonClusterLost, fmt.Sprintf("attempt %d step %d failed with a node of its cluster lost: %s", a.N, cur.Index, strings.TrimSpace(ps.Message)), now)
+			return
+		}
 		msg := ps.Message
 		if ps.ExitCode != nil {
 			msg = fmt.Sprintf("exit code %d %s", *ps.ExitCode, msg)

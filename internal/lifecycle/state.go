@@ -378,16 +378,17 @@ func (s *State) jobsOn(clusterID string) []*berth.Job {
 	return out
 }
 
-// StepIDs returns the provider ids of the steps that running attempts on
-// a cluster have submitted, for a provider that must be told which steps to
+// StepIDs returns the provider ids of the steps under way of the running
+// attempts on a cluster, for a provider that must be told which steps to
 // watch (provider.StepTracker).
 func (s *State) StepIDs(clusterID string) []string {
 	var out []string
 	for _, j := range s.jobsOn(clusterID) {
-		for _, st := range j.CurrentAttempt().Steps {
-			if st.ProviderID != "" {
-				out = append(out, st.ProviderID)
-			}
+		// Only the step under way: the earlier ones are known to have
+		// succeeded.
+		steps := j.CurrentAttempt().Steps
+		if cur := steps[len(steps)-1]; cur.ProviderID != "" && !cur.State.Terminal() {
+			out = append(out, cur.ProviderID)
 		}
 	}
 	return out

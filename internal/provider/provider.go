@@ -40,8 +40,11 @@ type Provider interface {
 	// id for it. If a step named req.Name exists on the cluster it returns
 	// that one's id and starts nothing.
 	SubmitStep(ctx context.Context, clusterID string, req StepRequest) (string, error)
-	// ListSteps reports every step of a cluster in one call, so that the
-	// service polls once per cluster, not once per step.
+	// ListSteps reports the steps of a cluster in one call, so that the
+	// service polls once per cluster, not once per step: every step that
+	// has not ended, and those that ended at least within the last hour
+	// (a provider may drop steps that ended long before, so that a report
+	// does not grow with the cluster's history).
 	ListSteps(ctx context.Context, clusterID string) ([]Step, error)
 	// CancelStep stops a step. Cancelling a step that has ended is not an
 	// error.
@@ -178,6 +181,10 @@ type Step struct {
 	Message   string
 	StartedAt time.Time
 	EndedAt   time.Time
+	// Lost marks a failed step that the provider knows failed because the
+	// node it ran on was lost (EMR: a spot node reclaimed) while the
+	// cluster lives on: the infrastructure's failure, not the job's.
+	Lost bool
 }
 
 // ErrNotReady is returned by SubmitStep on a cluster that is not ready.

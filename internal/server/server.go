@@ -182,11 +182,22 @@ func (b *builder) emr(ctx context.Context, p config.Pool) (*emr.Provider, error)
 	}
 	installation := b.installation
 	return emr.New(emr.Options{
-		Pool: p.Name, Primary: p.EMR, Fallback: p.FallbackEMR(), IdleTimeout: p.IdleTimeout.Std(),
+		Pool: p.Name, Primary: p.EMR, Fallback: p.FallbackEMR(), IdleTimeout: idleBackstop(p),
 		Installation: installation, EMR: cl.EMR, S3: cl.S3, Limiter: lim,
 		PollBase: p.EMR.PollInterval.Std(),
 		Clock:    o.Clock, Log: o.Log.With("pool", p.Name),
 	})
+}
+
+// idleBackstop is the idle time after which EMR ends a pool's cluster by
+// itself, should Berth be down: the pool's idle_timeout, except for a pool
+// with min_clusters, whose idle clusters Berth keeps on purpose and EMR
+// must not end.
+func idleBackstop(p config.Pool) time.Duration {
+	if p.MinClusters > 0 {
+		return 0
+	}
+	return p.IdleTimeout.Std()
 }
 
 // newSim builds a sim provider on the server's clock. A sim cluster lives

@@ -111,7 +111,7 @@ type Provider struct {
 	// holds the cluster ids whose RunJobFlow may have taken effect without
 	// an answer, which only a new scan can tell.
 	scanned bool
-	doubt   map[string]bool
+	doubt   map[string]time.Time
 	// clusters holds what the provider knows of each EMR cluster.
 	clusters map[string]*cluster
 	creating keyedMutex
@@ -171,8 +171,10 @@ type cluster struct {
 // step is one step as last seen.
 type step struct {
 	provider.Step
-	// final is true once the step ended: it is never asked about again.
-	final bool
+	// final is true once the step ended: it is never asked about again;
+	// endedSeen is when the provider first saw it ended.
+	final     bool
+	endedSeen time.Time
 	// interrupted is when SEND_INTERRUPT was sent, zero if it was not;
 	// killed is true once TERMINATE_PROCESS was.
 	interrupted time.Time
@@ -216,7 +218,7 @@ func New(o Options) (*Provider, error) {
 	if o.AttributionGrace <= 0 {
 		o.AttributionGrace = DefaultAttributionGrace
 	}
-	return &Provider{o: o, clk: o.Clock, log: o.Log, byBerth: map[string]string{}, doubt: map[string]bool{},
+	return &Provider{o: o, clk: o.Clock, log: o.Log, byBerth: map[string]string{}, doubt: map[string]time.Time{},
 		clusters: map[string]*cluster{}}, nil
 }
 
@@ -299,11 +301,12 @@ func (p *Provider) CreateCluster(ctx context.Context, req provider.CreateRequest
 	// RunJobFlow has no idempotency token: the SDK may retry it only when
 	// EMR refused it outright (throttling), never after an answer that may
 	// follow a cluster started.
+	at := p.clk.Now()
 	out, err := p.o.EMR.RunJobFlow(ctx, in, onlyThrottleRetries)
 	if err != nil {
 		if ambiguous(err) {
 			p.mu.Lock()
-			p.doubt[req.ClusterID] = true
+			p.doubt[req.ClusterID] = at
 			p.mu.Unlock()
 		}
 		return "", classify("RunJobFlow", err)
@@ -326,7 +329,8 @@ func (p *Provider) CreateCluster(ctx context.Context, req provider.CreateRequest
 func (p *Provider) lookup(ctx context.Context, clusterID string) (string, bool, error) {
 	p.mu.Lock()
 	id, ok := p.byBerth[clusterID]
-	fresh := p.scanned && !p.doubt[clusterID]
+	at, doubted := p.doubt[clusterID]
+	fresh := p.scanned && !doubted
 	p.mu.Unlock()
 	if ok {
 		return id, true, nil
@@ -339,9 +343,34 @@ func (p *Provider) lookup(ctx context.Context, clusterID string) (string, bool, 
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.doubt, clusterID)
-	id, ok = p.byBerth[clusterID]
-	return id, ok, nil
+	if id, ok = p.byBerth[clusterID]; ok {
+		delete(p.doubt, clusterID)
+		return id, true, nil
+	}
+	if doubted {
+		if err := p.settle(at); err != nil {
+			return "", false, err
+		}
+		delete(p.doubt, clusterID)
+	}
+	return "", false, nil
+}
+
+// doubtWindow is how long after an unanswered call Berth waits before it
+// takes "not found" for "never happened": EMR may still be carrying out a
+// request whose answer the client gave up on.
+const doubtWindow = time.Minute
+
+// settle returns nil once an unanswered call made at at is old enough that
+// a search not finding what it made means it was never made, and until
+// then a transient error: the caller tries again later rather than make
+// the thing a second time.
+func (p *Provider) settle(at time.Time) error {
+	if wait := doubtWindow - p.clk.Now().Sub(at); wait > 0 {
+		return &provider.Error{Class: provider.ClassTransient, Code: "Unsettled",
+			Message: fmt.Sprintf("an earlier call's answer was lost; waiting %s to be sure it took no effect before making it again", wait.Round(time.Second))}
+	}
+	return nil
 }
 
 // FindCluster finds the live cluster started for a Berth cluster id,
@@ -583,7 +612,7 @@ func (p *Provider) findStep(ctx context.Context, clusterID string, c *cluster, r
 	}
 	c.mu.Unlock()
 	in := &emr.ListStepsInput{ClusterId: aws.String(clusterID)}
-	oldest := farFuture
+	oldest, now := farFuture, p.clk.Now()
 	for {
 		out, err := p.o.EMR.ListSteps(ctx, in)
 		if err != nil {
@@ -597,7 +626,7 @@ func (p *Provider) findStep(ctx context.Context, clusterID string, c *cluster, r
 		c.mu.Lock()
 		for _, s := range out.Steps {
 			st := stepOf(s)
-			c.merge(st)
+			c.merge(st, now)
 			if t := createdAt(s); !t.IsZero() {
 				if t.Before(oldest) {
 					oldest = t
@@ -615,23 +644,34 @@ func (p *Provider) findStep(ctx context.Context, clusterID string, c *cluster, r
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.doubt, req.Name)
 	if oldest.Before(c.known) {
 		c.known = oldest
 	}
-	id, ok := c.byName[req.Name]
-	return id, ok, nil
+	if id, ok := c.byName[req.Name]; ok {
+		delete(c.doubt, req.Name)
+		return id, true, nil
+	}
+	if at, doubted := c.doubt[req.Name]; doubted {
+		if err := p.settle(at); err != nil {
+			return "", false, err
+		}
+		delete(c.doubt, req.Name)
+	}
+	return "", false, nil
 }
 
 // merge records what EMR said of a step, keeping what the provider knows
 // of its cancellation.
-func (c *cluster) merge(st provider.Step) (s *step) {
+func (c *cluster) merge(st provider.Step, now time.Time) (s *step) {
 	s = c.steps[st.ID]
 	if s == nil {
 		s = &step{}
 	}
 	s.Step, s.misses = st, 0
 	s.final = st.State.Terminal()
+	if s.final && s.endedSeen.IsZero() {
+		s.endedSeen = now
+	}
 	c.add(s)
 	return s
 }
@@ -649,7 +689,8 @@ func (p *Provider) TrackSteps(clusterID string, stepIDs []string) {
 	}
 }
 
-// ListSteps reports the cluster's steps for the price of what is still
+// ListSteps reports the cluster's steps that have not ended, and those
+// that ended within the last hour, for the price of what is still
 // running: one ListSteps of the pending and running steps (a page per 50),
 // and, for those that ended since the last poll, one by id per ten. A
 // cluster that has run 10,000 steps costs as little as a new one. Steps
@@ -659,6 +700,7 @@ func (p *Provider) TrackSteps(clusterID string, stepIDs []string) {
 // cancel grace of its SEND_INTERRUPT is sent TERMINATE_PROCESS.
 func (p *Provider) ListSteps(ctx context.Context, clusterID string) ([]provider.Step, error) {
 	c := p.cluster(clusterID)
+	now := p.clk.Now()
 	in := &emr.ListStepsInput{ClusterId: aws.String(clusterID), StepStates: activeStepStates}
 	active := map[string]bool{}
 	for {
@@ -673,7 +715,7 @@ func (p *Provider) ListSteps(ctx context.Context, clusterID string) ([]provider.
 		for _, s := range out.Steps {
 			st := stepOf(s)
 			active[st.ID] = true
-			c.merge(st)
+			c.merge(st, now)
 		}
 		c.mu.Unlock()
 		if out.Marker == nil {
@@ -699,7 +741,7 @@ func (p *Provider) ListSteps(ctx context.Context, clusterID string) ([]provider.
 		c.mu.Lock()
 		got := map[string]bool{}
 		for _, s := range out.Steps {
-			got[c.merge(stepOf(s)).ID] = true
+			got[c.merge(stepOf(s), now).ID] = true
 		}
 		for _, id := range chunk {
 			if s := c.steps[id]; s != nil && !got[id] {
@@ -716,7 +758,16 @@ func (p *Provider) ListSteps(ctx context.Context, clusterID string) ([]provider.
 	defer c.mu.Unlock()
 	out := make([]provider.Step, 0, len(c.steps))
 	for _, id := range slices.Sorted(maps.Keys(c.steps)) {
-		if s := c.steps[id]; s.Name != "" {
+		// A step that ended is reported for keepEnded, long enough for
+		// the service to take it in; after that only its name is kept
+		// (byName, for SubmitStep), so that a poll's report does not grow
+		// with the cluster's history.
+		s := c.steps[id]
+		if s.final && now.Sub(s.endedSeen) > keepEnded {
+			delete(c.steps, id)
+			continue
+		}
+		if s.Name != "" {
 			out = append(out, s.Step)
 		}
 	}
@@ -810,6 +861,7 @@ func stepOf(s types.StepSummary) provider.Step {
 	case types.StepStateFailed:
 		st.State = berth.StepFailed
 		st.Message = failureMessage(s.Status)
+		st.Lost = lostNode(st.Message)
 	case types.StepStateCancelled, types.StepStateInterrupted:
 		// Cancelled by Berth, or by the cluster's end: the service tells
 		// the two apart by whether it asked.
@@ -848,6 +900,15 @@ func failureMessage(s *types.StepStatus) string {
 		msg += " (log: " + lf + ")"
 	}
 	return msg
+}
+
+// lostNode reports whether a step failed because YARN lost the node it
+// ran on (a spot node reclaimed, a core node gone), by EMR's and YARN's
+// words for it: "Container released on a *lost* node", exit status -100.
+func lostNode(msg string) bool {
+	m := strings.ToLower(msg)
+	return strings.Contains(m, "released on a *lost* node") || strings.Contains(m, "lost node") ||
+		strings.Contains(m, "node of the cluster was lost") || strings.Contains(m, "exit status: -100")
 }
 
 // createdAt is when EMR says a step was added.

@@ -520,3 +520,25 @@ func TestUnknownTrackedStepIsForgotten(t *testing.T) {
 		t.Errorf("a poll cost %d ListSteps calls after the unknown step was forgotten, want 1", got)
 	}
 }
+
+// A step failed by a node lost under it, its cluster living on, is
+// reported as the node's loss, for the service to charge the
+// infrastructure rather than the job.
+func TestLostNodeStepIsMarkedLost(t *testing.T) {
+	w := newWorld(t, emulator.Options{})
+	p := w.provider(t)
+	cluster := ready(t, p, 2)
+	id, _ := submit(t, p, cluster, "sleep", "3600")
+	providertest.WaitStep(t, p, cluster, id, deadline, "running", func(s provider.Step) bool { return s.State == berth.StepRunning })
+	if err := w.emu.InstanceFailure(cluster, true); err != nil {
+		t.Fatal(err)
+	}
+	s := providertest.WaitStep(t, p, cluster, id, deadline, "ended", providertest.Terminal)
+	if s.State != berth.StepFailed || !s.Lost {
+		t.Errorf("step %+v, want failed and marked lost", s)
+	}
+	done, _ := submit(t, p, cluster, "false")
+	if s := providertest.WaitStep(t, p, cluster, done, deadline, "ended", providertest.Terminal); s.Lost {
+		t.Errorf("a step that failed by itself is marked lost: %+v", s)
+	}
+}

@@ -35,7 +35,15 @@ func (p *Provider) StepLogs(ctx context.Context, clusterID, stepID string) (bert
 	uri := c.logURI
 	c.mu.Unlock()
 	if uri == "" {
-		uri = p.o.Primary.LogURI
+		// Not described by this process (an ended cluster after a
+		// restart): ask EMR, as the cluster may have been started on the
+		// fallback spec, with a log URI of its own.
+		if _, err := p.DescribeCluster(ctx, clusterID); err != nil {
+			return berth.Logs{}, &berth.Error{Kind: berth.ErrUnavailable, Public: "could not ask EMR where the cluster keeps its logs: " + err.Error(), Op: "emr: step logs", Err: err}
+		}
+		c.mu.Lock()
+		uri = c.logURI
+		c.mu.Unlock()
 	}
 	if uri == "" {
 		return berth.Logs{}, berth.Errorf(berth.ErrNotFound, "the pool's clusters keep no logs: set emr.log_uri")

@@ -17,8 +17,13 @@ import (
 	"time"
 
 	"github.com/berthhq/berth/internal/client"
+	"github.com/berthhq/berth/internal/config"
 	"github.com/berthhq/berth/internal/wait"
 )
+
+// deadline bounds every wait of a test: for a berth to start, for jobs to
+// end, for clusters to go.
+const deadline = 45 * time.Second
 
 // stopGrace is how long a berth has to exit after SIGTERM before it is
 // sent SIGKILL.
@@ -28,6 +33,59 @@ const stopGrace = 10 * time.Second
 // (slog's text format): the config asks for port 0, so this is the only
 // way to learn the port.
 var servingLine = regexp.MustCompile(`msg="berth serving".* addr=(\S+)`)
+
+// berths are the `berth serve` processes of one test, one after another
+// or at once: the directory they run in, their configuration and
+// environment, and what they logged.
+type berths struct {
+	t      *testing.T
+	dir    string
+	config string
+	env    []string
+	logs   logs
+	starts int
+	procs  []*proc
+}
+
+// newBerths checks and writes the berth configuration text into a
+// directory of the test's; startBerth runs berth on it. At the test's end
+// every berth still running is stopped; see cleanup.
+func newBerths(t *testing.T, text string) *berths {
+	t.Helper()
+	if _, err := config.Parse([]byte(text)); err != nil {
+		t.Fatalf("the test's berth configuration: %v", err)
+	}
+	b := &berths{t: t, dir: t.TempDir()}
+	b.config = filepath.Join(b.dir, "berth.yaml")
+	if err := os.WriteFile(b.config, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.env = childEnv(t, b.dir)
+	t.Cleanup(b.cleanup)
+	return b
+}
+
+// cleanup stops every berth still running and, when the test failed,
+// puts their logs into the test's log. A berth that exits with an error
+// unless it was killed, or is slow to stop, fails the test, and so does a
+// race the detector found in berth.
+func (b *berths) cleanup() {
+	for _, p := range b.procs {
+		switch clean := p.stop(); {
+		case !clean:
+			b.t.Errorf("berth #%d did not exit within %s of SIGTERM", p.n, stopGrace)
+		case !p.killed && p.err != nil:
+			b.t.Errorf("berth #%d exited: %v", p.n, p.err)
+		}
+	}
+	out := b.logs.String()
+	if strings.Contains(out, "WARNING: DATA RACE") {
+		b.t.Error("the race detector found a race in berth (see its log)")
+	}
+	if b.t.Failed() {
+		b.t.Logf("berth's logs:\n%s", out)
+	}
+}
 
 // proc is one `berth serve` child process.
 type proc struct {
@@ -85,16 +143,18 @@ func childEnv(t *testing.T, dir string) []string {
 	}
 }
 
-// startBerth runs `berth serve --config cfg` in dir and returns once it
-// is ready. At the test's end it is stopped (SIGTERM, then SIGKILL), and
-// if the test failed, the logs of every berth it ran are in its log.
-func (w *world) startBerth() *proc {
-	t := w.t
+// startBerth runs `berth serve` on the test's configuration, in its
+// directory, and returns once it is ready, its client on the port it
+// said it serves on. At the test's end it is stopped (SIGTERM, then
+// SIGKILL), and if the test failed, the logs of every berth it ran are
+// in its log.
+func (b *berths) startBerth() *proc {
+	t := b.t
 	t.Helper()
-	w.starts++
-	cmd := exec.Command(binary, "serve", "--config", w.config)
-	cmd.Dir = w.dir
-	cmd.Env = w.env
+	b.starts++
+	cmd := exec.Command(binary, "serve", "--config", b.config)
+	cmd.Dir = b.dir
+	cmd.Env = b.env
 	// One pipe for both, so that the log keeps their order; it reaches
 	// its end when the process has exited.
 	out, in, err := os.Pipe()
@@ -108,8 +168,8 @@ func (w *world) startBerth() *proc {
 		out.Close()
 		t.Fatalf("start berth: %v", err)
 	}
-	p := &proc{t: t, n: w.starts, cmd: cmd, exited: make(chan struct{}), drained: make(chan struct{})}
-	w.procs = append(w.procs, p)
+	p := &proc{t: t, n: b.starts, cmd: cmd, exited: make(chan struct{}), drained: make(chan struct{})}
+	b.procs = append(b.procs, p)
 	addr := make(chan string, 1)
 	go func() {
 		defer close(p.drained)
@@ -118,7 +178,7 @@ func (w *world) startBerth() *proc {
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			line := sc.Text()
-			w.logs.add("berth #" + strconv.Itoa(p.n) + " | " + line)
+			b.logs.add("berth #" + strconv.Itoa(p.n) + " | " + line)
 			if m := servingLine.FindStringSubmatch(line); m != nil {
 				select {
 				case addr <- m[1]:

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -13,14 +11,9 @@ import (
 
 	"github.com/berthhq/berth/internal/berth"
 	"github.com/berthhq/berth/internal/client"
-	"github.com/berthhq/berth/internal/config"
 	"github.com/berthhq/berth/internal/emulator"
 	"github.com/berthhq/berth/internal/wait"
 )
-
-// deadline bounds every wait of a test: for a berth to start, for jobs to
-// end, for clusters to go.
-const deadline = 45 * time.Second
 
 // The pool every test runs on.
 const (
@@ -58,17 +51,11 @@ pools:
 `
 
 // world is one test's EMR emulator, on a loopback HTTP server in the test
-// process, and the directory, configuration and processes of its berth.
+// process, and the berths that run an EMR pool on it.
 type world struct {
-	t      *testing.T
-	emu    *emulator.Emulator
-	url    string
-	dir    string
-	config string
-	env    []string
-	logs   logs
-	starts int
-	procs  []*proc
+	*berths
+	emu *emulator.Emulator
+	url string
 	// neighbourThrottled counts the calls of a noisy neighbour that EMR
 	// throttled (see throttleBurst).
 	neighbourThrottled int
@@ -78,7 +65,7 @@ type world struct {
 // configuration for it; startBerth runs berth over it.
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	w := &world{t: t, dir: t.TempDir()}
+	w := &world{}
 	w.emu = emulator.New(emulator.Options{
 		BootTime:      300 * time.Millisecond,
 		BootstrapTime: 100 * time.Millisecond,
@@ -93,41 +80,15 @@ func newWorld(t *testing.T) *world {
 		w.emu.Close()
 		srv.Close()
 	})
-	text := fmt.Sprintf(configYAML, slots, maxClusters, idleTimeout, w.url)
-	if _, err := config.Parse([]byte(text)); err != nil {
-		t.Fatalf("the test's berth configuration: %v", err)
-	}
-	w.config = filepath.Join(w.dir, "berth.yaml")
-	if err := os.WriteFile(w.config, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	w.env = childEnv(t, w.dir)
-	// Registered after the emulator's, so it runs first: berth stops
-	// while the emulator still answers.
-	t.Cleanup(w.cleanup)
-	return w
-}
-
-// cleanup stops every berth still running and, when the test failed,
-// puts their logs and what the emulator holds into the test's log. A race
-// the detector found in berth fails the test.
-func (w *world) cleanup() {
-	for _, p := range w.procs {
-		switch clean := p.stop(); {
-		case !clean:
-			w.t.Errorf("berth #%d did not exit within %s of SIGTERM", p.n, stopGrace)
-		case !p.killed && p.err != nil:
-			w.t.Errorf("berth #%d exited: %v", p.n, p.err)
+	// Cleanups run last first: the berths stop while the emulator still
+	// answers, and what it holds is told once they have stopped.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the emulator:\n%s", w.describe())
 		}
-	}
-	out := w.logs.String()
-	if strings.Contains(out, "WARNING: DATA RACE") {
-		w.t.Error("the race detector found a race in berth (see its log)")
-	}
-	if w.t.Failed() {
-		w.t.Logf("berth's logs:\n%s", out)
-		w.t.Logf("the emulator:\n%s", w.describe())
-	}
+	})
+	w.berths = newBerths(t, fmt.Sprintf(configYAML, slots, maxClusters, idleTimeout, w.url))
+	return w
 }
 
 // describe is what the emulator holds, a line per cluster and per step.

@@ -399,13 +399,10 @@ func TestMotoCancelStepServerError(t *testing.T) {
 	w := newMotoWorld(t)
 	p := w.provider(t)
 	cluster, _ := w.create(t, p, 1)
-	step, err := p.SubmitStep(context.Background(), cluster, provider.StepRequest{Name: providertest.NewStepName(), Step: berth.Step{Args: []string{"true"}}, Since: time.Now()})
-	if err != nil {
-		t.Fatalf("SubmitStep: %v", err)
-	}
+	step, _ := submit(t, p, cluster, "true")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	err = p.CancelStep(ctx, cluster, step)
+	err := p.CancelStep(ctx, cluster, step)
 	var pe *provider.Error
 	if !errors.As(err, &pe) || pe.Class != provider.ClassTransient || ctx.Err() != nil {
 		t.Fatalf("CancelStep: %v; want a transient provider.Error before the deadline", err)
@@ -426,10 +423,7 @@ func TestMotoStepLogs(t *testing.T) {
 	w := newMotoWorld(t)
 	p := w.provider(t)
 	cluster, _ := w.create(t, p, 1)
-	step, err := p.SubmitStep(context.Background(), cluster, provider.StepRequest{Name: providertest.NewStepName(), Step: berth.Step{Args: []string{"true"}}, Since: time.Now()})
-	if err != nil {
-		t.Fatalf("SubmitStep: %v", err)
-	}
+	step, _ := submit(t, p, cluster, "true")
 	where := fmt.Sprintf("s3://%s/emr/%s/steps/%s/", w.bucket, cluster, step)
 
 	t.Run("no bucket", func(t *testing.T) {

@@ -378,17 +378,16 @@ func (s *State) jobsOn(clusterID string) []*berth.Job {
 	return out
 }
 
-// StepIDs returns the provider ids of the steps under way of the running
-// attempts on a cluster, for a provider that must be told which steps to
-// watch (provider.StepTracker).
-func (s *State) StepIDs(clusterID string) []string {
-	var out []string
+// TrackedSteps returns the steps under way of the running attempts on a
+// cluster, for a provider that must be told which steps to watch
+// (provider.StepTracker). Only the step under way: the earlier ones are
+// known to have succeeded.
+func (s *State) TrackedSteps(clusterID string) []provider.TrackedStep {
+	var out []provider.TrackedStep
 	for _, j := range s.jobsOn(clusterID) {
-		// Only the step under way: the earlier ones are known to have
-		// succeeded.
-		steps := j.CurrentAttempt().Steps
-		if cur := steps[len(steps)-1]; cur.ProviderID != "" && !cur.State.Terminal() {
-			out = append(out, cur.ProviderID)
+		a := j.CurrentAttempt()
+		if cur := a.Steps[len(a.Steps)-1]; !cur.State.Terminal() {
+			out = append(out, provider.TrackedStep{ID: cur.ProviderID, Name: berth.StepName(j.ID, a.N, cur.Index), Since: a.StartedAt})
 		}
 	}
 	return out

@@ -123,10 +123,22 @@ type Attributor interface {
 // StepTracker is the optional capability of a provider that lists steps
 // cheaply by asking only about the steps it knows of (EMR: by state and by
 // id, never the cluster's whole history). After a restart the service tells
-// it the steps its running attempts have on a cluster, before the first
-// poll, so that those that ended while Berth was down are reported too.
+// it the steps under way of its running attempts on a cluster, before the
+// first poll, so that those that ended while Berth was down are reported
+// too: by id, or by name for a step whose id Berth never recorded (a
+// crash right after the step was submitted).
 type StepTracker interface {
-	TrackSteps(clusterID string, stepIDs []string)
+	TrackSteps(clusterID string, steps []TrackedStep)
+}
+
+// TrackedStep is a step a StepTracker is told to watch.
+type TrackedStep struct {
+	// ID is the provider's id; empty when Berth never learnt it.
+	ID string
+	// Name is the step's name (berth.StepName), Since when its attempt
+	// began: the step, if it was submitted, is not older.
+	Name  string
+	Since time.Time
 }
 
 // DefaultPollInterval is used for providers that do not implement Poller.

@@ -64,7 +64,7 @@ func (l *loop) watch(id string) {
 	}
 	prov := l.s.pools[c.C.Pool].prov
 	if t, ok := prov.(provider.StepTracker); ok {
-		t.TrackSteps(c.C.ProviderID, l.st.StepIDs(id))
+		t.TrackSteps(c.C.ProviderID, l.st.TrackedSteps(id))
 	}
 	w := &watcher{
 		s: l.s, id: id, pid: c.C.ProviderID, prov: prov,

@@ -166,6 +166,9 @@ type cluster struct {
 	// doubt holds the names of steps whose AddJobFlowSteps may have taken
 	// effect without an answer, and when the call was made.
 	doubt map[string]time.Time
+	// unnamed holds the steps a restarted service tracks by name only,
+	// to be looked for by the next ListSteps.
+	unnamed []provider.StepRequest
 }
 
 // step is one step as last seen.
@@ -677,14 +680,23 @@ func (c *cluster) merge(st provider.Step, now time.Time) (s *step) {
 }
 
 // TrackSteps makes the provider ask about steps it did not add itself:
-// those of an adopted cluster that ran on while Berth was down.
-func (p *Provider) TrackSteps(clusterID string, stepIDs []string) {
+// those of an adopted cluster that ran on while Berth was down. A step
+// known only by name is looked for once, by the next ListSteps, back to
+// its attempt's start.
+func (p *Provider) TrackSteps(clusterID string, steps []provider.TrackedStep) {
 	c := p.cluster(clusterID)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, id := range stepIDs {
-		if _, ok := c.steps[id]; !ok {
-			c.steps[id] = &step{Step: provider.Step{ID: id, State: berth.StepRunning}}
+	for _, st := range steps {
+		switch {
+		case st.ID != "":
+			if _, ok := c.steps[st.ID]; !ok {
+				c.steps[st.ID] = &step{Step: provider.Step{ID: st.ID, State: berth.StepRunning}}
+			}
+		case st.Name != "":
+			if _, ok := c.byName[st.Name]; !ok {
+				c.unnamed = append(c.unnamed, provider.StepRequest{Name: st.Name, Since: st.Since})
+			}
 		}
 	}
 }
@@ -701,6 +713,20 @@ func (p *Provider) TrackSteps(clusterID string, stepIDs []string) {
 func (p *Provider) ListSteps(ctx context.Context, clusterID string) ([]provider.Step, error) {
 	c := p.cluster(clusterID)
 	now := p.clk.Now()
+	c.mu.Lock()
+	search := c.unnamed
+	c.unnamed = nil
+	c.mu.Unlock()
+	for i, req := range search {
+		// The searches share what they read: after the first, the others
+		// mostly find the history known.
+		if _, _, err := p.findStep(ctx, clusterID, c, req); err != nil {
+			c.mu.Lock()
+			c.unnamed = append(c.unnamed, search[i:]...)
+			c.mu.Unlock()
+			return nil, err
+		}
+	}
 	in := &emr.ListStepsInput{ClusterId: aws.String(clusterID), StepStates: activeStepStates}
 	active := map[string]bool{}
 	for {

@@ -506,7 +506,7 @@ func TestUnknownTrackedStepIsForgotten(t *testing.T) {
 	w := newWorld(t, emulator.Options{})
 	p := w.provider(t)
 	cluster := ready(t, p, 1)
-	p.TrackSteps(cluster, []string{"s-0000000000000"})
+	p.TrackSteps(cluster, []provider.TrackedStep{{ID: "s-0000000000000"}})
 	for range 3 {
 		if _, err := p.ListSteps(context.Background(), cluster); err != nil {
 			t.Fatalf("ListSteps with an unknown tracked step: %v", err)
@@ -540,5 +540,32 @@ func TestLostNodeStepIsMarkedLost(t *testing.T) {
 	done, _ := submit(t, p, cluster, "false")
 	if s := providertest.WaitStep(t, p, cluster, done, deadline, "ended", providertest.Terminal); s.Lost {
 		t.Errorf("a step that failed by itself is marked lost: %+v", s)
+	}
+}
+
+// A step Berth added but never recorded the id of, which ran to its end
+// while Berth was down and whose cluster ended meanwhile, is found by
+// name once the restarted service tracks it: its success is not lost,
+// and the job is not run again.
+func TestTrackedByNameAfterTheClusterEnded(t *testing.T) {
+	w := newWorld(t, emulator.Options{})
+	p := w.provider(t)
+	cluster := ready(t, p, 1)
+	since := time.Now()
+	id, name := submit(t, p, cluster, "true")
+	providertest.WaitStep(t, p, cluster, id, deadline, "ended", providertest.Terminal)
+	if err := p.TerminateCluster(context.Background(), cluster); err != nil {
+		t.Fatal(err)
+	}
+	providertest.WaitCluster(t, p, cluster, deadline, "terminated", func(c provider.Cluster) bool { return c.State.Terminal() })
+
+	q := w.provider(t)
+	q.TrackSteps(cluster, []provider.TrackedStep{{Name: name, Since: since}})
+	steps, err := q.ListSteps(context.Background(), cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := find(steps, id); s == nil || s.Name != name || s.State != berth.StepSucceeded {
+		t.Errorf("the step tracked by name is %+v, want %s succeeded", s, id)
 	}
 }

@@ -533,7 +533,7 @@ func testReopen(t *testing.T, h Harness) {
 	if tr, ok := p2.(provider.StepTracker); ok {
 		// As the restarted service does: it tells the provider which
 		// steps its running attempts have.
-		tr.TrackSteps(cluster, []string{done, long})
+		tr.TrackSteps(cluster, []provider.TrackedStep{{ID: done}, {ID: long}})
 	}
 	c, err := p2.DescribeCluster(context.Background(), cluster)
 	if err != nil || c.State != berth.ClusterReady {

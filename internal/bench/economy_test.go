@@ -235,7 +235,7 @@ pools:
 	for err := range errs {
 		tb.Fatal(err)
 	}
-	if err := waitPoolIdle(ctx, h.c); err != nil {
+	if err := waitJobsEnded(ctx, h.c, e.Jobs); err != nil {
 		tb.Fatalf("waiting for %d jobs: %v", e.Jobs, err)
 	}
 	out := outcome{Wall: time.Since(t0)}
@@ -261,20 +261,28 @@ pools:
 	return out
 }
 
-// waitPoolIdle waits until the pool has no queued or running job.
-func waitPoolIdle(ctx context.Context, c *client.Client) error {
+// waitJobsEnded waits until n jobs of the pool have ended. It counts the
+// jobs themselves: the pool's counts lag a submission until the loop has
+// picked it up, so "nothing queued" right after the submissions proves
+// nothing.
+func waitJobsEnded(ctx context.Context, c *client.Client, n int) error {
 	for {
-		p, err := c.Pool(ctx, poolName)
-		if err != nil {
-			return err
+		ended := 0
+		for j, err := range allJobs(ctx, c) {
+			if err != nil {
+				return err
+			}
+			if j.State.Terminal() {
+				ended++
+			}
 		}
-		if p.Queued == 0 && p.Running == 0 {
+		if ended >= n {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%d queued, %d running: %w", p.Queued, p.Running, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
+			return fmt.Errorf("%d of %d jobs ended: %w", ended, n, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }

@@ -171,6 +171,12 @@ func stepsIn(snap []emulator.Cluster, states ...string) int {
 	return n
 }
 
+// noSteps reports whether no step was added to any cluster yet.
+func noSteps(snap []emulator.Cluster) bool {
+	steps, _ := emuSteps(snap)
+	return len(steps) == 0
+}
+
 // clusterID is the Berth cluster id in the name of an emulator cluster
 // ("berth <installation> <pool> <cluster id>"), "" when the name is not
 // one Berth gives.

@@ -65,30 +65,20 @@ A duration of 0 makes its change at once.`)
 	}
 	o.Log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 
-	ln, err := net.Listen("tcp", *listen)
+	emu, err := emulator.Listen(*listen, o)
 	if err != nil {
 		return fmt.Errorf("emulator: %w", err)
 	}
-	emu := emulator.New(o)
-	srv := &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	fmt.Fprintf(e.stdout, "EMR emulator on http://%s (S3 path-style on the same URL; control endpoints under /emulator/)\n", ln.Addr())
+	fmt.Fprintf(e.stdout, "EMR emulator on %s (S3 path-style on the same URL; control endpoints under /emulator/)\n", emu.URL())
 
 	select {
 	case <-ctx.Done():
-	case err = <-served:
+	case err = <-emu.Done():
 	}
-	// Close first: it ends answers held back by latency, so that Shutdown
-	// does not wait for them.
-	cerr := emu.Close()
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	serr := srv.Shutdown(sctx)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
-	return errors.Join(err, cerr, serr)
+	return errors.Join(err, emu.Close())
 }
 
 // loopback checks that addr is host:port with a loopback host.

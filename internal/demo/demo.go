@@ -16,8 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -107,15 +105,14 @@ func Run(ctx context.Context, w io.Writer, o Options) (Result, error) {
 	defer os.RemoveAll(dir)
 	yaml, where := fmt.Sprintf(demoYAML, filepath.ToSlash(dir)), "four local pools"
 	so := server.Options{Log: o.Log}
-	var emu *emulator.Emulator
+	var emu *emulator.Server
 	if o.EMR {
-		var url string
-		var stop func()
-		emu, url, stop, err = startEmulator(dir, o.Log)
+		emu, err = startEmulator(dir, o.Log)
 		if err != nil {
 			return Result{}, err
 		}
-		defer stop()
+		defer emu.Close()
+		url := emu.URL()
 		spec := fmt.Sprintf(emrSpec, "", url)
 		yaml, where = fmt.Sprintf(emrYAML, filepath.ToSlash(dir), url, spec), "four emr pools on an EMR emulator at "+url
 		so.EMRCredentials = credentials.NewStaticCredentialsProvider("AKIDDEMO", "demo", "")
@@ -142,7 +139,7 @@ func Run(ctx context.Context, w io.Writer, o Options) (Result, error) {
 
 type demo struct {
 	// emu is the EMR emulator the pools run on, nil for local pools.
-	emu   *emulator.Emulator
+	emu   *emulator.Server
 	w     io.Writer
 	c     *client.Client
 	o     Options
@@ -262,27 +259,15 @@ func (d *demo) reclaim(ctx context.Context, clusterID string) error {
 
 // startEmulator serves an EMR emulator on a loopback port, its step
 // processes working under dir.
-func startEmulator(dir string, log *slog.Logger) (*emulator.Emulator, string, func(), error) {
+func startEmulator(dir string, log *slog.Logger) (*emulator.Server, error) {
 	work := filepath.Join(dir, "emulator")
 	if err := os.MkdirAll(work, 0o700); err != nil {
-		return nil, "", nil, err
+		return nil, err
 	}
-	emu := emulator.New(emulator.Options{
+	return emulator.Listen("127.0.0.1:0", emulator.Options{
 		BootTime: time.Second, BootstrapTime: 300 * time.Millisecond, TerminateTime: 300 * time.Millisecond,
 		LogDelay: 200 * time.Millisecond, LossLag: time.Second, WorkDir: work, Log: log.With("component", "emulator"),
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		emu.Close()
-		return nil, "", nil, err
-	}
-	hs := &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second}
-	go hs.Serve(ln)
-	stop := func() {
-		hs.Close()
-		emu.Close()
-	}
-	return emu, "http://" + ln.Addr().String(), stop, nil
 }
 
 func (d *demo) wait(ctx context.Context, id string) (berth.Job, error) {

@@ -48,8 +48,14 @@ func TestLocalCrashesLoseNoJobAndStartNoStepTwice(t *testing.T) {
 
 	// Each step appends its provider name — job, attempt and step — to a
 	// marker file when it starts, then works for a moment.
+	// Job 0's first step works long enough for its cluster to be killed
+	// under it on a loaded machine.
 	step := func(i, s int) berth.Step {
-		script := fmt.Sprintf(`echo "$BERTH_STEP_NAME" >> %s/job-%d; sleep 0.%d`, markers, i, 3+(i+s)%5)
+		work := fmt.Sprintf("0.%d", 3+(i+s)%5)
+		if i == 0 && s == 0 {
+			work = "5"
+		}
+		script := fmt.Sprintf(`echo "$BERTH_STEP_NAME" >> %s/job-%d; sleep %s`, markers, i, work)
 		return berth.Step{Name: fmt.Sprintf("s%d", s), Args: []string{"sh", "-c", script}}
 	}
 	const jobs = 24
@@ -69,16 +75,14 @@ func TestLocalCrashesLoseNoJobAndStartNoStepTwice(t *testing.T) {
 		ids[i] = j.ID
 	}
 
-	// Kill a cluster under a running job.
+	// Kill the cluster under job 0's long first step.
 	var victim string
-	wait.For(t, deadline, "a running job", func() bool {
-		js, _, err := p.client.Jobs(ctx, client.JobsQuery{State: berth.JobRunning})
-		for _, j := range js {
-			if a := j.CurrentAttempt(); a != nil && a.Steps[len(a.Steps)-1].State == berth.StepRunning {
-				victim = j.ClusterID
-			}
+	wait.For(t, deadline, "job 0's first step running", func() bool {
+		j, err := p.client.Job(ctx, ids[0])
+		if a := j.CurrentAttempt(); err == nil && a != nil && a.Steps[len(a.Steps)-1].Index == 0 && a.Steps[len(a.Steps)-1].State == berth.StepRunning {
+			victim = j.ClusterID
 		}
-		return err == nil && victim != ""
+		return victim != ""
 	})
 	if k, err := p.client.Kill(ctx, victim); err != nil || k.State != berth.ClusterLost {
 		t.Fatalf("kill cluster %s: %+v %v", victim, k, err)

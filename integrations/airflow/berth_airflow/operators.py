@@ -1,0 +1,379 @@
+"""BerthJobOperator: one task, one Berth job, whichever cluster runs it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.exceptions import AirflowException
+
+try:  # Airflow 3
+    from airflow.sdk import BaseOperator
+except ImportError:  # pragma: no cover - Airflow 2
+    from airflow.models import BaseOperator
+
+try:
+    from airflow.exceptions import AirflowTaskTimeout
+except ImportError:  # pragma: no cover
+    AirflowTaskTimeout = AirflowException
+
+from berth_airflow.hooks import ACTIVE_STATES, DEFAULT_CONN_ID, BerthError, BerthHook
+from berth_airflow.triggers import DEFAULT_POLL, BerthJobTrigger
+
+# The key under which a task instance keeps its Berth job's id across
+# tries, in Airflow 3.3's task state store (AIP-103) and in XCom.
+JOB_ID_KEY = "berth_job_id"
+
+# Labels every job carries, so that `berth jobs ls --label dag_id=...`
+# finds a DAG's work and a retried task instance finds its job.
+TASK_LABELS = ("dag_id", "task_id", "run_id", "map_index")
+
+
+def go_duration(value: Any) -> str | None:
+    """A timeout as Berth reads it: a Go duration string."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, int | float):
+        if value <= 0:
+            raise ValueError(f"timeout must be positive, got {value}")
+        return f"{int(value)}s" if float(value).is_integer() else f"{value}s"
+    return str(value)
+
+
+def normalize_steps(steps: Any) -> list[dict[str, Any]]:
+    """Steps as the API takes them, from a list of step dicts, one step dict
+    or a plain list of args for one step."""
+    if isinstance(steps, dict):
+        return [dict(steps)]
+    if isinstance(steps, list | tuple) and steps:
+        if all(isinstance(s, str | int | float) for s in steps):
+            return [{"args": [str(s) for s in steps]}]
+        if all(isinstance(s, dict) for s in steps):
+            return [dict(s) for s in steps]
+    raise ValueError(
+        "steps must be a list of step dicts such as [{'name': 'x', 'args': ['spark-submit', ...]}] "
+        f"or a list of arguments for one step, got {steps!r}"
+    )
+
+
+def task_labels(context: Any) -> dict[str, str]:
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", None)
+    return {
+        "dag_id": ti.dag_id,
+        "task_id": ti.task_id,
+        "run_id": ti.run_id,
+        "map_index": str(-1 if map_index is None else map_index),
+    }
+
+
+def base_key(context: Any) -> str:
+    """The idempotency key of a task instance's first job: the same on
+    every try, so that a retry finds the job instead of starting another."""
+    lb = task_labels(context)
+    return "airflow/" + "/".join(lb[k] for k in TASK_LABELS)
+
+
+def summary(job: dict[str, Any]) -> dict[str, Any]:
+    """What a task returns (XCom) for a job that ended."""
+    attempts = job.get("attempts") or []
+    clusters: list[str] = []
+    for a in attempts:
+        if a.get("cluster_id") and a["cluster_id"] not in clusters:
+            clusters.append(a["cluster_id"])
+    return {
+        "job_id": job["id"],
+        "state": job["state"],
+        "pool": job.get("pool"),
+        "clusters": clusters,
+        "attempts": len(attempts),
+        "attempt_reasons": [a.get("reason") for a in attempts],
+        "cost": job.get("cost", 0.0),
+    }
+
+
+def failure_message(job: dict[str, Any], logs: dict[str, Any] | None) -> str:
+    """Why a job failed, from its last attempt, and where its logs are."""
+    attempts = job.get("attempts") or []
+    parts = [f"Berth job {job['id']} {job['state']}"]
+    reason = job.get("reason")
+    if attempts:
+        last = attempts[-1]
+        reason = last.get("reason") or reason
+        parts.append(f"after {len(attempts)} attempt(s)")
+        failed = [s for s in last.get("steps") or [] if s.get("state") == "failed" or s.get("message")]
+        if failed:
+            s = failed[-1]
+            detail = s.get("message") or ""
+            if s.get("exit_code") is not None:
+                detail = (f"exit code {s['exit_code']}; " + detail).rstrip("; ")
+            parts.append(f"step {s.get('index')}: {detail}" if detail else f"step {s.get('index')}")
+    if reason:
+        parts.insert(1, f"({reason})")
+    where = (logs or {}).get("location")
+    parts.append(f"logs: {where}" if where else f"logs: berth jobs logs {job['id']}")
+    return " ".join(parts[:2]) + (": " + "; ".join(parts[2:]) if len(parts) > 2 else "")
+
+
+class BerthJobOperator(BaseOperator):
+    """Runs one Berth job and waits for it: the unit of work, not the cluster.
+
+    Replaces EmrCreateJobFlowOperator, EmrAddStepsOperator, EmrStepSensor and
+    EmrTerminateJobFlowOperator: Berth picks or starts the cluster, replaces
+    it when it is lost and runs the job again, and ends clusters that idle.
+
+    :param berth_pool: the Berth pool (cluster shape) to run on. Airflow's own
+        ``pool`` keeps its Airflow meaning.
+    :param steps: a list of step dicts as in Berth's API
+        (``{"name", "args", "jar", "main_class", "properties", "env", "dir"}``),
+        or a plain list of arguments for one step.
+    :param name: the job's name (default: dag_id/task_id[/map_index]).
+    :param affinity: jobs with the same key prefer the cluster that last ran
+        one of them, e.g. ``"{{ run_id }}"`` for a DAG run's phases.
+    :param affinity_required: run only on that cluster.
+    :param priority: higher runs first.
+    :param job_retries: Berth's retries of step failures and timeouts. A lost
+        cluster is never charged to them: see ``max_infra_retries``.
+        Airflow's ``retries`` keep their Airflow meaning.
+    :param max_infra_retries: how many lost clusters the job survives (Berth's
+        default 5).
+    :param timeout: Berth's limit on one attempt (timedelta, seconds or a Go
+        duration string).
+    :param resume: ``"from_start"`` (default) or ``"unfinished"``: where a job
+        starts again after its cluster was lost.
+    :param labels: more labels; ``dag_id``, ``task_id``, ``run_id`` and
+        ``map_index`` are always added.
+    :param execution_role_arn: EMR's runtime role for the job's steps.
+    :param idempotency_key: overrides the key derived from the task instance.
+    :param berth_conn_id: the Airflow connection of type ``berth``.
+    :param deferrable: wait in the triggerer (default) rather than in a worker.
+    :param poll_interval: the longest one long poll waits, in seconds.
+
+    Returns (XCom) ``{"job_id", "state", "pool", "clusters", "attempts",
+    "attempt_reasons", "cost"}``. A retried task instance reattaches to its
+    job when that job is queued, running or succeeded; it submits a new one
+    only when the last ended failed or cancelled.
+    """
+
+    template_fields: Sequence[str] = (
+        "berth_pool",
+        "steps",
+        "name",
+        "affinity",
+        "labels",
+        "idempotency_key",
+        "execution_role_arn",
+    )
+    template_fields_renderers = {"steps": "json", "labels": "json"}
+    ui_color = "#d7ecf7"
+
+    def __init__(
+        self,
+        *,
+        berth_pool: str,
+        steps: Any,
+        name: str | None = None,
+        affinity: str | None = None,
+        affinity_required: bool = False,
+        priority: int = 0,
+        job_retries: int = 0,
+        max_infra_retries: int | None = None,
+        timeout: Any = None,
+        resume: str | None = None,
+        labels: dict[str, str] | None = None,
+        execution_role_arn: str | None = None,
+        idempotency_key: str | None = None,
+        berth_conn_id: str = DEFAULT_CONN_ID,
+        deferrable: bool = True,
+        poll_interval: float = DEFAULT_POLL,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.berth_pool = berth_pool
+        self.steps = steps
+        self.name = name
+        self.affinity = affinity
+        self.affinity_required = affinity_required
+        self.priority = priority
+        self.job_retries = job_retries
+        self.max_infra_retries = max_infra_retries
+        self.timeout = timeout
+        self.resume = resume
+        self.labels = labels
+        self.execution_role_arn = execution_role_arn
+        self.idempotency_key = idempotency_key
+        self.berth_conn_id = berth_conn_id
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self._job_id: str | None = None
+
+    def hook(self) -> BerthHook:
+        return BerthHook(self.berth_conn_id)
+
+    # --- the job ------------------------------------------------------------
+
+    def job_spec(self, context: Any) -> dict[str, Any]:
+        """The submission, without its idempotency key."""
+        labels = task_labels(context)
+        labels.update({k: str(v) for k, v in (self.labels or {}).items()})
+        ti = context["ti"]
+        map_index = getattr(ti, "map_index", None)
+        name = self.name or f"{ti.dag_id}/{ti.task_id}" + (f"/{map_index}" if map_index is not None and map_index >= 0 else "")
+        spec: dict[str, Any] = {
+            "pool": self.berth_pool,
+            "name": name,
+            "steps": normalize_steps(self.steps),
+            "labels": labels,
+        }
+        optional = {
+            "priority": self.priority or None,
+            "affinity": self.affinity or None,
+            "affinity_required": self.affinity_required or None,
+            "retries": self.job_retries or None,
+            "max_infra_retries": self.max_infra_retries,
+            "timeout": go_duration(self.timeout),
+            "resume": self.resume or None,
+            "execution_role_arn": self.execution_role_arn or None,
+        }
+        spec.update({k: v for k, v in optional.items() if v is not None})
+        return spec
+
+    def _prior_job(self, context: Any, hook: BerthHook, base: str) -> dict[str, Any] | None:
+        """The newest job an earlier try of this task instance submitted."""
+
+        def ours(job: dict[str, Any]) -> bool:
+            key = job.get("idempotency_key") or ""
+            return key == base or key.startswith(base + "/try-")
+
+        store = context.get("task_state_store")
+        if store is not None:
+            try:
+                job_id = store.get(JOB_ID_KEY)
+            except Exception as e:  # an experimental store must not fail the task
+                self.log.warning("Could not read the task state store: %s", e)
+                job_id = None
+            if job_id:
+                try:
+                    job = hook.get_job(job_id)
+                    if ours(job):
+                        return job
+                except BerthError as e:
+                    if e.status != 404:
+                        raise
+        labels = {k: v for k, v in self.job_spec(context)["labels"].items() if k in TASK_LABELS}
+        for job in hook.list_jobs(labels=labels, limit=50):
+            if ours(job):
+                return job
+        return None
+
+    def find_or_submit(self, context: Any) -> dict[str, Any]:
+        """The job this try waits for: the earlier try's when it is queued,
+        running or succeeded, else a new one."""
+        hook = self.hook()
+        spec = self.job_spec(context)
+        base = self.idempotency_key or base_key(context)
+        prior = self._prior_job(context, hook, base)
+        if prior is not None and prior["state"] not in ("failed", "cancelled"):
+            self.log.info("Reattaching to Berth job %s (%s), submitted by an earlier try", prior["id"], prior["state"])
+            job = prior
+        else:
+            try_key = f"{base}/try-{context['ti'].try_number}"
+            keys = [try_key] if prior is not None else [base, try_key]
+            for key in keys:
+                try:
+                    job, created = hook.submit({**spec, "idempotency_key": key})
+                except BerthError as e:
+                    # The first key names a job this lookup did not find, with
+                    # another spec: an earlier try's, so a new key is due.
+                    if e.code == "conflict" and key != try_key:
+                        continue
+                    raise
+                if not created and key != try_key and job["state"] in ("failed", "cancelled"):
+                    continue
+                self.log.info(
+                    "%s Berth job %s on pool %s", "Submitted" if created else "Found", job["id"], job["pool"]
+                )
+                break
+        self._job_id = job["id"]
+        self._remember(context, job["id"])
+        return job
+
+    def _remember(self, context: Any, job_id: str) -> None:
+        store = context.get("task_state_store")
+        if store is not None:
+            try:
+                store.set(JOB_ID_KEY, job_id)
+            except Exception as e:
+                self.log.warning("Could not write the task state store: %s", e)
+        try:
+            context["ti"].xcom_push(key=JOB_ID_KEY, value=job_id)
+        except Exception as e:
+            self.log.warning("Could not push the job id to XCom: %s", e)
+
+    # --- Airflow's side ------------------------------------------------------
+
+    def _deadline(self, context: Any) -> float | None:
+        """When execution_timeout runs out, as a Unix time. Airflow does not
+        apply it to a deferred task; the trigger does."""
+        if not self.execution_timeout:
+            return None
+        start = getattr(context["ti"], "start_date", None)
+        t0 = start.timestamp() if start is not None else time.time()
+        return t0 + self.execution_timeout.total_seconds()
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        job = self.find_or_submit(context)
+        if job["state"] in ACTIVE_STATES:
+            if self.deferrable:
+                self.defer(
+                    trigger=BerthJobTrigger(
+                        job_id=job["id"],
+                        berth_conn_id=self.berth_conn_id,
+                        poll=self.poll_interval,
+                        deadline=self._deadline(context),
+                    ),
+                    method_name="execute_complete",
+                )
+            job = self.hook().wait(job["id"], poll=self.poll_interval)
+        return self.finish(job)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        self._job_id = event.get("job_id")
+        if event.get("status") == "timeout":
+            raise AirflowTaskTimeout(f"Berth job {event['job_id']} cancelled: execution_timeout {self.execution_timeout} passed")
+        if event.get("status") != "ended":
+            raise AirflowException(event.get("message") or f"waiting for Berth job {event.get('job_id')} failed")
+        return self.finish(event["job"])
+
+    def finish(self, job: dict[str, Any]) -> dict[str, Any]:
+        """The task's result for a job that ended: its summary, or an error."""
+        if job["state"] == "succeeded":
+            out = summary(job)
+            self.log.info(
+                "Berth job %s succeeded on %s after %d attempt(s), cost %.4f",
+                job["id"], ", ".join(out["clusters"]) or "-", out["attempts"], out["cost"],
+            )
+            return out
+        logs = None
+        try:
+            logs = self.hook().logs(job["id"])
+            if logs.get("stderr"):
+                self.log.error("stderr of the failed step (end):\n%s", logs["stderr"][-4000:])
+        except BerthError as e:
+            self.log.info("No logs for Berth job %s: %s", job["id"], e.message)
+        raise AirflowException(failure_message(job, logs))
+
+    def on_kill(self) -> None:
+        """Cancels the Berth job, and with it the step on its cluster."""
+        if not self._job_id:
+            return
+        try:
+            BerthHook(self.berth_conn_id, retries=2).cancel(self._job_id)
+            self.log.info("Cancelled Berth job %s", self._job_id)
+        except BerthError as e:
+            if e.code != "conflict":
+                self.log.warning("Could not cancel Berth job %s: %s", self._job_id, e)

@@ -1,0 +1,95 @@
+"""BerthJobTrigger: waits in the triggerer for a Berth job to end."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from berth_airflow.hooks import DEFAULT_CONN_ID, END_STATES, BerthError, BerthHook
+
+# The longest long poll Berth accepts is 10 minutes; a minute keeps a
+# trigger responsive to its own deadline and cheap for Berth (one held
+# request per waiting task, no calls to any cloud API).
+DEFAULT_POLL = 60.0
+
+
+class BerthJobTrigger(BaseTrigger):
+    """Long-polls ``GET /v1/jobs/{id}?wait=`` until the job ends.
+
+    It fires one event: ``{"status": "ended", "job": JOB}`` when the job
+    ended in any state, ``{"status": "timeout", "job": JOB}`` when
+    ``deadline`` (a Unix time) passed first, in which case it has asked
+    Berth to cancel the job (when ``cancel``), or ``{"status": "error", "message": ...}`` when
+    Berth could not be asked. The event carries everything the resuming
+    operator needs (``dag.test()`` does not pass ``defer()``'s kwargs on).
+
+    When a user marks the deferred task failed or succeeded, or clears it,
+    Airflow calls :meth:`on_kill`, which cancels the Berth job. A triggerer
+    restart does not: the trigger moves and keeps waiting.
+    """
+
+    def __init__(
+        self,
+        job_id: str,
+        berth_conn_id: str = DEFAULT_CONN_ID,
+        poll: float = DEFAULT_POLL,
+        deadline: float | None = None,
+        cancel: bool = True,
+    ):
+        super().__init__()
+        self.job_id = job_id
+        self.berth_conn_id = berth_conn_id
+        self.poll = poll
+        self.deadline = deadline
+        # Whether the job is this trigger's to cancel, at the deadline or
+        # when its task is killed: the operator's own job is, a job a
+        # sensor watches is not.
+        self.cancel = cancel
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_id": self.job_id,
+                "berth_conn_id": self.berth_conn_id,
+                "poll": self.poll,
+                "deadline": self.deadline,
+                "cancel": self.cancel,
+            },
+        )
+
+    def _event(self, **payload: Any) -> TriggerEvent:
+        return TriggerEvent({"job_id": self.job_id, **payload})
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = BerthHook(self.berth_conn_id)
+        try:
+            while True:
+                wait = self.poll
+                if self.deadline is not None:
+                    left = self.deadline - time.time()
+                    if left <= 0:
+                        job = await (hook.acancel(self.job_id) if self.cancel else hook.aget_job(self.job_id))
+                        yield self._event(status="timeout", job=job)
+                        return
+                    wait = min(wait, left)
+                job = await hook.aget_job(self.job_id, wait=max(1.0, wait))
+                if job["state"] in END_STATES:
+                    yield self._event(status="ended", job=job)
+                    return
+        except BerthError as e:
+            yield self._event(status="error", message=str(e), code=e.code)
+
+    async def on_kill(self) -> None:
+        if not self.cancel:
+            return
+        hook = BerthHook(self.berth_conn_id, retries=2)
+        try:
+            await asyncio.wait_for(hook.acancel(self.job_id), timeout=20)
+        except BerthError as e:
+            if e.code != "conflict":  # already ended
+                self.log.warning("Could not cancel Berth job %s: %s", self.job_id, e)

@@ -1,0 +1,165 @@
+"""Fixtures: a real `berth serve` (built from this repository, local
+provider) and an Airflow home whose DAGs folder holds the package's example
+DAGs and the tests' own.
+
+Airflow reads its configuration when first imported, so the environment is
+set here, at import, before any test module imports airflow.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+PACKAGE = HERE.parent
+REPO = PACKAGE.parent.parent
+TOKEN = "airflow-test-token"
+
+WORK = Path(tempfile.mkdtemp(prefix="berth-airflow-"))
+AIRFLOW_HOME = WORK / "airflow"
+DAGS = AIRFLOW_HOME / "dags"
+DAGS.mkdir(parents=True)
+for src in [*(PACKAGE / "berth_airflow" / "example_dags").glob("example_*.py"), *(HERE / "dags").glob("*.py")]:
+    shutil.copy(src, DAGS / src.name)
+
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+    }
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what: str, check, timeout: float = 60.0, every: float = 0.1):
+    """Polls check() until it returns something truthy, failing after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
+
+
+BERTH_CONFIG = """\
+listen: 127.0.0.1:{port}
+store: sqlite://{dir}/berth.db
+token: {token}
+pools:
+  - {{name: a, provider: local, slots: 1, max_clusters: 1, idle_timeout: 30s, price_per_hour: 2.0, local: {{boot_time: 500ms, dir: {dir}/local}}}}
+  - {{name: b, provider: local, slots: 1, max_clusters: 1, idle_timeout: 30s, price_per_hour: 4.0, local: {{boot_time: 500ms, dir: {dir}/local}}}}
+  - {{name: c, provider: local, slots: 1, max_clusters: 1, idle_timeout: 30s, price_per_hour: 8.0, local: {{boot_time: 500ms, dir: {dir}/local}}}}
+  - {{name: bins, provider: local, slots: 2, max_clusters: 4, idle_timeout: 10s, price_per_hour: 3.0, local: {{boot_time: 500ms, dir: {dir}/local}}}}
+"""
+
+
+def berth_binary(tmp: Path) -> str:
+    """The berth binary: BERTH_BIN when the Go test runs these tests, else
+    built from the repository."""
+    if os.environ.get("BERTH_BIN"):
+        return os.environ["BERTH_BIN"]
+    out = tmp / "berth"
+    subprocess.run(["go", "build", "-o", str(out), "./cmd/berth"], cwd=REPO, check=True)
+    return str(out)
+
+
+class Berth:
+    """A running `berth serve` and a plain HTTP client to it, for the tests'
+    own checks (the package under test has its own)."""
+
+    def __init__(self, url: str, proc: subprocess.Popen, log: Path):
+        import httpx
+
+        self.url = url
+        self.proc = proc
+        self.log = log
+        self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+
+    def get(self, path: str, **params):
+        r = self.http.get(path, params=params)
+        r.raise_for_status()
+        return r.json()
+
+    def post(self, path: str, body=None):
+        r = self.http.post(path, json=body)
+        r.raise_for_status()
+        return r.json()
+
+    def jobs(self, **labels) -> list[dict]:
+        return self.get("/v1/jobs", label=[f"{k}={v}" for k, v in labels.items()], limit=1000)["jobs"]
+
+
+@pytest.fixture(scope="session")
+def berth():
+    tmp = WORK / "berth"
+    tmp.mkdir()
+    port = free_port()
+    cfg = tmp / "berth.yaml"
+    cfg.write_text(BERTH_CONFIG.format(port=port, dir=tmp, token=TOKEN))
+    log = tmp / "berth.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([berth_binary(tmp), "serve", "--config", str(cfg)], cwd=tmp, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    os.environ["AIRFLOW_CONN_BERTH_DEFAULT"] = f"berth://:{TOKEN}@127.0.0.1:{port}"
+    b = Berth(url, proc, log)
+
+    def ready():
+        if proc.poll() is not None:
+            pytest.fail(f"berth serve exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            return b.http.get("/readyz").status_code == 200
+        except Exception:
+            return False
+
+    wait_for("berth serve to be ready", ready, timeout=60)
+    yield b
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """Airflow's metadata database, migrated once for the session."""
+    airflow = Path(sys.executable).parent / "airflow"
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
+    return AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session")
+def dagbag(airflow_db, berth):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS))
+    assert not bag.import_errors, bag.import_errors
+    return bag
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if exitstatus == 0:
+        shutil.rmtree(WORK, ignore_errors=True)
+    else:
+        print(f"\nkept the test files in {WORK}", file=sys.stderr)

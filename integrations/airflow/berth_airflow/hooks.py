@@ -19,13 +19,10 @@ import httpx
 
 try:  # Airflow 3
     from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowException
 except ImportError:  # pragma: no cover - Airflow 2
-    from airflow.hooks.base import BaseHook
-
-try:
     from airflow.exceptions import AirflowException
-except ImportError:  # pragma: no cover
-    AirflowException = Exception
+    from airflow.hooks.base import BaseHook
 
 DEFAULT_CONN_ID = "berth_default"
 DEFAULT_PORT = 8080

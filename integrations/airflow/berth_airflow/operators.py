@@ -7,17 +7,12 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.exceptions import AirflowException
-
 try:  # Airflow 3
     from airflow.sdk import BaseOperator
+    from airflow.sdk.exceptions import AirflowException, AirflowTaskTimeout
 except ImportError:  # pragma: no cover - Airflow 2
+    from airflow.exceptions import AirflowException, AirflowTaskTimeout
     from airflow.models import BaseOperator
-
-try:
-    from airflow.exceptions import AirflowTaskTimeout
-except ImportError:  # pragma: no cover
-    AirflowTaskTimeout = AirflowException
 
 from berth_airflow.hooks import ACTIVE_STATES, DEFAULT_CONN_ID, BerthError, BerthHook
 from berth_airflow.triggers import DEFAULT_POLL, BerthJobTrigger

@@ -6,11 +6,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.exceptions import AirflowException
-
 try:  # Airflow 3
     from airflow.sdk import BaseSensorOperator
+    from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 except ImportError:  # pragma: no cover - Airflow 2
+    from airflow.exceptions import AirflowException, AirflowSensorTimeout
     from airflow.sensors.base import BaseSensorOperator
 
 from berth_airflow.hooks import DEFAULT_CONN_ID, END_STATES, BerthHook
@@ -77,8 +77,6 @@ class BerthJobSensor(BaseSensorOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
         if event.get("status") == "timeout":
-            from airflow.exceptions import AirflowSensorTimeout
-
             raise AirflowSensorTimeout(f"Berth job {event['job_id']} had not ended within the sensor's timeout")
         if event.get("status") != "ended":
             raise AirflowException(event.get("message") or f"waiting for Berth job {event.get('job_id')} failed")

@@ -1,0 +1,47 @@
+"""berth-airflow is a normal Airflow provider."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+
+def test_entry_point_names_this_distribution():
+    (ep,) = [e for e in metadata.entry_points(group="apache_airflow_provider") if e.value.startswith("berth_airflow")]
+    info = ep.load()()
+    assert ep.dist.name == info["package-name"] == "berth-airflow"
+    assert info["versions"][0] == ep.dist.version
+    assert info["connection-types"] == [{"hook-class-name": "berth_airflow.hooks.BerthHook", "connection-type": "berth"}]
+
+
+def test_providers_manager_registers_the_connection_type():
+    from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    assert "berth-airflow" in ProvidersManager().providers
+    hook = ProvidersManagerTaskRuntime().hooks["berth"]
+    assert hook is not None and hook.hook_class_name == "berth_airflow.hooks.BerthHook"
+    assert hook.connection_id_attribute_name == "berth_conn_id"
+
+
+def test_airflow_providers_list_shows_it(airflow_db):
+    airflow = Path(sys.executable).parent / "airflow"
+    out = subprocess.run([str(airflow), "providers", "list"], capture_output=True, text=True, env=os.environ.copy(), check=True).stdout
+    (line,) = [l for l in out.splitlines() if "berth-airflow" in l]
+    assert "0.1.0" in line
+
+
+def test_everything_is_importable():
+    from berth_airflow.hooks import BerthHook
+    from berth_airflow.operators import BerthJobOperator
+    from berth_airflow.sensors import BerthJobSensor
+    from berth_airflow.triggers import BerthJobTrigger
+
+    assert BerthHook.conn_type == "berth"
+    assert {"berth_pool", "steps", "affinity", "labels"} <= set(BerthJobOperator.template_fields)
+    assert BerthJobSensor.template_fields == ("job_id",)
+    classpath, kwargs = BerthJobTrigger(job_id="job-1").serialize()
+    assert classpath == "berth_airflow.triggers.BerthJobTrigger" and BerthJobTrigger(**kwargs).job_id == "job-1"

@@ -1,12 +1,8 @@
 package moto
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/berthhq/berth/internal/testenv"
 )
 
 // The environment variables that say where moto_server is and whether
@@ -172,63 +170,18 @@ func (s *Server) AWSConfig(region string) aws.Config {
 	return cfg
 }
 
-// binary is the moto_server to run: BERTH_MOTO_SERVER, else .venv's at
-// the module root (where .ci/run installs it), else the one on PATH. It
-// skips t when there is none, or fails it if BERTH_REQUIRE_MOTO=1.
+// server is the moto_server the tests run: BERTH_MOTO_SERVER, else .venv's
+// at the module root (where .ci/run installs it), else the one on PATH.
+var server = testenv.Tool{
+	Name:    "moto_server",
+	Env:     EnvServer,
+	Require: EnvRequire,
+	Venv:    ".venv/bin/moto_server",
+	Install: "run .ci/run, which installs it into .venv at the repository root",
+}
+
+// binary is the moto_server to run; it skips or fails t without one.
 func binary(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv(EnvServer); p != "" {
-		if err := executable(p); err != nil {
-			t.Fatalf("%s=%s: %v", EnvServer, p, err)
-			return ""
-		}
-		return p
-	}
-	if root, ok := moduleRoot(); ok {
-		p := filepath.Join(root, ".venv", "bin", "moto_server")
-		if executable(p) == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("moto_server"); err == nil {
-		return p
-	}
-	const missing = "moto_server not found: set " + EnvServer + ", or run .ci/run, which installs it into .venv at the repository root"
-	if os.Getenv(EnvRequire) == "1" {
-		t.Fatal(missing + " (" + EnvRequire + "=1 makes this a failure)")
-	} else {
-		t.Skip(missing)
-	}
-	return ""
-}
-
-// executable says why path is not a file that can be run, if it is not.
-func executable(path string) error {
-	fi, err := os.Stat(path)
-	switch {
-	case err != nil:
-		return err
-	case fi.IsDir() || fi.Mode().Perm()&0o111 == 0:
-		return errors.New("not an executable file")
-	}
-	return nil
-}
-
-// moduleRoot is the nearest directory above the working directory (a
-// test's package directory) that holds go.mod.
-func moduleRoot() (string, bool) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", false
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, true
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
+	return server.Path(t)
 }

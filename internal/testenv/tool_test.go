@@ -1,4 +1,4 @@
-package moto
+package testenv
 
 import (
 	"os"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// outcome records how binary ended a test instead of ending it.
+// outcome records how Path ended a test instead of ending it.
 type outcome struct {
 	testing.TB
 	fatal, skip bool
@@ -17,7 +17,8 @@ func (o *outcome) Fatal(...any)          { o.fatal = true }
 func (o *outcome) Fatalf(string, ...any) { o.fatal = true }
 func (o *outcome) Skip(...any)           { o.skip = true }
 
-func TestBinaryLookupOrder(t *testing.T) {
+func TestToolLookupOrder(t *testing.T) {
+	tool := Tool{Name: "moto_server", Env: "BERTH_MOTO_SERVER", Require: "BERTH_REQUIRE_MOTO", Venv: ".venv/bin/moto_server"}
 	// A module with .venv/bin/moto_server, and a directory for PATH with
 	// another, both fakes that are never run.
 	dir := t.TempDir()
@@ -48,14 +49,14 @@ func TestBinaryLookupOrder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv(EnvServer, tt.server)
-			t.Setenv(EnvRequire, tt.require)
+			t.Setenv(tool.Env, tt.server)
+			t.Setenv(tool.Require, tt.require)
 			t.Setenv("PATH", tt.path)
 			t.Chdir(tt.cwd)
 			o := &outcome{TB: t}
-			got := binary(o)
+			got := tool.Path(o)
 			if got != tt.want || o.fatal != tt.fatal || o.skip != tt.skip {
-				t.Errorf("binary() = %q, fatal %v, skip %v; want %q, fatal %v, skip %v", got, o.fatal, o.skip, tt.want, tt.fatal, tt.skip)
+				t.Errorf("Path() = %q, fatal %v, skip %v; want %q, fatal %v, skip %v", got, o.fatal, o.skip, tt.want, tt.fatal, tt.skip)
 			}
 		})
 	}

@@ -92,26 +92,28 @@ def summary(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def failure_message(job: dict[str, Any], logs: dict[str, Any] | None) -> str:
-    """Why a job failed, from its last attempt, and where its logs are."""
+    """Why a job failed, from its last attempt, and where its logs are:
+    "Berth job J failed after 2 attempt(s), the last step_failed: step 0
+    (transform): exited with code 1. Logs: s3://..."."""
     attempts = job.get("attempts") or []
-    parts = [f"Berth job {job['id']} {job['state']}"]
+    out = f"Berth job {job['id']} {job['state']}"
     reason = job.get("reason")
     if attempts:
         last = attempts[-1]
-        reason = last.get("reason") or reason
-        parts.append(f"after {len(attempts)} attempt(s)")
-        failed = [s for s in last.get("steps") or [] if s.get("state") == "failed" or s.get("message")]
+        if reason and reason != last.get("reason"):
+            out += f" ({reason})"
+        out += f" after {len(attempts)} attempt(s), the last {last.get('reason') or last.get('state')}"
+        failed = [st for st in last.get("steps") or [] if st.get("state") == "failed" or st.get("message")]
         if failed:
-            s = failed[-1]
-            detail = s.get("message") or ""
-            if s.get("exit_code") is not None:
-                detail = (f"exit code {s['exit_code']}; " + detail).rstrip("; ")
-            parts.append(f"step {s.get('index')}: {detail}" if detail else f"step {s.get('index')}")
-    if reason:
-        parts.insert(1, f"({reason})")
+            st = failed[-1]
+            steps = job.get("steps") or []
+            name = steps[st["index"]].get("name") if st.get("index") is not None and st["index"] < len(steps) else None
+            detail = st.get("message") or (f"exit code {st['exit_code']}" if st.get("exit_code") is not None else "")
+            out += f": step {st.get('index')}" + (f" ({name})" if name else "") + (f": {detail}" if detail else "")
+    elif reason:
+        out += f" ({reason})"
     where = (logs or {}).get("location")
-    parts.append(f"logs: {where}" if where else f"logs: berth jobs logs {job['id']}")
-    return " ".join(parts[:2]) + (": " + "; ".join(parts[2:]) if len(parts) > 2 else "")
+    return out + (f". Logs: {where}" if where else f". Logs: berth jobs logs {job['id']}")
 
 
 class BerthJobOperator(BaseOperator):

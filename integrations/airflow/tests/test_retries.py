@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from berth_airflow.hooks import BerthHook
+from berth_airflow.operators import failure_message
 from conftest import wait_for
 from test_example_dags import task_instances
 
@@ -34,6 +36,14 @@ def test_retries_reattach_unless_the_job_failed(dagbag, berth):
         ("succeeded", base.format("fail_then_new") + "/try-2"),
         ("failed", base.format("fail_then_new")),
     ]
+    # What the first try raised: the reason, the step's words, the logs.
+    failed = jobs[1]
+    logs = BerthHook().logs(failed["id"])
+    assert logs["stdout"] == "try 1\n"
+    assert failure_message(failed, logs) == (
+        f"Berth job {failed['id']} failed after 1 attempt(s), the last step_failed: step 0: exited with code 1. "
+        f"Logs: {logs['location']}"
+    )
 
 
 def test_killed_tasks_cancel_their_jobs(dagbag, berth):

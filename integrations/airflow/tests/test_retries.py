@@ -8,6 +8,15 @@ from conftest import wait_for
 from test_example_dags import task_instances
 
 
+def task_state(dr, task_id) -> str:
+    from airflow.models.task_state_store import TaskStateStoreModel
+    from airflow.utils.session import create_session
+
+    with create_session() as s:
+        (row,) = s.query(TaskStateStoreModel).filter_by(dag_id=dr.dag_id, run_id=dr.run_id, task_id=task_id, key="berth_job_id")
+        return row.value
+
+
 def by_task(dr):
     return {t[0]: t for t in task_instances(dr)}
 
@@ -23,6 +32,8 @@ def test_retries_reattach_unless_the_job_failed(dagbag, berth):
     assert tis["reattach_running"][2:] == ("success", 2)
     assert job["state"] == "succeeded" and job["idempotency_key"] == base.format("reattach_running")
     assert len(job["attempts"]) == 1
+    # Airflow 3.3's task state store holds the job's id for the retry.
+    assert job["id"] in task_state(dr, "reattach_running")
 
     # Worker lost after the job succeeded: the retry takes its result.
     (job,) = berth.jobs(dag_id="berth_retries", run_id=dr.run_id, task_id="reattach_succeeded")

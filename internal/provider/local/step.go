@@ -63,6 +63,12 @@ const wrapper = `IFS=' ' read -r _berth_go _berth_ok _berth_fail && [ "$_berth_g
 // killed.
 const startTimeout = 10 * time.Second
 
+// killTimeout bounds the wait for a wrapper to end once it has been sent
+// SIGKILL. It is not startTimeout, which tests shorten to make a wrapper
+// stuck at once: how soon the kernel ends a killed process depends on the
+// machine's load, not on the wrapper.
+const killTimeout = 10 * time.Second
+
 // settleTick is how often settle looks at a wrapper that is deciding.
 const settleTick = 5 * time.Millisecond
 
@@ -377,8 +383,8 @@ func (p *Provider) start(clusterID, id, dir string, spec *stepSpec) error {
 		if err := p.signalGroup(pr, syscall.SIGKILL); err != nil {
 			return fmt.Errorf("kill a stuck wrapper: %w", err)
 		}
-		if !waitClosed(acked, p.startTimeout) {
-			return fmt.Errorf("wrapper %d outlived SIGKILL for %v", pr.PID, p.startTimeout)
+		if !waitClosed(acked, killTimeout) {
+			return fmt.Errorf("wrapper %d outlived SIGKILL for %v", pr.PID, killTimeout)
 		}
 		reason = fmt.Sprintf("the wrapper did not take the go line within %v and was killed", p.startTimeout)
 	}
@@ -462,7 +468,7 @@ func (p *Provider) neverRan(dir string) (bool, error) {
 // that does not within startTimeout is stuck, and is killed. It reports
 // whether the step ran.
 func (p *Provider) settle(dir string, pr procRecord) (bool, error) {
-	if p.waitDecided(dir, pr) {
+	if p.waitDecided(dir, pr, p.startTimeout) {
 		return hasRan(dir), nil
 	}
 	p.log.Warn("local step: a wrapper left by a crashed submission did not decide; killing it",
@@ -470,17 +476,17 @@ func (p *Provider) settle(dir string, pr procRecord) (bool, error) {
 	if err := p.signalGroup(pr, syscall.SIGKILL); err != nil {
 		return false, fmt.Errorf("kill the undecided wrapper %d: %w", pr.PID, err)
 	}
-	if !p.waitDecided(dir, pr) {
-		return false, fmt.Errorf("wrapper %d outlived SIGKILL for %v", pr.PID, p.startTimeout)
+	if !p.waitDecided(dir, pr, killTimeout) {
+		return false, fmt.Errorf("wrapper %d outlived SIGKILL for %v", pr.PID, killTimeout)
 	}
 	return hasRan(dir), nil
 }
 
-// waitDecided polls, for at most startTimeout of wall-clock time (see
-// waitClosed), until the wrapper has created the ran marker or ended.
-func (p *Provider) waitDecided(dir string, pr procRecord) bool {
+// waitDecided polls, for at most d of wall-clock time (see waitClosed),
+// until the wrapper has created the ran marker or ended.
+func (p *Provider) waitDecided(dir string, pr procRecord, d time.Duration) bool {
 	decided := func() bool { return hasRan(dir) || !p.alive(pr) }
-	timeout := time.NewTimer(p.startTimeout)
+	timeout := time.NewTimer(d)
 	defer timeout.Stop()
 	tick := time.NewTicker(settleTick)
 	defer tick.Stop()

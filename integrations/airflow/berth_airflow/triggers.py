@@ -16,6 +16,13 @@ from berth_airflow.hooks import DEFAULT_CONN_ID, END_STATES, BerthError, BerthHo
 # request per waiting task, no calls to any cloud API).
 DEFAULT_POLL = 60.0
 
+# How long after its deferral a task's trigger holds an event back.
+# Airflow 3.3.2 fails a resumed task when its trigger fires before the
+# scheduler has handled the deferring worker's exit (apache/airflow#72716,
+# #66374): a job that ends within seconds of the deferral would fail its
+# task. A few seconds cost a short job little and an EMR job nothing.
+RESUME_HOLD = 5.0
+
 
 class BerthJobTrigger(BaseTrigger):
     """Long-polls ``GET /v1/jobs/{id}?wait=`` until the job ends.
@@ -27,9 +34,10 @@ class BerthJobTrigger(BaseTrigger):
     Berth could not be asked. The event carries everything the resuming
     operator needs (``dag.test()`` does not pass ``defer()``'s kwargs on).
 
-    When a user marks the deferred task failed or succeeded, or clears it,
-    Airflow calls :meth:`on_kill`, which cancels the Berth job. A triggerer
-    restart does not: the trigger moves and keeps waiting.
+    No event fires before ``not_before`` (default: RESUME_HOLD after the
+    deferral). When a user marks the deferred task failed or succeeded, or
+    clears it, Airflow calls :meth:`on_kill`, which cancels the Berth job.
+    A triggerer restart does not: the trigger moves and keeps waiting.
     """
 
     def __init__(
@@ -39,6 +47,7 @@ class BerthJobTrigger(BaseTrigger):
         poll: float = DEFAULT_POLL,
         deadline: float | None = None,
         cancel: bool = True,
+        not_before: float | None = None,
     ):
         super().__init__()
         self.job_id = job_id
@@ -49,6 +58,9 @@ class BerthJobTrigger(BaseTrigger):
         # when its task is killed: the operator's own job is, a job a
         # sensor watches is not.
         self.cancel = cancel
+        # A Unix time before which no event is fired (see RESUME_HOLD);
+        # None: the hold from now.
+        self.not_before = time.time() + RESUME_HOLD if not_before is None else not_before
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -59,14 +71,19 @@ class BerthJobTrigger(BaseTrigger):
                 "poll": self.poll,
                 "deadline": self.deadline,
                 "cancel": self.cancel,
+                "not_before": self.not_before,
             },
         )
 
-    def _event(self, **payload: Any) -> TriggerEvent:
+    async def _event(self, **payload: Any) -> TriggerEvent:
+        hold = self.not_before - time.time()
+        if hold > 0:
+            await asyncio.sleep(hold)
         return TriggerEvent({"job_id": self.job_id, **payload})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = BerthHook(self.berth_conn_id)
+        self.log.info("Waiting for Berth job %s", self.job_id)
         try:
             while True:
                 wait = self.poll
@@ -74,15 +91,15 @@ class BerthJobTrigger(BaseTrigger):
                     left = self.deadline - time.time()
                     if left <= 0:
                         job = await (hook.acancel(self.job_id) if self.cancel else hook.aget_job(self.job_id))
-                        yield self._event(status="timeout", job=job)
+                        yield await self._event(status="timeout", job=job)
                         return
                     wait = min(wait, left)
                 job = await hook.aget_job(self.job_id, wait=max(1.0, wait))
                 if job["state"] in END_STATES:
-                    yield self._event(status="ended", job=job)
+                    yield await self._event(status="ended", job=job)
                     return
         except BerthError as e:
-            yield self._event(status="error", message=str(e), code=e.code)
+            yield await self._event(status="error", message=str(e), code=e.code)
 
     async def on_kill(self) -> None:
         if not self.cancel:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import collections
-import importlib.util
 import json
 import os
 import re
@@ -56,15 +55,6 @@ FINISHED_RUN_STATES = frozenset({"success", "failed"})
 
 #: Lines of each log file that error messages carry.
 LOG_TAIL_LINES = 60
-
-
-def airflow_available() -> bool:
-    """Whether the Python running the tests can import Airflow.
-
-    It only looks the package up: importing Airflow would read (and create)
-    a configuration under the default AIRFLOW_HOME of whoever runs the tests.
-    """
-    return importlib.util.find_spec("airflow") is not None
 
 
 def airflow_command() -> list[str]:
@@ -612,9 +602,6 @@ class AirflowDeployment:
         """Unpause a DAG, so that the scheduler runs its runs."""
         self._set_paused(dag_id, False)
 
-    def pause(self, dag_id: str) -> None:
-        self._set_paused(dag_id, True)
-
     def _set_paused(self, dag_id: str, paused: bool) -> None:
         try:
             got = self.api(
@@ -807,9 +794,6 @@ class StateSampler:
             return self._max[state]
 
     @property
-    def max_deferred(self) -> int:
-        return self.max("deferred")
-
     def maxima(self) -> dict[str, int]:
         with self._lock:
             return dict(self._max)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from airflow_services import free_loopback_port
 
 HERE = Path(__file__).resolve().parent
 PACKAGE = HERE.parent
@@ -41,12 +42,6 @@ os.environ.update(
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
     }
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(what: str, check, timeout: float = 60.0, every: float = 0.1):
@@ -113,7 +108,7 @@ class Berth:
 def berth():
     tmp = WORK / "berth"
     tmp.mkdir()
-    port = free_port()
+    port = free_loopback_port()
     cfg = tmp / "berth.yaml"
     cfg.write_text(BERTH_CONFIG.format(port=port, dir=tmp, token=TOKEN))
     log = tmp / "berth.log"

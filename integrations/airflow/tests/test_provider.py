@@ -45,3 +45,29 @@ def test_everything_is_importable():
     assert BerthJobSensor.template_fields == ("job_id",)
     classpath, kwargs = BerthJobTrigger(job_id="job-1").serialize()
     assert classpath == "berth_airflow.triggers.BerthJobTrigger" and BerthJobTrigger(**kwargs).job_id == "job-1"
+
+
+def test_the_installed_package_is_this_source():
+    """The tests import the source; this shows the copy pip installed into
+    the venv (what Airflow's processes would load without the source on the
+    path) is the same, so that what passed here is what a user installs."""
+    from conftest import PACKAGE
+
+    dist = metadata.distribution("berth-airflow")
+    source = PACKAGE / "berth_airflow"
+    installed = {
+        Path(str(f)): f
+        for f in dist.files or []
+        if str(f).startswith("berth_airflow/") and str(f).endswith(".py") and Path(dist.locate_file(f)).exists()
+    }
+    if not installed:  # an editable install: its .pth names the source itself
+        assert any(str(source.parent) in Path(dist.locate_file(str(f))).read_text() for f in dist.files or [] if str(f).endswith(".pth")), (
+            "berth-airflow is installed neither from files nor as an editable install of this source"
+        )
+        return
+    want = {p.relative_to(PACKAGE) for p in source.rglob("*.py")}
+    assert set(installed) == want, "installed files differ from the source: reinstall with .ci/run"
+    for rel, f in installed.items():
+        assert Path(dist.locate_file(f)).read_bytes() == (PACKAGE / rel).read_bytes(), (
+            f"the installed {rel} differs from the source: reinstall with .ci/run"
+        )

@@ -93,7 +93,7 @@ def test_bins_wait_in_the_triggerer(airflow, berth, tmp_path: Path):
     bins = [t for t in tasks if t.task_id == "bin"]
     assert [t.map_index for t in bins] == list(range(BINS)), report
     assert all(t.state == "success" and t.try_number == 1 for t in tasks), report
-    assert sampler.max("deferred") >= BINS and sampler.max("running") <= SLOTS, sampler.maxima()
+    assert sampler.max("deferred") >= BINS and sampler.max("running") <= SLOTS, sampler.maxima
     assert pools == {"default_pool"}, "no Airflow pool of its own is needed"
     clusters = {j["cluster_id"] for j in running}
     assert 3 <= len(clusters) <= 4, f"6 jobs on a pool of 2 slots a cluster, at most 4 clusters, ran on {clusters}"

@@ -82,9 +82,10 @@ class Berth:
     """A running `berth serve` and a plain HTTP client to it, for the tests'
     own checks (the package under test has its own)."""
 
-    def __init__(self, url: str, proc: subprocess.Popen, log: Path):
+    def __init__(self, url: str, proc: subprocess.Popen, log: Path, binary: str):
         import httpx
 
+        self.binary = binary
         self.url = url
         self.proc = proc
         self.log = log
@@ -100,6 +101,11 @@ class Berth:
         r.raise_for_status()
         return r.json()
 
+    def cli(self, *args: str) -> str:
+        """Runs the berth CLI against this server."""
+        cmd = [self.binary, *args[:2], "--server", self.url, "--token", TOKEN, *args[2:]]
+        return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+
     def jobs(self, **labels) -> list[dict]:
         return self.get("/v1/jobs", label=[f"{k}={v}" for k, v in labels.items()], limit=1000)["jobs"]
 
@@ -112,11 +118,12 @@ def berth():
     cfg = tmp / "berth.yaml"
     cfg.write_text(BERTH_CONFIG.format(port=port, dir=tmp, token=TOKEN))
     log = tmp / "berth.log"
+    binary = berth_binary(tmp)
     with open(log, "w") as out:
-        proc = subprocess.Popen([berth_binary(tmp), "serve", "--config", str(cfg)], cwd=tmp, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([binary, "serve", "--config", str(cfg)], cwd=tmp, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     os.environ["AIRFLOW_CONN_BERTH_DEFAULT"] = f"berth://:{TOKEN}@127.0.0.1:{port}"
-    b = Berth(url, proc, log)
+    b = Berth(url, proc, log, binary)
 
     def ready():
         if proc.poll() is not None:

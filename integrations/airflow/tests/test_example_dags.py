@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 def task_instances(dr):
     from airflow.models.taskinstance import TaskInstance
@@ -23,6 +25,9 @@ def test_bins_follow_the_data(dagbag, berth):
     jobs = berth.jobs(dag_id="berth_bins", run_id=dr.run_id, task_id="bin")
     assert sorted(j["labels"]["map_index"] for j in jobs) == ["0", "1", "2", "3", "4"]
     assert all(j["state"] == "succeeded" and j["pool"] == "bins" for j in jobs)
+    # The CLI finds a DAG run's work by its labels: five bins and the merge.
+    listed = json.loads(berth.cli("jobs", "ls", "--label", "dag_id=berth_bins", "--label", f"run_id={dr.run_id}", "-o", "json"))["jobs"]
+    assert sorted(j["labels"]["task_id"] for j in listed) == ["bin"] * 5 + ["merge"]
     (merge,) = berth.jobs(dag_id="berth_bins", run_id=dr.run_id, task_id="merge")
     assert "merging 5 bins" in berth.get(f"/v1/jobs/{merge['id']}/logs")["stdout"]
 

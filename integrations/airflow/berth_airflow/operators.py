@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -66,11 +67,26 @@ def task_labels(context: Any) -> dict[str, str]:
     }
 
 
+# Berth's limits on an idempotency key and a job name, in bytes.
+MAX_KEY_BYTES = 512
+MAX_NAME_BYTES = 256
+
+
 def base_key(context: Any) -> str:
     """The idempotency key of a task instance's first job: the same on
-    every try, so that a retry finds the job instead of starting another."""
+    every try, so that a retry finds the job instead of starting another.
+    Airflow's ids may be 250 characters each; a key too long for Berth
+    (with room for a try suffix) is a digest of them instead."""
     lb = task_labels(context)
-    return "airflow/" + "/".join(lb[k] for k in TASK_LABELS)
+    key = "airflow/" + "/".join(lb[k] for k in TASK_LABELS)
+    if len(key.encode()) > MAX_KEY_BYTES - 16:
+        key = "airflow/sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    return key
+
+
+def clip(s: str, limit: int) -> str:
+    """s cut to at most limit bytes of UTF-8, on a character boundary."""
+    return s.encode()[:limit].decode(errors="ignore")
 
 
 def summary(job: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +159,7 @@ class BerthJobOperator(BaseOperator):
     :param resume: ``"from_start"`` (default) or ``"unfinished"``: where a job
         starts again after its cluster was lost.
     :param labels: more labels; ``dag_id``, ``task_id``, ``run_id`` and
-        ``map_index`` are always added.
+        ``map_index`` are added unless given here.
     :param execution_role_arn: EMR's runtime role for the job's steps.
     :param idempotency_key: overrides the key derived from the task instance.
     :param berth_conn_id: the Airflow connection of type ``berth``.
@@ -219,7 +235,9 @@ class BerthJobOperator(BaseOperator):
         labels.update({k: str(v) for k, v in (self.labels or {}).items()})
         ti = context["ti"]
         map_index = getattr(ti, "map_index", None)
-        name = self.name or f"{ti.dag_id}/{ti.task_id}" + (f"/{map_index}" if map_index is not None and map_index >= 0 else "")
+        name = self.name or clip(
+            f"{ti.dag_id}/{ti.task_id}" + (f"/{map_index}" if map_index is not None and map_index >= 0 else ""), MAX_NAME_BYTES
+        )
         spec: dict[str, Any] = {
             "pool": self.berth_pool,
             "name": name,

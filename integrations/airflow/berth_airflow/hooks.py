@@ -9,6 +9,7 @@ a triggerer see Berth's answers the same way.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from dataclasses import dataclass
@@ -208,43 +209,46 @@ class BerthHook(BaseHook):
         t = float(self._timeout or 30)
         return httpx.Timeout(t, read=t + req.extra_timeout)
 
+    def _settle(
+        self, req: _Request, attempt: int, resp: httpx.Response | None, exc: Exception | None
+    ) -> tuple[float, tuple[int, Any] | None]:
+        """After one try: the answer (status, decoded body) when it is the
+        last, else the delay before the next. Raises BerthError."""
+        delay = self._retry_after(req, attempt, resp, exc)
+        if delay is None:
+            if exc is not None:
+                raise self._unreachable(req, exc) from exc
+            return 0.0, (resp.status_code, self._decode(resp))  # type: ignore[union-attr]
+        self.log.warning("Berth %s %s: %s; trying again in %.1fs", req.method, req.path, exc or resp.status_code, delay)  # type: ignore[union-attr]
+        return delay, None
+
     def _call(self, req: _Request) -> tuple[int, Any]:
         self._ensure()
-        attempt = 0
         with httpx.Client(base_url=self._base_url, headers=self._headers(), verify=self._verify) as client:
-            while True:
-                resp, exc = None, None
+            for attempt in itertools.count():
                 try:
-                    resp = client.request(req.method, req.path, params=req.params, json=req.body, timeout=self._timeouts(req))
+                    resp, exc = client.request(req.method, req.path, params=req.params, json=req.body, timeout=self._timeouts(req)), None
                 except httpx.TransportError as e:
-                    exc = e
-                delay = self._retry_after(req, attempt, resp, exc)
-                if delay is None:
-                    if exc is not None:
-                        raise self._unreachable(req, exc) from exc
-                    return resp.status_code, self._decode(resp)  # type: ignore[union-attr]
-                self.log.warning("Berth %s %s: %s; trying again in %.1fs", req.method, req.path, exc or resp.status_code, delay)  # type: ignore[union-attr]
+                    resp, exc = None, e
+                delay, answer = self._settle(req, attempt, resp, exc)
+                if answer is not None:
+                    return answer
                 time.sleep(delay)
-                attempt += 1
+        raise AssertionError("unreachable")
 
     async def _acall(self, req: _Request) -> tuple[int, Any]:
         await self._aensure()
-        attempt = 0
         async with httpx.AsyncClient(base_url=self._base_url, headers=self._headers(), verify=self._verify) as client:
-            while True:
-                resp, exc = None, None
+            for attempt in itertools.count():
                 try:
-                    resp = await client.request(req.method, req.path, params=req.params, json=req.body, timeout=self._timeouts(req))
+                    resp, exc = await client.request(req.method, req.path, params=req.params, json=req.body, timeout=self._timeouts(req)), None
                 except httpx.TransportError as e:
-                    exc = e
-                delay = self._retry_after(req, attempt, resp, exc)
-                if delay is None:
-                    if exc is not None:
-                        raise self._unreachable(req, exc) from exc
-                    return resp.status_code, self._decode(resp)  # type: ignore[union-attr]
-                self.log.warning("Berth %s %s: %s; trying again in %.1fs", req.method, req.path, exc or resp.status_code, delay)  # type: ignore[union-attr]
+                    resp, exc = None, e
+                delay, answer = self._settle(req, attempt, resp, exc)
+                if answer is not None:
+                    return answer
                 await asyncio.sleep(delay)
-                attempt += 1
+        raise AssertionError("unreachable")
 
     # --- the API ----------------------------------------------------------
 

@@ -294,11 +294,11 @@ class AirflowDeployment:
             self.stop()
             raise
 
-    def _migrate(self, deadline: float) -> None:
-        log_path = self.home / "db-migrate.log"
+    def _airflow(self, args: list[str], log_path: Path) -> subprocess.Popen:
+        """Starts the Airflow CLI in a session of its own, output to log_path."""
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [*airflow_command(), "db", "migrate"],
+            return subprocess.Popen(
+                [*airflow_command(), *args],
                 env=self.env,
                 cwd=self.home,
                 stdin=subprocess.DEVNULL,
@@ -306,6 +306,10 @@ class AirflowDeployment:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+
+    def _migrate(self, deadline: float) -> None:
+        log_path = self.home / "db-migrate.log"
+        proc = self._airflow(["db", "migrate"], log_path)
         try:
             code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
@@ -326,20 +330,7 @@ class AirflowDeployment:
             # ports; the api-server reads task logs from files instead.
             args += ["--skip-serve-logs"]
         log_path = self.home / f"{name}.log"
-        log = open(log_path, "wb")
-        try:
-            proc = subprocess.Popen(
-                [*airflow_command(), *args],
-                env=self.env,
-                cwd=self.home,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        finally:
-            log.close()
-        self._services.append(_Service(name, proc, log_path))
+        self._services.append(_Service(name, self._airflow(args, log_path), log_path))
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM every process group started here, SIGKILL what outlives ``timeout``.

@@ -16,12 +16,29 @@ from berth_airflow.hooks import DEFAULT_CONN_ID, END_STATES, BerthError, BerthHo
 # request per waiting task, no calls to any cloud API).
 DEFAULT_POLL = 60.0
 
-# How long after its deferral a task's trigger holds an event back.
-# Airflow 3.3.2 fails a resumed task when its trigger fires before the
-# scheduler has handled the deferring worker's exit (apache/airflow#72716,
-# #66374): a job that ends within seconds of the deferral would fail its
-# task. A few seconds cost a short job little and an EMR job nothing.
-RESUME_HOLD = 5.0
+
+def resume_hold() -> float:
+    """How long after its deferral a task's trigger holds an event back.
+
+    Airflow 3.3.2 fails a resumed task when its trigger fires before the
+    scheduler has handled the deferring worker's exit (apache/airflow#72716,
+    #66374), so a job that ends within seconds of the deferral would fail its
+    task. That exit reaches the scheduler when the worker's supervisor next
+    looks (``[workers] min_heartbeat_interval``), and is handled in one of the
+    scheduler's next loops (``[scheduler] scheduler_idle_sleep_time``): the
+    hold is both, twice the loop, and two seconds to spare. It costs a short
+    job a few seconds and an EMR job nothing.
+    """
+    try:
+        from airflow.sdk.configuration import conf
+
+        return (
+            conf.getfloat("workers", "min_heartbeat_interval", fallback=5.0)
+            + 2 * conf.getfloat("scheduler", "scheduler_idle_sleep_time", fallback=1.0)
+            + 2.0
+        )
+    except Exception:  # an Airflow without these options
+        return 9.0
 
 
 class BerthJobTrigger(BaseTrigger):
@@ -34,7 +51,7 @@ class BerthJobTrigger(BaseTrigger):
     Berth could not be asked. The event carries everything the resuming
     operator needs (``dag.test()`` does not pass ``defer()``'s kwargs on).
 
-    No event fires before ``not_before`` (default: RESUME_HOLD after the
+    No event fires before ``not_before`` (default: resume_hold() after the
     deferral). When a user marks the deferred task failed or succeeded, or
     clears it, Airflow calls :meth:`on_kill`, which cancels the Berth job.
     A triggerer restart does not: the trigger moves and keeps waiting.
@@ -58,9 +75,9 @@ class BerthJobTrigger(BaseTrigger):
         # when its task is killed: the operator's own job is, a job a
         # sensor watches is not.
         self.cancel = cancel
-        # A Unix time before which no event is fired (see RESUME_HOLD);
+        # A Unix time before which no event is fired (see resume_hold);
         # None: the hold from now.
-        self.not_before = time.time() + RESUME_HOLD if not_before is None else not_before
+        self.not_before = time.time() + resume_hold() if not_before is None else not_before
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (

@@ -8,71 +8,10 @@ import asyncio
 import json
 import os
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from berth_airflow.hooks import BerthError, BerthHook
-
-
-class Scripted:
-    """A loopback HTTP server that answers each request with the next of
-    its scripted answers (the last repeats) and records what it got."""
-
-    def __init__(self, *answers):
-        self.answers = list(answers)
-        self.requests: list[tuple[str, str, dict, bytes]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def handle_one(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                outer.requests.append((self.command, self.path, dict(self.headers), body))
-                answer = outer.answers[min(len(outer.requests), len(outer.answers)) - 1]
-                status, payload, delay = (answer + (0,))[:3]
-                if delay:
-                    threading.Event().wait(delay)
-                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            do_GET = do_POST = handle_one
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        return self.server.server_address[1]
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def scripted():
-    servers = []
-
-    def make(*answers):
-        s = Scripted(*answers)
-        servers.append(s)
-        return s
-
-    yield make
-    for s in servers:
-        s.close()
 
 
 def conn(host: str, port: int | None = None, password: str | None = None, extra: dict | None = None):

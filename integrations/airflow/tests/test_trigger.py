@@ -8,7 +8,6 @@ import json
 import time
 
 from berth_airflow.triggers import BerthJobTrigger
-from test_hook import scripted  # noqa: F401 - a fixture
 
 
 def first_event(trigger: BerthJobTrigger):
@@ -27,7 +26,7 @@ def trigger_for(server, monkeypatch, **kw) -> BerthJobTrigger:
     return BerthJobTrigger(job_id="job-1", berth_conn_id="berth_trigger_test", **kw)
 
 
-def test_fires_when_the_job_ends_and_not_before_the_hold(scripted, monkeypatch):  # noqa: F811
+def test_fires_when_the_job_ends_and_not_before_the_hold(scripted, monkeypatch):
     running = {"id": "job-1", "state": "running"}
     done = {"id": "job-1", "state": "succeeded", "attempts": []}
     s = scripted((200, running), (200, done))
@@ -38,7 +37,7 @@ def test_fires_when_the_job_ends_and_not_before_the_hold(scripted, monkeypatch):
     assert [r[1] for r in s.requests] == ["/v1/jobs/job-1?wait=3s"] * 2
 
 
-def test_the_deadline_cancels_the_job(scripted, monkeypatch):  # noqa: F811
+def test_the_deadline_cancels_the_job(scripted, monkeypatch):
     cancelled = {"id": "job-1", "state": "running", "cancel_requested": True}
     s = scripted((200, cancelled))
     payload, _ = first_event(trigger_for(s, monkeypatch, deadline=time.time() - 1, not_before=0))
@@ -50,7 +49,7 @@ def test_the_deadline_cancels_the_job(scripted, monkeypatch):  # noqa: F811
     assert payload["status"] == "timeout" and [r[0] for r in s2.requests] == ["GET"]
 
 
-def test_berth_out_of_reach_is_an_error_event(scripted, monkeypatch):  # noqa: F811
+def test_berth_out_of_reach_is_an_error_event(scripted, monkeypatch):
     s = scripted((404, {"error": {"code": "not_found", "message": "job job-1 not found"}}))
     payload, _ = first_event(trigger_for(s, monkeypatch, not_before=0))
     assert payload == {"job_id": "job-1", "status": "error", "message": "Berth: job job-1 not found (not_found, HTTP 404)", "code": "not_found"}

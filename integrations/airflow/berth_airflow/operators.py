@@ -257,7 +257,7 @@ class BerthJobOperator(BaseOperator):
         spec.update({k: v for k, v in optional.items() if v is not None})
         return spec
 
-    def _prior_job(self, context: Any, hook: BerthHook, base: str) -> dict[str, Any] | None:
+    def _prior_job(self, context: Any, hook: BerthHook, spec: dict[str, Any], base: str) -> dict[str, Any] | None:
         """The newest job an earlier try of this task instance submitted."""
 
         def ours(job: dict[str, Any]) -> bool:
@@ -279,7 +279,7 @@ class BerthJobOperator(BaseOperator):
                 except BerthError as e:
                     if e.status != 404:
                         raise
-        labels = {k: v for k, v in self.job_spec(context)["labels"].items() if k in TASK_LABELS}
+        labels = {k: v for k, v in spec["labels"].items() if k in TASK_LABELS}
         for job in hook.list_jobs(labels=labels, limit=50):
             if ours(job):
                 return job
@@ -291,7 +291,7 @@ class BerthJobOperator(BaseOperator):
         hook = self.hook()
         spec = self.job_spec(context)
         base = self.idempotency_key or base_key(context)
-        prior = self._prior_job(context, hook, base)
+        prior = self._prior_job(context, hook, spec, base)
         if prior is not None and prior["state"] not in ("failed", "cancelled"):
             self.log.info("Reattaching to Berth job %s (%s), submitted by an earlier try", prior["id"], prior["state"])
             job = prior

@@ -18,6 +18,8 @@ from urllib.parse import quote
 
 import httpx
 
+from berth_airflow import CONNECTION_UI
+
 try:  # Airflow 3
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowException
@@ -114,14 +116,9 @@ class BerthHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         return {
-            "hidden_fields": ["schema", "login"],
-            "relabeling": {"host": "Host or URL", "password": "Token"},
-            "placeholders": {
-                "host": "berth.example.com or https://berth.example.com",
-                "port": str(DEFAULT_PORT),
-                "password": "the bearer token of the server's config, if it has one",
-                "extra": '{"scheme": "http", "timeout": 30, "retries": 5, "verify": true}',
-            },
+            "hidden_fields": CONNECTION_UI["hidden-fields"],
+            "relabeling": CONNECTION_UI["relabeling"],
+            "placeholders": CONNECTION_UI["placeholders"],
         }
 
     def _configure(self, conn: Any) -> None:
@@ -138,10 +135,11 @@ class BerthHook(BaseHook):
             url = httpx.URL(scheme=scheme, host=host, port=conn.port or DEFAULT_PORT)
         self._base_url = str(url).rstrip("/")
         self._token = conn.password or extra.get("token") or None
+        # The UI's form stores a field left empty as null.
         if self._timeout is None:
-            self._timeout = float(extra.get("timeout", 30))
+            self._timeout = float(extra.get("timeout") or 30)
         if self._retries is None:
-            self._retries = int(extra.get("retries", 5))
+            self._retries = int(5 if extra.get("retries") is None else extra["retries"])
         self._verify = extra.get("verify", True) not in (False, "false", "False", "0", 0)
 
     def _ensure(self) -> None:

@@ -126,6 +126,14 @@ def test_connection_host_port_or_url(host, port, extra, want):
     assert BerthHook(connection=conn(host, port, extra=extra)).base_url == want
 
 
+def test_connection_as_the_ui_form_stores_it():
+    # Fields left empty are null.
+    h = BerthHook(connection=conn("berth.internal", extra={"scheme": None, "timeout": None, "retries": None, "verify": None}))
+    assert h.base_url == "http://berth.internal:8080" and (h._timeout, h._retries, h._verify) == (30.0, 5, True)
+    h = BerthHook(connection=conn("berth.internal", 443, extra={"scheme": "https", "timeout": 5, "retries": 0, "verify": False}))
+    assert h.base_url == "https://berth.internal" and (h._timeout, h._retries, h._verify) == (5.0, 0, False)
+
+
 def test_connection_from_the_environment(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_BERTH_URI", "berth://:tok%2Fen@berth.internal:8090")
     monkeypatch.setenv(

@@ -14,7 +14,8 @@ def test_entry_point_names_this_distribution():
     info = ep.load()()
     assert ep.dist.name == info["package-name"] == "berth-airflow"
     assert info["versions"][0] == ep.dist.version
-    assert info["connection-types"] == [{"hook-class-name": "berth_airflow.hooks.BerthHook", "connection-type": "berth"}]
+    (ct,) = info["connection-types"]
+    assert (ct["hook-class-name"], ct["connection-type"], ct["hook-name"]) == ("berth_airflow.hooks.BerthHook", "berth", "Berth")
 
 
 def test_providers_manager_registers_the_connection_type():

@@ -134,3 +134,14 @@ def test_a_deferred_task_marked_failed_cancels_its_job(airflow, berth, tmp_path:
     j = wait_for(f"job {job['id']} to be cancelled", cancelled, timeout=90)
     assert [a["reason"] for a in j["attempts"]] == ["cancelled"], j["attempts"]
     assert af.wait_run(DAG_ID, run_id, timeout=120) == "failed"
+
+
+def test_the_ui_offers_the_berth_connection_type(airflow):
+    """The api-server serves the connection form of type berth, with the
+    hook's labels: connections can be made in the UI."""
+    (meta,) = [m for m in airflow.api("GET", "/ui/connections/hook_meta") if m["connection_type"] == "berth"]
+    assert meta["hook_name"] == "Berth"
+    fields = meta["standard_fields"]
+    assert fields["host"]["title"] == "Host or URL" and fields["password"]["title"] == "Token"
+    assert fields["url_schema"]["hidden"] and fields["login"]["hidden"]
+    assert set(meta["extra_fields"]) == {"scheme", "timeout", "retries", "verify"}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import urllib.parse
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -56,16 +58,16 @@ def test_the_installed_package_is_this_source():
 
     dist = metadata.distribution("berth-airflow")
     source = PACKAGE / "berth_airflow"
+    # An editable install (PEP 610's direct_url.json says so) is the source.
+    direct = json.loads(dist.read_text("direct_url.json") or "{}")
+    if direct.get("dir_info", {}).get("editable"):
+        assert Path(urllib.parse.urlparse(direct["url"]).path).resolve() == PACKAGE.resolve()
+        return
     installed = {
         Path(str(f)): f
         for f in dist.files or []
         if str(f).startswith("berth_airflow/") and str(f).endswith(".py") and Path(dist.locate_file(f)).exists()
     }
-    if not installed:  # an editable install: its .pth names the source itself
-        assert any(str(source.parent) in Path(dist.locate_file(str(f))).read_text() for f in dist.files or [] if str(f).endswith(".pth")), (
-            "berth-airflow is installed neither from files nor as an editable install of this source"
-        )
-        return
     want = {p.relative_to(PACKAGE) for p in source.rglob("*.py")}
     assert set(installed) == want, "installed files differ from the source: reinstall with .ci/run"
     for rel, f in installed.items():

@@ -41,6 +41,19 @@ ACTIVE_STATES = frozenset({"queued", "running"})
 END_STATES = frozenset({"succeeded", "failed", "cancelled"})
 
 
+# How long a wait for a job pauses before asking again when Berth does not
+# answer (after the hook's own retries): doubling from OUTAGE_BACKOFF up to
+# OUTAGE_BACKOFF_MAX, for as long as the outage lasts. A Berth restart, or a
+# network cut, does not end a wait: the job goes on, and so does the wait.
+OUTAGE_BACKOFF = 1.0
+OUTAGE_BACKOFF_MAX = 30.0
+
+
+def outage_delay(polls: int) -> float:
+    """The pause after ``polls`` unanswered polls in a row, plus this one."""
+    return min(OUTAGE_BACKOFF_MAX, OUTAGE_BACKOFF * 2**polls)
+
+
 class BerthError(AirflowException):
     """Berth answered with an error, or could not be reached.
 
@@ -55,6 +68,12 @@ class BerthError(AirflowException):
         self.status = status
         self.code = code
         self.message = message
+
+    @property
+    def outage(self) -> bool:
+        """Whether Berth was out of reach or failing (no answer, or 5xx),
+        rather than refusing the request."""
+        return self.status == 0 or self.status >= 500
 
 
 @dataclass(frozen=True)
@@ -280,14 +299,25 @@ class BerthHook(BaseHook):
         return (await self._acall(self._get_request(job_id, wait)))[1]
 
     def wait(self, job_id: str, timeout: float | None = None, poll: float = 60) -> dict[str, Any]:
-        """Long-polls until the job ends; raises TimeoutError after
-        ``timeout`` seconds with the job still under way."""
+        """Long-polls until the job ends, through outages of Berth; raises
+        TimeoutError after ``timeout`` seconds with the job still under way."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        outage = 0
         while True:
             left = poll if deadline is None else min(poll, deadline - time.monotonic())
             if left <= 0:
                 raise TimeoutError(f"Berth job {job_id} has not ended within {timeout}s")
-            job = self.get_job(job_id, wait=max(1.0, left))
+            try:
+                job = self.get_job(job_id, wait=max(1.0, left))
+            except BerthError as e:
+                if not e.outage:
+                    raise
+                delay = outage_delay(outage)
+                outage += 1
+                self.log.warning("Berth did not answer for job %s (%s); asking again in %.0fs", job_id, e.message, delay)
+                time.sleep(delay)
+                continue
+            outage = 0
             if job["state"] in END_STATES:
                 return job
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from berth_airflow.hooks import DEFAULT_CONN_ID, END_STATES, BerthError, BerthHook
+from berth_airflow.hooks import DEFAULT_CONN_ID, END_STATES, BerthError, BerthHook, outage_delay
 
 # The longest long poll Berth accepts is 10 minutes; a minute keeps a
 # trigger responsive to its own deadline and cheap for Berth (one held
@@ -48,7 +48,9 @@ class BerthJobTrigger(BaseTrigger):
     ended in any state, ``{"status": "timeout", "job": JOB}`` when
     ``deadline`` (a Unix time) passed first, in which case it has asked
     Berth to cancel the job (when ``cancel``), or ``{"status": "error", "message": ...}`` when
-    Berth could not be asked. The event carries everything the resuming
+    Berth refused to answer (an unknown job, a wrong token). While Berth is
+    out of reach or answers 5xx, it keeps asking: a Berth restart does not
+    fail a task whose job goes on. The event carries everything the resuming
     operator needs (``dag.test()`` does not pass ``defer()``'s kwargs on).
 
     No event fires before ``not_before`` (default: resume_hold() after the
@@ -101,8 +103,9 @@ class BerthJobTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = BerthHook(self.berth_conn_id)
         self.log.info("Waiting for Berth job %s", self.job_id)
-        try:
-            while True:
+        outage = 0  # polls in a row that Berth did not answer
+        while True:
+            try:
                 wait = self.poll
                 if self.deadline is not None:
                     left = self.deadline - time.time()
@@ -112,11 +115,19 @@ class BerthJobTrigger(BaseTrigger):
                         return
                     wait = min(wait, left)
                 job = await hook.aget_job(self.job_id, wait=max(1.0, wait))
-                if job["state"] in END_STATES:
-                    yield await self._event(status="ended", job=job)
+            except BerthError as e:
+                if not e.outage:
+                    yield await self._event(status="error", message=str(e), code=e.code)
                     return
-        except BerthError as e:
-            yield await self._event(status="error", message=str(e), code=e.code)
+                delay = outage_delay(outage)
+                outage += 1
+                self.log.warning("Berth did not answer for job %s (%s); asking again in %.0fs", self.job_id, e.message, delay)
+                await asyncio.sleep(delay)
+                continue
+            outage = 0
+            if job["state"] in END_STATES:
+                yield await self._event(status="ended", job=job)
+                return
 
     async def on_kill(self) -> None:
         if not self.cancel:

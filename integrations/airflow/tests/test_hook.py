@@ -103,6 +103,19 @@ def test_refused_connections_are_retried_then_raise():
             hook.submit({"pool": "a", "steps": [{"args": ["x"]}]})
 
 
+def test_wait_rides_out_an_outage(scripted, monkeypatch):
+    monkeypatch.setattr("berth_airflow.hooks.OUTAGE_BACKOFF", 0.01)
+    down = err(503, "unavailable", "not ready")
+    done = {**JOB, "state": "succeeded"}
+    s = scripted(down, down, (200, JOB), down, (200, done))
+    assert hook_for(s, retries=0).wait("job-1", poll=5) == done
+    assert len(s.requests) == 5
+    s2 = scripted(err(404, "not_found", "job job-1 not found"))
+    with pytest.raises(BerthError) as e:
+        hook_for(s2, retries=0).wait("job-1")
+    assert e.value.code == "not_found" and not e.value.outage
+
+
 def test_async_calls_behave_the_same(scripted):
     s = scripted(err(503, "unavailable", "not ready"), (200, JOB))
     assert asyncio.run(hook_for(s).aget_job("job-1", wait=5)) == JOB

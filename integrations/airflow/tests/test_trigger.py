@@ -49,10 +49,21 @@ def test_the_deadline_cancels_the_job(scripted, monkeypatch):
     assert payload["status"] == "timeout" and [r[0] for r in s2.requests] == ["GET"]
 
 
-def test_berth_out_of_reach_is_an_error_event(scripted, monkeypatch):
+def test_a_refusal_ends_the_wait_with_an_error(scripted, monkeypatch):
     s = scripted((404, {"error": {"code": "not_found", "message": "job job-1 not found"}}))
     payload, _ = first_event(trigger_for(s, monkeypatch, not_before=0))
     assert payload == {"job_id": "job-1", "status": "error", "message": "Berth: job job-1 not found (not_found, HTTP 404)", "code": "not_found"}
+
+
+def test_an_outage_of_berth_is_waited_out(scripted, monkeypatch):
+    # The hook gives up at once (retries 0); the trigger asks again.
+    down = (503, {"error": {"code": "unavailable", "message": "Berth is not ready"}})
+    done = {"id": "job-1", "state": "succeeded", "attempts": []}
+    s = scripted(down, down, (200, done))
+    monkeypatch.setattr("berth_airflow.hooks.OUTAGE_BACKOFF", 0.01)
+    payload, _ = first_event(trigger_for(s, monkeypatch, not_before=0))
+    assert payload == {"job_id": "job-1", "status": "ended", "job": done}
+    assert len(s.requests) == 3
 
 
 def test_serializes_everything_it_needs():

@@ -86,17 +86,50 @@ def berth_binary(tmp: Path) -> str:
 
 
 class Berth:
-    """A running `berth serve` and a plain HTTP client to it, for the tests'
-    own checks (the package under test has its own)."""
+    """A `berth serve` of the tests' own, and a plain HTTP client to it for
+    the tests' checks (the package under test has its own)."""
 
-    def __init__(self, url: str, proc: subprocess.Popen, log: Path, binary: str):
+    def __init__(self, dir: Path):
         import httpx
 
-        self.binary = binary
-        self.url = url
-        self.proc = proc
-        self.log = log
-        self.http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+        self.dir = dir
+        self.port = free_loopback_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config = dir / "berth.yaml"
+        self.config.write_text(BERTH_CONFIG.format(port=self.port, dir=dir, token=TOKEN))
+        self.log = dir / "berth.log"
+        self.binary = berth_binary(dir)
+        self.proc: subprocess.Popen | None = None
+        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+
+    def start(self) -> None:
+        with open(self.log, "a") as out:
+            self.proc = subprocess.Popen(
+                [self.binary, "serve", "--config", str(self.config)], cwd=self.dir, stdout=out, stderr=subprocess.STDOUT
+            )
+        proc = self.proc
+
+        def ready():
+            if proc.poll() is not None:
+                pytest.fail(f"berth serve exited {proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            try:
+                return self.http.get("/readyz").status_code == 200
+            except Exception:
+                return False
+
+        wait_for("berth serve to be ready", ready, timeout=60)
+
+    def stop(self) -> None:
+        """SIGTERM, as a restart or a deploy would; SIGKILL if it hangs."""
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
 
     def get(self, path: str, **params):
         r = self.http.get(path, params=params)
@@ -119,35 +152,13 @@ class Berth:
 
 @pytest.fixture(scope="session")
 def berth():
-    tmp = WORK / "berth"
-    tmp.mkdir()
-    port = free_loopback_port()
-    cfg = tmp / "berth.yaml"
-    cfg.write_text(BERTH_CONFIG.format(port=port, dir=tmp, token=TOKEN))
-    log = tmp / "berth.log"
-    binary = berth_binary(tmp)
-    with open(log, "w") as out:
-        proc = subprocess.Popen([binary, "serve", "--config", str(cfg)], cwd=tmp, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    os.environ["AIRFLOW_CONN_BERTH_DEFAULT"] = f"berth://:{TOKEN}@127.0.0.1:{port}"
-    b = Berth(url, proc, log, binary)
-
-    def ready():
-        if proc.poll() is not None:
-            pytest.fail(f"berth serve exited {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            return b.http.get("/readyz").status_code == 200
-        except Exception:
-            return False
-
-    wait_for("berth serve to be ready", ready, timeout=60)
+    dir = WORK / "berth"
+    dir.mkdir()
+    b = Berth(dir)
+    os.environ["AIRFLOW_CONN_BERTH_DEFAULT"] = f"berth://:{TOKEN}@127.0.0.1:{b.port}"
+    b.start()
     yield b
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    b.stop()
 
 
 @pytest.fixture(scope="session")

@@ -131,6 +131,28 @@ class Berth:
             self.proc.wait()
         self.proc = None
 
+    def end_work(self) -> None:
+        """Cancels every job still live and ends every cluster, waiting for
+        both: a local cluster's steps outlive berth serve by design (the
+        next one adopts them), and a test's must not outlive the session."""
+        for state in ("queued", "running"):
+            for j in self.get("/v1/jobs", state=state, limit=1000)["jobs"]:
+                self.http.post(f"/v1/jobs/{j['id']}/cancel")
+
+        def settled():
+            live = [j for s in ("queued", "running") for j in self.get("/v1/jobs", state=s, limit=1000)["jobs"]]
+            return not live
+
+        wait_for("every job to end", settled, timeout=60)
+        for c in self.get("/v1/clusters")["clusters"]:
+            if c["state"] in ("starting", "ready", "draining"):
+                self.http.post(f"/v1/clusters/{c['id']}/terminate")
+
+        def ended():
+            return all(c["state"] in ("terminated", "lost") for c in self.get("/v1/clusters")["clusters"])
+
+        wait_for("every cluster to end", ended, timeout=60)
+
     def get(self, path: str, **params):
         r = self.http.get(path, params=params)
         r.raise_for_status()
@@ -158,7 +180,10 @@ def berth():
     os.environ["AIRFLOW_CONN_BERTH_DEFAULT"] = f"berth://:{TOKEN}@127.0.0.1:{b.port}"
     b.start()
     yield b
-    b.stop()
+    try:
+        b.end_work()
+    finally:
+        b.stop()
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 try:  # Airflow 3
-    from airflow.sdk import BaseSensorOperator
+    from airflow.sdk import BaseSensorOperator, PokeReturnValue
     from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
 except ImportError:  # pragma: no cover - Airflow 2
     from airflow.exceptions import AirflowException, AirflowSensorTimeout
-    from airflow.sensors.base import BaseSensorOperator
+    from airflow.sensors.base import BaseSensorOperator, PokeReturnValue
 
 from berth_airflow.hooks import DEFAULT_CONN_ID, END_STATES, BerthHook
 from berth_airflow.operators import failure_message, summary
@@ -54,8 +54,6 @@ class BerthJobSensor(BaseSensorOperator):
         job = BerthHook(self.berth_conn_id).get_job(self.job_id)
         if job["state"] not in END_STATES:
             return False
-        from airflow.sdk import PokeReturnValue
-
         return PokeReturnValue(is_done=True, xcom_value=self._result(job))
 
     def execute(self, context: Any) -> Any:

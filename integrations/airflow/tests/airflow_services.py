@@ -69,6 +69,25 @@ def free_loopback_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for(
+    what: str, check: Callable[[], Any], timeout: float, every: float = 0.25, fail: Callable[[str], Any] | None = None
+) -> Any:
+    """Polls ``check`` until it returns something true, and returns that.
+    After ``timeout`` seconds it calls ``fail`` with a message, or raises
+    :class:`AirflowServiceError` without one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() >= deadline:
+            message = f"timed out after {timeout:.0f}s waiting for {what}"
+            if fail is not None:
+                fail(message)
+            raise AirflowServiceError(message)
+        time.sleep(every)
+
+
 def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     """The last ``lines`` lines of a text file, or a note that there are none."""
     try:
@@ -448,28 +467,28 @@ class AirflowDeployment:
         dag_id: str | None = None,
         run_id: str | None = None,
     ) -> Any:
-        """Poll ``check`` until it returns something true, and return that.
-
-        Raises with the logs when ``timeout`` seconds pass or a service ends.
-        ``check`` may raise :class:`AirflowServiceError` (say, the api-server
-        is not up yet); the last such error goes into the message.
+        """:func:`wait_for`, failing with the logs when ``timeout`` seconds
+        pass or a service ends. ``check`` may raise
+        :class:`AirflowServiceError` (say, the api-server is not up yet); the
+        last such error goes into the message.
         """
-        deadline = time.monotonic() + timeout
         last_error: Exception | None = None
-        while True:
+
+        def attempt() -> Any:
+            nonlocal last_error
             self._check_alive()
             try:
-                got = check()
-                if got:
-                    return got
+                return check()
             except _Fatal:
                 raise
             except AirflowServiceError as e:
                 last_error = e
-            if time.monotonic() >= deadline:
-                note = f" (last error: {last_error})" if last_error else ""
-                self.fail(f"timed out after {timeout:.0f}s waiting for {what}{note}", dag_id, run_id)
-            time.sleep(interval)
+                return None
+
+        def fail(message: str) -> None:
+            self.fail(message + (f" (last error: {last_error})" if last_error else ""), dag_id, run_id)
+
+        return wait_for(what, attempt, timeout, interval, fail)
 
     def _wait_healthy(self, deadline: float) -> None:
         def healthy() -> bool:
@@ -591,17 +610,12 @@ class AirflowDeployment:
 
     def unpause(self, dag_id: str) -> None:
         """Unpause a DAG, so that the scheduler runs its runs."""
-        self._set_paused(dag_id, False)
-
-    def _set_paused(self, dag_id: str, paused: bool) -> None:
         try:
-            got = self.api(
-                "PATCH", self._dag_path(dag_id), body={"is_paused": paused}, params={"update_mask": "is_paused"}
-            )
+            got = self.api("PATCH", self._dag_path(dag_id), body={"is_paused": False}, params={"update_mask": "is_paused"})
         except AirflowServiceError as e:
-            self.fail(f"cannot {'pause' if paused else 'unpause'} {dag_id}: {e}")
-        if got.get("is_paused") is not paused:
-            self.fail(f"{dag_id} is_paused is {got.get('is_paused')} after setting it to {paused}")
+            self.fail(f"cannot unpause {dag_id}: {e}")
+        if got.get("is_paused") is not False:
+            self.fail(f"{dag_id} is_paused is {got.get('is_paused')} after unpausing it")
 
     def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None, run_id: str | None = None) -> str:
         """Create a manual run of ``dag_id`` and return its run id."""

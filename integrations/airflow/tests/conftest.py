@@ -15,13 +15,13 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from airflow_services import free_loopback_port
+from airflow_services import wait_for as poll
 
 HERE = Path(__file__).resolve().parent
 PACKAGE = HERE.parent
@@ -52,15 +52,20 @@ os.environ.update(
 
 
 def wait_for(what: str, check, timeout: float = 60.0, every: float = 0.1):
-    """Polls check() until it returns something truthy, failing after timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(every)
+    """Polls check() until it returns something truthy, failing the test
+    after timeout."""
+    return poll(what, check, timeout, every, pytest.fail)
+
+
+def task_instances(dr):
+    """(task_id, map_index, state, try_number) of each task instance of a
+    dag.test() run."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as s:
+        tis = s.query(TaskInstance).filter(TaskInstance.dag_id == dr.dag_id, TaskInstance.run_id == dr.run_id).all()
+        return [(ti.task_id, ti.map_index, ti.state, ti.try_number) for ti in tis]
 
 
 BERTH_CONFIG = """\

@@ -5,14 +5,7 @@ from __future__ import annotations
 
 import json
 
-
-def task_instances(dr):
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as s:
-        tis = s.query(TaskInstance).filter(TaskInstance.dag_id == dr.dag_id, TaskInstance.run_id == dr.run_id).all()
-        return [(ti.task_id, ti.map_index, ti.state, ti.try_number) for ti in tis]
+from conftest import task_instances
 
 
 def test_bins_follow_the_data(dagbag, berth):

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from conftest import TOKEN, wait_for
-from test_example_dags import task_instances
+from conftest import TOKEN, task_instances, wait_for
 
 
 def test_a_berth_restart_does_not_fail_a_waiting_task(dagbag, berth, monkeypatch):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from berth_airflow.hooks import BerthHook
 from berth_airflow.operators import failure_message
-from conftest import wait_for
-from test_example_dags import task_instances
+from conftest import task_instances, wait_for
 
 
 def task_state(dr, task_id) -> str:

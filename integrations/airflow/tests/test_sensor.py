@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from berth_airflow.hooks import BerthHook
-from test_example_dags import task_instances
+from conftest import task_instances
 
 
 def submit(key: str, script: str) -> str:

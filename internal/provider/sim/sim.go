@@ -244,7 +244,7 @@ type cluster struct {
 	// found it gone already.
 	termAsked bool
 
-	steps  []*step // in submission order
+	steps  []*step // in submission order; ListSteps drops those ended over listWindow ago
 	byName map[string]*step
 	byStep map[string]*step
 	// active are the steps that may still be running: Snapshot prunes
@@ -319,7 +319,14 @@ func (c *cluster) cost(now time.Time, pricePerHour float64) float64 {
 	if at, ok := c.endAt(); ok && at.Before(now) {
 		end = at
 	}
-	billed := max(end.Sub(c.created), 0)
+	return Bill(end.Sub(c.created), pricePerHour)
+}
+
+// Bill is what a cluster that lived d costs, billed as EMR on EC2 bills:
+// per second, rounded up, at least a minute. Simulated baselines bill
+// their clusters with it too.
+func Bill(d time.Duration, pricePerHour float64) float64 {
+	billed := max(d, 0)
 	if r := billed % time.Second; r != 0 {
 		billed += time.Second - r
 	}

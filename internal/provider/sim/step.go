@@ -178,12 +178,25 @@ func (p *Provider) ListSteps(ctx context.Context, clusterID string) ([]provider.
 		return nil, fmt.Errorf("sim: list steps: %w", errUnknownCluster(clusterID))
 	}
 	now := p.clock.Now()
-	steps := make([]provider.Step, len(c.steps))
-	for i, s := range c.steps {
-		steps[i] = s.view(c, now)
+	steps := make([]provider.Step, 0, len(c.steps))
+	kept := c.steps[:0]
+	for _, s := range c.steps {
+		v := s.view(c, now)
+		if !v.EndedAt.IsZero() && now.Sub(v.EndedAt) > listWindow {
+			continue
+		}
+		kept = append(kept, s)
+		steps = append(steps, v)
 	}
+	clear(c.steps[len(kept):])
+	c.steps = kept
 	return reply(lost, op, steps, nil)
 }
+
+// listWindow is how long ListSteps goes on reporting a step after it
+// ended, as the provider contract allows: a long-lived cluster's report
+// does not grow with its history.
+const listWindow = time.Hour
 
 // CancelStep stops a running step now. Cancelling a step that has ended
 // changes nothing.

@@ -138,6 +138,9 @@ type Job struct {
 	Resume           Resume            `json:"resume"`
 	IdempotencyKey   string            `json:"idempotency_key,omitempty"`
 	Labels           map[string]string `json:"labels,omitempty"`
+	// Then is the work the submitter says will follow this job; the
+	// scheduler warms clusters for it (see Hint).
+	Then []Hint `json:"then,omitempty"`
 	// ExecutionRoleArn is the IAM role the job's steps run as (an EMR
 	// runtime role), empty for the cluster's own. Only EMR pools use it;
 	// the local and sim providers ignore it.

@@ -40,7 +40,23 @@ type JobSpec struct {
 	Labels           map[string]string `json:"labels,omitempty"`
 	// ExecutionRoleArn: see Job.ExecutionRoleArn.
 	ExecutionRoleArn string `json:"execution_role_arn,omitempty"`
+	// Then: see Job.Then.
+	Then []Hint `json:"then,omitempty"`
 }
+
+// Hint is work that will follow a job once it succeeds: Jobs jobs on
+// Pool. The workflow engine knows its DAG; Berth uses the hint to have a
+// cluster of that pool ready when they come.
+type Hint struct {
+	Pool string `json:"pool"`
+	Jobs int    `json:"jobs"`
+}
+
+// MaxHints bounds a job's then list, and MaxHintJobs a hint's jobs.
+const (
+	MaxHints    = 16
+	MaxHintJobs = 10_000
+)
 
 // Validate checks a spec on its own (the pool's existence is the caller's to
 // check) and names the field at fault. The error is an *Error of kind
@@ -138,6 +154,17 @@ func (s *JobSpec) Validate() error {
 			return bad("labels", "value of %q longer than %d bytes", k, MaxNameBytes)
 		}
 	}
+	if len(s.Then) > MaxHints {
+		return bad("then", "more than %d hints", MaxHints)
+	}
+	for i, h := range s.Then {
+		if h.Pool == "" {
+			return bad(fmt.Sprintf("then[%d].pool", i), "is required")
+		}
+		if h.Jobs < 1 || h.Jobs > MaxHintJobs {
+			return bad(fmt.Sprintf("then[%d].jobs", i), "must be 1..%d", MaxHintJobs)
+		}
+	}
 	if s.ExecutionRoleArn != "" {
 		if why := checkRoleARN(s.ExecutionRoleArn); why != "" {
 			return bad("execution_role_arn", "%s", why)
@@ -211,6 +238,7 @@ func (s *JobSpec) NewJob(id string, now time.Time) Job {
 		IdempotencyKey:   s.IdempotencyKey,
 		Labels:           s.Labels,
 		ExecutionRoleArn: s.ExecutionRoleArn,
+		Then:             s.Then,
 		State:            JobQueued,
 		CreatedAt:        now,
 		Attempts:         []Attempt{},

@@ -67,6 +67,11 @@ type Options struct {
 	// gives each run its own, so that a new cluster never takes an old
 	// one's id.
 	IDPrefix string
+	// LossAfter, when set, decides how long the n-th cluster created
+	// (from 0) lives before its spot capacity is reclaimed, instead of the
+	// model's draw: 0 never loses it. A simulation that compares policies
+	// gives every policy's n-th cluster of a pool the same fate.
+	LossAfter func(n int) time.Duration
 	// Clock is the time the model runs on; nil means the wall clock.
 	Clock clock.Clock
 	// Log receives what the provider does; nil discards it.
@@ -85,6 +90,7 @@ type Provider struct {
 	price        float64
 	pollInterval time.Duration
 	script       func(string, berth.Step) (time.Duration, bool)
+	lossAfter    func(int) time.Duration
 	prefix       string
 	log          *slog.Logger
 	faults       Faults
@@ -149,6 +155,7 @@ func New(opts Options) (*Provider, error) {
 		price:        opts.PricePerHour,
 		pollInterval: opts.PollInterval,
 		script:       opts.Script,
+		lossAfter:    opts.LossAfter,
 		prefix:       opts.IDPrefix,
 		log:          opts.Log,
 		faults:       opts.Faults,
@@ -440,7 +447,13 @@ func (p *Provider) create(req provider.CreateRequest) (string, error) {
 		byName:   map[string]*step{},
 		byStep:   map[string]*step{},
 	}
-	if after := m.lossAfter(p.rng); after != never {
+	after := m.lossAfter(p.rng)
+	if p.lossAfter != nil {
+		if after = p.lossAfter(p.nextCluster - 1); after <= 0 {
+			after = never
+		}
+	}
+	if after != never {
 		c.lossAt, c.lossClass, c.lossReason = now.Add(after), provider.ClassCapacity, ReasonReclaimed
 	}
 	if m.Broken == BrokenBootstrap && (c.lossAt.IsZero() || c.readyAt.Before(c.lossAt)) {

@@ -79,7 +79,7 @@ func commands() []command {
 		{"pools", "list and show pools with their live counts; unblock them", runPools},
 		{"serve", "run the Berth server", runServe},
 		{"demo", "run a demonstration of Berth on local clusters", runDemo},
-		{"sim", "run Berth in simulated time: check it under faults over many seeds", runSim},
+		{"sim", "run a workload under Berth and today's patterns in simulated time, or check Berth under faults", runSim},
 		{"emulator", "serve an emulator of AWS EMR (and of S3 for its logs) on a loopback address", runEmulator},
 		{"version", "print berth's version", runVersion},
 		{"help", "show help for a command", runHelp},

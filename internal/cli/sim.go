@@ -2,15 +2,146 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/berthhq/berth/internal/simcheck"
+	"github.com/berthhq/berth/internal/simulate"
+	"github.com/berthhq/berth/internal/workload"
 )
 
+const simSummary = "Run Berth's service in simulated time."
+
+// runSim is `berth sim WORKLOAD.yaml` and the `berth sim check` command.
 func runSim(ctx context.Context, e *env, args []string) error {
-	return e.runGroup(ctx, "sim", "Run Berth's service in simulated time.", []command{
-		{"check", "run seeds of generated workloads with faults and check the invariants", runSimCheck},
-	}, args)
+	if len(args) > 0 && args[0] == "check" {
+		return runSimCheck(ctx, e, args[1:])
+	}
+	return runSimWorkload(ctx, e, args)
+}
+
+func runSimWorkload(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("sim", "sim WORKLOAD.yaml [-o json] [--timeline out.svg] [--policies berth,oracle,...]\n       berth sim check [flags]", simSummary+`
+
+Runs the workload's pipelines under several policies on the same random
+draws (job durations, cluster losses) and prints one line per policy:
+  berth              the real service (loop, policy, scheduler) in virtual time
+  airflow-static     a cluster per pool per pipeline instance, parallel jobs
+                     split over static_clusters clusters, a person (after
+                     manual_response) recreating lost clusters
+  cluster-per-phase  a fresh cluster per phase, the phase retried whole on a loss
+  oracle             clairvoyant: exactly the clusters running jobs need, each
+                     booted just in time, no losses
+cost and cluster-hours count each cluster from its request to its end;
+latency is a pipeline instance's arrival to the end of its last job; wait is
+a job's submission to its start. -o json prints
+{"policies": {NAME: {"cost", "cluster_hours", ...}}}.
+
+'berth sim check' runs seeds of generated workloads with faults and checks
+the invariants ('berth sim check -h').`)
+	fs.StringVar(&e.output, "o", "table", "output `format`: table or json")
+	timeline := fs.String("timeline", "", "write each policy's clusters and jobs over time to this SVG `file`")
+	loss := fs.Float64("loss", -1, "set every pool's loss_per_cluster_hour to this `rate`")
+	policies := fs.String("policies", strings.Join(simulate.Policies, ","), "comma-separated `policies` to run")
+	pos, err := fs.parseAll(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fs.usageErr("want one workload file")
+	}
+	names, err := policyList(*policies)
+	if err != nil {
+		return fs.usageErr("%v", err)
+	}
+	data, err := os.ReadFile(pos[0])
+	if err != nil {
+		return fmt.Errorf("read workload: %w", err)
+	}
+	w, err := workload.Parse(data)
+	if err != nil {
+		return fmt.Errorf("workload %s: %w", pos[0], err)
+	}
+	if *loss >= 0 {
+		if err := w.SetLoss(*loss); err != nil {
+			return fs.usageErr("--loss: %v", err)
+		}
+	}
+	start := time.Now()
+	rep, err := simulate.Run(ctx, w, names)
+	if err != nil {
+		return err
+	}
+	took := time.Since(start)
+	if *timeline != "" {
+		if err := writeTimeline(*timeline, rep); err != nil {
+			return err
+		}
+	}
+	if e.output == "json" {
+		out := struct {
+			Policies map[string]simulate.Result `json:"policies"`
+		}{rep.Results}
+		return printJSON(e.stdout, out)
+	}
+	return printSimTable(e, rep, took)
+}
+
+func policyList(s string) ([]string, error) {
+	var names []string
+	seen := map[string]bool{}
+	for _, n := range strings.Split(s, ",") {
+		n = strings.TrimSpace(n)
+		known := false
+		for _, p := range simulate.Policies {
+			known = known || p == n
+		}
+		if !known {
+			return nil, fmt.Errorf("--policies: unknown policy %q; want some of %s", n, strings.Join(simulate.Policies, ", "))
+		}
+		if !seen[n] {
+			names = append(names, n)
+			seen[n] = true
+		}
+	}
+	return names, nil
+}
+
+func writeTimeline(path string, rep *simulate.Report) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("timeline: %w", err)
+	}
+	var traces []*simulate.Trace
+	for _, n := range rep.Policies {
+		traces = append(traces, rep.Traces[n])
+	}
+	return errors.Join(simulate.WriteTimeline(f, traces), f.Close())
+}
+
+func printSimTable(e *env, rep *simulate.Report, took time.Duration) error {
+	t := newTable(e.stdout, "POLICY", "COST", "CLUSTER-H", "IDLE", "LATENCY", "P95", "WAIT P50", "WAIT P95", "MAKESPAN", "INTERVENTIONS", "LOST")
+	for _, n := range rep.Policies {
+		r := rep.Results[n]
+		t.row(n, strconv.FormatFloat(r.Cost, 'f', 2, 64), strconv.FormatFloat(r.ClusterHours, 'f', 1, 64),
+			strconv.FormatFloat(100*r.IdleFraction, 'f', 0, 64)+"%",
+			simDuration(r.LatencyMean), simDuration(r.LatencyP95), simDuration(r.WaitP50), simDuration(r.WaitP95),
+			simDuration(r.Makespan), strconv.Itoa(r.Interventions), strconv.Itoa(r.JobsLost))
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(e.stdout, "%d jobs per policy, simulated in %s\n", rep.Jobs, took.Round(time.Millisecond))
+	return err
+}
+
+func simDuration(d simulate.Duration) string {
+	b, _ := d.MarshalText()
+	return string(b)
 }
 
 func runSimCheck(ctx context.Context, e *env, args []string) error {

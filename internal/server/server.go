@@ -214,7 +214,7 @@ func newSim(p config.Pool, o Options) (*sim.Provider, error) {
 	h := fnv.New64a()
 	h.Write([]byte(p.Name))
 	opts := sim.Options{
-		Primary:      simModel(spec),
+		Primary:      SimModel(spec),
 		PricePerHour: p.PricePerHour,
 		PollInterval: spec.PollInterval.Std(),
 		Seed:         uint64(start) ^ h.Sum64(),
@@ -223,13 +223,14 @@ func newSim(p config.Pool, o Options) (*sim.Provider, error) {
 		Log:          o.Log.With("pool", p.Name),
 	}
 	if fb := p.FallbackSim(); fb != nil {
-		m := simModel(fb)
+		m := SimModel(fb)
 		opts.Fallback = &m
 	}
 	return sim.New(opts)
 }
 
-func simModel(s *config.SimSpec) sim.Model {
+// SimModel is the sim provider's model of a pool's sim block.
+func SimModel(s *config.SimSpec) sim.Model {
 	return sim.Model{
 		BootTime:           sim.Fixed(s.BootTime.Std()),
 		TerminateTime:      sim.Fixed(s.TerminateTime.Std()),

@@ -257,6 +257,19 @@ func (w *Workload) Pool(name string) (config.Pool, bool) {
 	return config.Pool{}, false
 }
 
+// SetLoss sets every pool's loss_per_cluster_hour.
+func (w *Workload) SetLoss(rate float64) error {
+	if !(rate >= 0) || rate > 1000 {
+		return fmt.Errorf("a loss rate per cluster-hour must be from 0 to 1000, not %v", rate)
+	}
+	for i := range w.Pools {
+		sim := *w.Pools[i].Sim
+		sim.LossPerClusterHour = rate
+		w.Pools[i].Sim = &sim
+	}
+	return nil
+}
+
 type invalidError struct{ err error }
 
 func invalid(err error) error          { return invalidError{err} }

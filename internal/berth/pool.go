@@ -6,12 +6,16 @@ import "time"
 // own spec (for EMR the release, applications, instance groups) stays with
 // the provider; the scheduler needs only what is here.
 type Pool struct {
-	Name         string        `json:"name"`
-	Provider     string        `json:"provider"`
-	Slots        int           `json:"slots"`
-	MinClusters  int           `json:"min_clusters"`
-	MaxClusters  int           `json:"max_clusters"`
-	IdleTimeout  time.Duration `json:"-"`
+	Name        string        `json:"name"`
+	Provider    string        `json:"provider"`
+	Slots       int           `json:"slots"`
+	MinClusters int           `json:"min_clusters"`
+	MaxClusters int           `json:"max_clusters"`
+	IdleTimeout time.Duration `json:"-"`
+	// IdleAuto is idle_timeout: auto: an idle cluster is ended when no
+	// work is expected within the pool's boot time, and kept at most a
+	// boot time idle when work is. IdleTimeout is then 0.
+	IdleAuto     bool          `json:"-"`
 	BootTimeout  time.Duration `json:"-"`
 	MaxLifetime  time.Duration `json:"-"`
 	PricePerHour float64       `json:"price_per_hour"`

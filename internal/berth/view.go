@@ -6,8 +6,10 @@ import "time"
 type PoolStatus struct {
 	Pool
 	IdleTimeout Duration `json:"idle_timeout"`
-	BootTimeout Duration `json:"boot_timeout,omitzero"`
-	MaxLifetime Duration `json:"max_lifetime,omitzero"`
+	// IdleTimeoutAuto is idle_timeout: auto (IdleTimeout is then 0).
+	IdleTimeoutAuto bool     `json:"idle_timeout_auto,omitempty"`
+	BootTimeout     Duration `json:"boot_timeout,omitzero"`
+	MaxLifetime     Duration `json:"max_lifetime,omitzero"`
 	// Clusters counts the pool's clusters by state (terminal states count
 	// the clusters that ended since the service started).
 	Clusters  map[ClusterState]int `json:"clusters"`

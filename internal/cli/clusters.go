@@ -227,7 +227,11 @@ func runPoolGet(ctx context.Context, e *env, args []string) error {
 		}
 		return d.Std().String()
 	}
-	field("Idle timeout", dur(p.IdleTimeout))
+	if p.IdleTimeoutAuto {
+		field("Idle timeout", "auto")
+	} else {
+		field("Idle timeout", dur(p.IdleTimeout))
+	}
 	field("Boot timeout", dur(p.BootTimeout))
 	field("Max lifetime", dur(p.MaxLifetime))
 	field("Price", price(p.PricePerHour))

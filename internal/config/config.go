@@ -111,8 +111,9 @@ type Pool struct {
 	// that is larger.
 	MaxClusters int `yaml:"max_clusters"`
 	// IdleTimeout is how long a cluster may sit without jobs before it is
-	// drained; zero drains it as soon as it is idle. Default 10m.
-	IdleTimeout Duration `yaml:"idle_timeout"`
+	// drained; zero drains it as soon as it is idle; "auto" (IdleAuto)
+	// lets Berth judge from the work it expects. Default 10m.
+	IdleTimeout IdleTimeout `yaml:"idle_timeout"`
 	// BootTimeout is how long a cluster may take to become ready before it
 	// counts as lost. Must be above zero. Default 20m for emr and sim, 1m
 	// for local.
@@ -275,6 +276,7 @@ func (p Pool) Domain() berth.Pool {
 		MinClusters:  p.MinClusters,
 		MaxClusters:  p.MaxClusters,
 		IdleTimeout:  p.IdleTimeout.Std(),
+		IdleAuto:     p.IdleTimeout.Auto(),
 		BootTimeout:  p.BootTimeout.Std(),
 		MaxLifetime:  p.MaxLifetime.Std(),
 		PricePerHour: p.PricePerHour,

@@ -31,7 +31,7 @@ func TestDefault(t *testing.T) {
 			Provider:     ProviderLocal,
 			Slots:        4,
 			MaxClusters:  4,
-			IdleTimeout:  dur("30s"),
+			IdleTimeout:  IdleTimeout(dur("30s")),
 			BootTimeout:  dur("1m"),
 			PricePerHour: 1.0,
 			Local:        &LocalSpec{BootTime: dur("1s"), Dir: "berth-local", PollInterval: dur("200ms")},
@@ -93,7 +93,7 @@ func TestParseFull(t *testing.T) {
 			Provider:     ProviderLocal,
 			Slots:        2,
 			MaxClusters:  3,
-			IdleTimeout:  dur("30s"),
+			IdleTimeout:  IdleTimeout(dur("30s")),
 			BootTimeout:  Duration(DefaultBootTimeoutLocal),
 			PricePerHour: 1.0,
 			Local:        &LocalSpec{BootTime: dur("2s"), Dir: DefaultLocalDir},
@@ -102,7 +102,7 @@ func TestParseFull(t *testing.T) {
 			Provider:     ProviderEMR,
 			Slots:        8,
 			MaxClusters:  10,
-			IdleTimeout:  dur("10m"),
+			IdleTimeout:  IdleTimeout(dur("10m")),
 			BootTimeout:  Duration(DefaultBootTimeoutEMR),
 			MaxLifetime:  dur("12h"),
 			PricePerHour: 12.5,
@@ -142,7 +142,7 @@ func TestParseFull(t *testing.T) {
 			Provider:    ProviderEMR,
 			Slots:       DefaultSlots,
 			MaxClusters: DefaultMaxClusters,
-			IdleTimeout: Duration(DefaultIdleTimeout),
+			IdleTimeout: IdleTimeout(DefaultIdleTimeout),
 			BootTimeout: dur("30m"),
 			EMR: &EMRSpec{
 				Region:       "eu-west-1",
@@ -174,7 +174,7 @@ func TestParseDefaults(t *testing.T) {
 	}{
 		{"local defaults", "{name: a, provider: local}", func(p Pool) bool {
 			return p.Slots == 1 && p.MinClusters == 0 && p.MaxClusters == 1 &&
-				p.IdleTimeout == Duration(10*time.Minute) && p.BootTimeout == Duration(time.Minute) &&
+				p.IdleTimeout == IdleTimeout(10*time.Minute) && p.BootTimeout == Duration(time.Minute) &&
 				p.MaxLifetime == 0 && p.PricePerHour == 0 &&
 				p.Local != nil && p.Local.Dir == "berth-local" && p.Local.BootTime == 0
 		}},
@@ -189,7 +189,7 @@ func TestParseDefaults(t *testing.T) {
 			return p.IdleTimeout == 0
 		}},
 		{"null is absent", "{name: a, provider: local, idle_timeout: , slots: }", func(p Pool) bool {
-			return p.IdleTimeout == Duration(DefaultIdleTimeout) && p.Slots == DefaultSlots
+			return p.IdleTimeout == IdleTimeout(DefaultIdleTimeout) && p.Slots == DefaultSlots
 		}},
 		{"merge keys count as present", "{<<: {slots: 3, idle_timeout: 0s}, name: a, provider: local}", func(p Pool) bool {
 			return p.Slots == 3 && p.IdleTimeout == 0

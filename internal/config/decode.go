@@ -119,8 +119,9 @@ func poolWhere(i int, name string) string {
 }
 
 var (
-	durationType = reflect.TypeFor[Duration]()
-	poolsType    = reflect.TypeFor[[]Pool]()
+	durationType    = reflect.TypeFor[Duration]()
+	idleTimeoutType = reflect.TypeFor[IdleTimeout]()
+	poolsType       = reflect.TypeFor[[]Pool]()
 )
 
 // checker walks a document beside the Go type it decodes into, following
@@ -154,6 +155,11 @@ func (ck *checker) value(n *yaml.Node, t reflect.Type, field string) {
 	switch {
 	case t == durationType:
 		if _, err := parseDuration(n); err != nil {
+			ck.add(n, field, "%v", err)
+		}
+		return
+	case t == idleTimeoutType:
+		if _, err := parseIdleTimeout(n); err != nil {
 			ck.add(n, field, "%v", err)
 		}
 		return

@@ -38,7 +38,7 @@ func (c *Config) applyDefaults(present []keySet) {
 			p.MaxClusters = max(DefaultMaxClusters, p.MinClusters)
 		}
 		if absent("idle_timeout", p.IdleTimeout == 0) {
-			p.IdleTimeout = Duration(DefaultIdleTimeout)
+			p.IdleTimeout = IdleTimeout(DefaultIdleTimeout)
 		}
 		if absent("boot_timeout", p.BootTimeout == 0) {
 			switch p.Provider {

@@ -51,5 +51,55 @@ func parseDuration(n *yaml.Node) (Duration, error) {
 	return Duration(v), nil
 }
 
+// IdleTimeout is a pool's idle_timeout: a duration, or "auto" (IdleAuto):
+// Berth ends an idle cluster early when it expects no work within the
+// pool's boot time and keeps it when it does, at most a boot time idle.
+type IdleTimeout Duration
+
+// IdleAuto is idle_timeout: auto.
+const IdleAuto IdleTimeout = -1
+
+// Auto reports whether the timeout is "auto".
+func (d IdleTimeout) Auto() bool { return d == IdleAuto }
+
+// Std returns the fixed timeout; 0 for auto.
+func (d IdleTimeout) Std() time.Duration {
+	if d.Auto() {
+		return 0
+	}
+	return time.Duration(d)
+}
+
+func (d IdleTimeout) String() string {
+	if d.Auto() {
+		return "auto"
+	}
+	return Duration(d).String()
+}
+
+// UnmarshalYAML reads "auto" or a duration string.
+func (d *IdleTimeout) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseIdleTimeout(n)
+	if err != nil {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
+	}
+	*d = v
+	return nil
+}
+
+func parseIdleTimeout(n *yaml.Node) (IdleTimeout, error) {
+	if n.Kind == yaml.ScalarNode && n.Value == "auto" {
+		return IdleAuto, nil
+	}
+	v, err := parseDuration(n)
+	if err != nil {
+		return 0, fmt.Errorf("%v, or auto", err)
+	}
+	return IdleTimeout(v), nil
+}
+
+// MarshalYAML writes d as "auto" or a duration string.
+func (d IdleTimeout) MarshalYAML() (any, error) { return d.String(), nil }
+
 // MarshalYAML writes d as a duration string.
 func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }

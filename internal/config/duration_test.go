@@ -82,11 +82,27 @@ func TestDurationErrorsInConfig(t *testing.T) {
 		t.Fatal("Parse accepted bad durations")
 	}
 	for _, w := range []string{
-		`pool "a": idle_timeout: invalid duration "30": write a duration such as "30s", "10m" or "1h" (line 4)`,
+		`pool "a": idle_timeout: invalid duration "30": write a duration such as "30s", "10m" or "1h", or auto (line 4)`,
 		`pool "a": boot_timeout: invalid duration "1 minute": write a duration such as "30s", "10m" or "1h" (line 5)`,
 	} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error does not contain %q:\n%v", w, err)
 		}
+	}
+}
+
+// idle_timeout: auto is its own value, shown as such; any other word is
+// refused with both forms named.
+func TestIdleTimeoutAuto(t *testing.T) {
+	c, err := Parse([]byte("pools:\n  - {name: a, provider: sim, idle_timeout: auto}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Pools[0]
+	if !p.IdleTimeout.Auto() || p.IdleTimeout.Std() != 0 || p.IdleTimeout.String() != "auto" || !p.Domain().IdleAuto {
+		t.Errorf("idle_timeout: auto read as %v (domain %+v)", p.IdleTimeout, p.Domain())
+	}
+	if _, err := Parse([]byte("pools:\n  - {name: a, provider: sim, idle_timeout: soon}\n")); err == nil || !strings.Contains(err.Error(), "or auto") {
+		t.Errorf("idle_timeout: soon: %v", err)
 	}
 }

@@ -198,7 +198,7 @@ func (p Pool) validate() problems {
 	case p.MaxClusters < p.MinClusters:
 		ps.add("max_clusters", "must be ≥ min_clusters (%d)", p.MinClusters)
 	}
-	if p.IdleTimeout < 0 {
+	if p.IdleTimeout < 0 && !p.IdleTimeout.Auto() {
 		ps.add("idle_timeout", "must be ≥ 0")
 	}
 	if p.BootTimeout <= 0 {

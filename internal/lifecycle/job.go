@@ -97,6 +97,9 @@ func (s *State) endJob(j *berth.Job, state berth.JobState, reason berth.Reason, 
 		s.illegal("job", j.ID, string(j.State), string(state))
 		return
 	}
+	if state == berth.JobSucceeded {
+		s.learned.succeeded(j, now)
+	}
 	if a := j.CurrentAttempt(); a != nil {
 		as := berth.AttemptFailed
 		switch state {

@@ -36,10 +36,12 @@ func (s *State) snapshot(now time.Time) scheduler.Snapshot {
 			Spared: s.spared(c, now), Released: c.Released,
 		})
 	}
+	expected, ends := s.expected(now)
 	for _, name := range s.poolNames {
 		p := s.pools[name]
 		pv := scheduler.PoolView{
 			Pool: p.Pool, Fallback: p.State.FallbackActive(now), Blocked: p.State.Blocked(), StartAfter: p.StartAfter,
+			Expected: expected[name], BootTime: s.learned.boot[name], Ends: ends[name], Foreseen: s.learned.foreseen[name],
 		}
 		if q := s.queues[name]; q != nil {
 			pv.Backlog = s.head(q, free[name], &snap)

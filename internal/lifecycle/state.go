@@ -78,6 +78,9 @@ type State struct {
 	queues   map[string]*queue
 	running  map[string]map[string]*berth.Job
 	runningN map[string]int
+	// learned is what the pipelines taught so far (foresight.go); a
+	// Restore keeps it: it is knowledge, not state to roll back.
+	learned foresight
 	// now is the time of the pass in progress.
 	now time.Time
 	fx  Effects
@@ -187,6 +190,7 @@ func New(cfg Config, pools []*Pool) *State {
 		affinity: map[string]string{}, stopping: map[string]berth.Reason{},
 		inflight: map[string]bool{}, retryAt: map[string]time.Time{}, tries: map[string]int{}, held: map[string]held{},
 		queues: map[string]*queue{}, running: map[string]map[string]*berth.Job{}, runningN: map[string]int{},
+		learned: newForesight(),
 	}
 	for _, p := range pools {
 		if p.Ended == nil {
@@ -312,6 +316,7 @@ func (s *State) Submitted(j berth.Job) {
 	}
 	s.jobs[j.ID] = &j
 	s.index(&j)
+	s.learned.submitted(&j, s.now)
 	s.event(j.ID, "", "queued", fmt.Sprintf("submitted to pool %s", j.Pool))
 	s.fx.Submitted = append(s.fx.Submitted, j.Pool)
 }

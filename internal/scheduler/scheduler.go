@@ -255,8 +255,8 @@ func (p *pass) wake() {
 			if pool.MaxLifetime > 0 {
 				p.considerWake(c.CreatedAt.Add(pool.MaxLifetime))
 			}
-			if pool.IdleTimeout > 0 && c.Running == 0 && !c.IdleSince.IsZero() {
-				p.considerWake(c.IdleSince.Add(pool.IdleTimeout))
+			if t := p.idleTimeout(); t >= 0 && c.Running == 0 && !c.IdleSince.IsZero() {
+				p.considerWake(c.IdleSince.Add(t))
 			}
 		}
 	}

@@ -30,6 +30,25 @@ type PoolView struct {
 	// Backlog counts the pool's eligible queued jobs left out of Queued
 	// (a long queue is given by its head): they count as demand.
 	Backlog int
+	// Expected is work expected to arrive, soonest first: what running
+	// jobs said will follow them, or what followed their tasks before.
+	Expected []Arrival
+	// BootTime is how long the pool's clusters took to boot lately; 0
+	// when none has been seen (DefaultBootTime is assumed).
+	BootTime time.Duration
+	// Ends are when the pool's running jobs are expected to end, for
+	// those whose run time is known: slots that expected work can take.
+	Ends []time.Time
+	// Foreseen is set when the pool's latest job to end said, or taught,
+	// what follows it: no expected work then means none is coming.
+	Foreseen bool
+}
+
+// Arrival is Jobs jobs expected on Pool at At.
+type Arrival struct {
+	Pool string
+	At   time.Time
+	Jobs int
 }
 
 // ClusterView is one cluster that is not terminated or lost.

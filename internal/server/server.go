@@ -194,8 +194,13 @@ func (b *builder) emr(ctx context.Context, p config.Pool) (*emr.Provider, error)
 // with min_clusters, whose idle clusters Berth keeps on purpose and EMR
 // must not end.
 func idleBackstop(p config.Pool) time.Duration {
-	if p.MinClusters > 0 {
+	switch {
+	case p.MinClusters > 0:
 		return 0
+	case p.IdleTimeout.Auto():
+		// Berth ends idle clusters within a boot time; down, it cannot
+		// judge, and the default is what a person would set.
+		return config.DefaultIdleTimeout
 	}
 	return p.IdleTimeout.Std()
 }

@@ -395,7 +395,7 @@ func (l *loop) publish(now time.Time, jobs map[string]bool) {
 func poolStatus(p berth.Pool) berth.PoolStatus {
 	return berth.PoolStatus{
 		Pool:        p,
-		IdleTimeout: berth.Duration(p.IdleTimeout),
+		IdleTimeout: berth.Duration(p.IdleTimeout), IdleTimeoutAuto: p.IdleAuto,
 		BootTimeout: berth.Duration(p.BootTimeout),
 		MaxLifetime: berth.Duration(p.MaxLifetime),
 		Clusters:    map[berth.ClusterState]int{},

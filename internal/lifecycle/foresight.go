@@ -1,0 +1,325 @@
+package lifecycle
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/scheduler"
+)
+
+// Labels the workflow engine's jobs carry (the Airflow provider sets
+// them): which pipeline, which task of it, which run.
+const (
+	labelDAG  = "dag_id"
+	labelTask = "task_id"
+	labelRun  = "run_id"
+)
+
+// What foresight keeps, and how far it trusts it.
+const (
+	// learnWeight is the weight of the newest observation in a moving
+	// average: recent runs count most, one odd run does not undo many.
+	learnWeight = 0.3
+	// maxRuns bounds the pipeline runs followed at once; the oldest are
+	// forgotten first.
+	maxRuns = 10_000
+	// overdueMargin is how soon a job running past its expected end is
+	// expected to end.
+	overdueMargin = time.Minute
+	// knownAfter successes of a task, what follows it is taken as known.
+	knownAfter = 2
+)
+
+// foresight is what the policy has learned of the pipelines that submit
+// to it, to have clusters ready before work arrives: how long each task's
+// jobs run, what task follows each and how soon, and how long each pool's
+// clusters take to boot. It is learned from what the policy sees (jobs
+// submitted, jobs ending, clusters becoming ready), so that it is as
+// deterministic as the rest of the state.
+type foresight struct {
+	runtime map[taskKey]time.Duration
+	// ended counts each task's successes: after a few, what follows it
+	// (maybe nothing) is known.
+	ended map[taskKey]int
+	// foreseen holds, per pool, whether its latest job to succeed said or
+	// taught what follows it.
+	foreseen map[string]bool
+	next    map[taskKey]map[taskKey]*follow
+	runs    map[runKey]*runTrack
+	// dags holds each pipeline's rhythm: runs that arrive on a schedule
+	// are expected at the next beat.
+	dags map[string]*rhythm
+	boot    map[string]time.Duration
+	// seq orders runs by their last activity, to forget the oldest.
+	seq uint64
+}
+
+// taskKey names a task of a pipeline on a pool; a job without pipeline
+// labels is its own task, by name.
+type taskKey struct{ pool, dag, task string }
+
+type runKey struct{ dag, run string }
+
+// follow is what was seen after a task ended in a run: the next task's
+// first job came gap later, and the run gave it jobs jobs.
+type follow struct {
+	gap  time.Duration
+	jobs int
+}
+
+// rhythm is when a pipeline's runs arrive: the last run's start, the
+// average period, and the first task with the jobs it was given.
+type rhythm struct {
+	last   time.Time
+	period time.Duration
+	runs   int
+	first  taskKey
+	jobs   int
+}
+
+// runTrack is one pipeline run in progress: the task whose jobs last
+// ended, and the jobs each later task was given so far.
+type runTrack struct {
+	last    taskKey
+	lastEnd time.Time
+	given   map[taskKey]int
+	seq     uint64
+}
+
+func newForesight() foresight {
+	return foresight{runtime: map[taskKey]time.Duration{}, ended: map[taskKey]int{}, foreseen: map[string]bool{}, next: map[taskKey]map[taskKey]*follow{},
+		runs: map[runKey]*runTrack{}, dags: map[string]*rhythm{}, boot: map[string]time.Duration{}}
+}
+
+func taskOf(j *berth.Job) taskKey {
+	if t := j.Labels[labelTask]; t != "" {
+		return taskKey{j.Pool, j.Labels[labelDAG], t}
+	}
+	return taskKey{pool: j.Pool, task: j.Name}
+}
+
+func runOf(j *berth.Job) (runKey, bool) {
+	dag, run := j.Labels[labelDAG], j.Labels[labelRun]
+	return runKey{dag, run}, dag != "" && run != "" && j.Labels[labelTask] != ""
+}
+
+func average(old, v time.Duration, known bool) time.Duration {
+	if !known {
+		return v
+	}
+	return old + time.Duration(learnWeight*float64(v-old))
+}
+
+// submitted learns from a new job of a run: it is what followed the task
+// that last ended in the run.
+func (f *foresight) submitted(j *berth.Job, now time.Time) {
+	rk, ok := runOf(j)
+	if !ok {
+		return
+	}
+	_, known := f.runs[rk]
+	r := f.run(rk)
+	t := taskOf(j)
+	r.given[t]++
+	f.beat(rk.dag, t, !known, r.given[t], now)
+	if r.last == (taskKey{}) || r.last == t {
+		return
+	}
+	nx := f.next[r.last]
+	if nx == nil {
+		nx = map[taskKey]*follow{}
+		f.next[r.last] = nx
+	}
+	fl := nx[t]
+	gap := max(now.Sub(r.lastEnd), 0)
+	switch {
+	case fl == nil:
+		nx[t] = &follow{gap: gap, jobs: 1}
+	case r.given[t] == 1:
+		fl.gap = average(fl.gap, gap, true)
+		fl.jobs = 1
+	default:
+		fl.jobs = max(fl.jobs, r.given[t])
+	}
+}
+
+// beat learns a pipeline's rhythm from the first task of each run.
+func (f *foresight) beat(dag string, t taskKey, newRun bool, given int, now time.Time) {
+	d := f.dags[dag]
+	if d == nil {
+		if !newRun {
+			return
+		}
+		d = &rhythm{}
+		f.dags[dag] = d
+	}
+	switch {
+	case newRun:
+		if d.runs > 0 {
+			d.period = average(d.period, now.Sub(d.last), d.runs > 1)
+		}
+		d.last, d.first, d.jobs = now, t, 1
+		d.runs++
+	case t == d.first:
+		d.jobs = max(d.jobs, given)
+	}
+}
+
+// nextRuns are the runs expected to arrive on their pipelines' rhythm,
+// once three runs showed it: the first task's jobs at the next beat,
+// until a lead after it.
+func (f *foresight) nextRuns(now time.Time, add func(from string, t taskKey, a scheduler.Arrival)) {
+	for dag, d := range f.dags {
+		if d.runs < 3 || d.period <= 0 {
+			continue
+		}
+		at := d.last.Add(d.period)
+		if now.After(at.Add(d.period / 4)) {
+			continue // the run is late: no longer expected
+		}
+		add("next\x00"+dag, d.first, scheduler.Arrival{Pool: d.first.pool, At: maxTime(at, now), Jobs: d.jobs})
+	}
+}
+
+// succeeded learns a task's run time from a job that succeeded, and that
+// the task is the latest to end in its run.
+func (f *foresight) succeeded(j *berth.Job, now time.Time) {
+	t := taskOf(j)
+	if a := j.CurrentAttempt(); a != nil {
+		d, known := f.runtime[t]
+		f.runtime[t] = average(d, now.Sub(a.StartedAt), known)
+	}
+	f.ended[t]++
+	f.foreseen[j.Pool] = len(j.Then) > 0 || f.ended[t] >= knownAfter
+	if rk, ok := runOf(j); ok {
+		r := f.run(rk)
+		r.last, r.lastEnd = t, now
+	}
+}
+
+// ready learns a pool's boot time from a cluster that came up.
+func (f *foresight) ready(pool string, boot time.Duration) {
+	d, known := f.boot[pool]
+	f.boot[pool] = average(d, boot, known)
+}
+
+func (f *foresight) run(k runKey) *runTrack {
+	f.seq++
+	r := f.runs[k]
+	if r == nil {
+		if len(f.runs) >= maxRuns {
+			f.forgetOldest()
+		}
+		r = &runTrack{given: map[taskKey]int{}}
+		f.runs[k] = r
+	}
+	r.seq = f.seq
+	return r
+}
+
+func (f *foresight) forgetOldest() {
+	var oldest runKey
+	least := ^uint64(0)
+	for k, r := range f.runs {
+		if r.seq < least {
+			oldest, least = k, r.seq
+		}
+	}
+	delete(f.runs, oldest)
+}
+
+// expectedEnd is when a running job is expected to end.
+func (f *foresight) expectedEnd(j *berth.Job, now time.Time) (time.Time, bool) {
+	a := j.CurrentAttempt()
+	d, ok := f.runtime[taskOf(j)]
+	if a == nil || !ok {
+		return time.Time{}, false
+	}
+	end := a.StartedAt.Add(d)
+	if !end.After(now) {
+		end = now.Add(overdueMargin)
+	}
+	return end, true
+}
+
+// expected is the work the running jobs are expected to bring, per pool,
+// soonest first: what their then hints say will follow them, or, for a
+// job without hints, what followed its task before. Jobs of one run that
+// announce the same work announce it once, when the last of them is
+// expected to end.
+func (s *State) expected(now time.Time) (map[string][]scheduler.Arrival, map[string][]time.Time) {
+	type key struct {
+		from string // the run, or the job when it has none
+		to   taskKey
+	}
+	at := map[key]scheduler.Arrival{}
+	add := func(k key, a scheduler.Arrival) {
+		if old, ok := at[k]; ok {
+			a.At = maxTime(a.At, old.At)
+			a.Jobs = max(a.Jobs, old.Jobs)
+		}
+		at[k] = a
+	}
+	ends := map[string][]time.Time{}
+	for _, on := range s.running {
+		for _, j := range on {
+			end, ok := s.learned.expectedEnd(j, now)
+			if !ok {
+				continue
+			}
+			ends[j.Pool] = append(ends[j.Pool], end)
+			from := j.ID
+			if rk, ok := runOf(j); ok {
+				from = rk.dag + "\x00" + rk.run
+			}
+			if len(j.Then) > 0 {
+				for _, h := range j.Then {
+					add(key{from, taskKey{pool: h.Pool}}, scheduler.Arrival{Pool: h.Pool, At: end, Jobs: h.Jobs})
+				}
+				continue
+			}
+			for t, fl := range s.learned.next[taskOf(j)] {
+				if _, running := s.runs(j, t); running {
+					continue
+				}
+				add(key{from, t}, scheduler.Arrival{Pool: t.pool, At: end.Add(fl.gap), Jobs: fl.jobs})
+			}
+		}
+	}
+	s.learned.nextRuns(now, func(from string, t taskKey, a scheduler.Arrival) { add(key{from, t}, a) })
+	out := map[string][]scheduler.Arrival{}
+	for _, a := range at {
+		out[a.Pool] = append(out[a.Pool], a)
+	}
+	for _, as := range out {
+		slices.SortFunc(as, func(a, b scheduler.Arrival) int { return cmp.Or(a.At.Compare(b.At), cmp.Compare(a.Jobs, b.Jobs)) })
+	}
+	for _, es := range ends {
+		slices.SortFunc(es, time.Time.Compare)
+	}
+	return out, ends
+}
+
+// runs reports whether the job's run has already been given jobs of task
+// t: then t's work is here, not to come.
+func (s *State) runs(j *berth.Job, t taskKey) (int, bool) {
+	rk, ok := runOf(j)
+	if !ok {
+		return 0, false
+	}
+	r := s.learned.runs[rk]
+	if r == nil {
+		return 0, false
+	}
+	n := r.given[t]
+	return n, n > 0
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

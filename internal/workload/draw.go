@@ -4,6 +4,7 @@ import (
 	"hash/fnv"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"time"
 )
@@ -33,8 +34,14 @@ type JobKey struct {
 }
 
 // Instances are the workload's arrivals in time order (ties in file
-// order), each job's duration drawn from the seed.
+// order), each job's duration drawn from the seed; or, when the workload
+// replays a history, its Replay in time order.
 func (w *Workload) Instances() []Instance {
+	if w.Replay != nil {
+		out := slices.Clone(w.Replay)
+		sort.SliceStable(out, func(a, b int) bool { return out[a].Arrival < out[b].Arrival })
+		return out
+	}
 	var out []Instance
 	for _, p := range w.Pipelines {
 		for n := range p.Count {

@@ -38,6 +38,10 @@ type Workload struct {
 	// lost cluster and clear its tasks.
 	StaticClusters int
 	ManualResponse time.Duration
+	// Replay, when not nil, holds the workload's instances as they are, in
+	// place of those the pipelines give: a history read back from a store
+	// (FromStore). A workload file never sets it.
+	Replay []Instance
 }
 
 // Pipeline is one kind of workflow: Count instances, arriving Every apart

@@ -9,7 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthhq/berth/internal/config"
 	"github.com/berthhq/berth/internal/simcheck"
+	"github.com/berthhq/berth/internal/store/sqlite"
 	"github.com/berthhq/berth/internal/simulate"
 	"github.com/berthhq/berth/internal/workload"
 )
@@ -25,7 +27,7 @@ func runSim(ctx context.Context, e *env, args []string) error {
 }
 
 func runSimWorkload(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("sim", "sim WORKLOAD.yaml [-o json] [--timeline out.svg] [--policies berth,oracle,...]\n       berth sim check [flags]", simSummary+`
+	fs := e.flags("sim", "sim WORKLOAD.yaml [-o json] [--timeline out.svg] [--policies berth,oracle,...] [--loss R]\n       berth sim --from-store berth.db [--config berth.yaml] [--since 168h] [--pool A --set max_clusters=6,idle_timeout=5m] [flags]\n       berth sim check [flags]", simSummary+`
 
 Runs the workload's pipelines under several policies on the same random
 draws (job durations, cluster losses) and prints one line per policy:
@@ -41,30 +43,56 @@ latency is a pipeline instance's arrival to the end of its last job; wait is
 a job's submission to its start. -o json prints
 {"policies": {NAME: {"cost", "cluster_hours", ...}}}.
 
+--from-store replays what a real Berth ran — its jobs' arrivals, durations
+and pipeline labels, its clusters' boot times and losses — from its SQLite
+store, with the pools of --config (changed by --pool and --set), so that
+"what would last week have cost with 6 clusters?" is answered before
+production changes.
+
 'berth sim check' runs seeds of generated workloads with faults and checks
 the invariants ('berth sim check -h').`)
 	fs.StringVar(&e.output, "o", "table", "output `format`: table or json")
 	timeline := fs.String("timeline", "", "write each policy's clusters and jobs over time to this SVG `file`")
 	loss := fs.Float64("loss", -1, "set every pool's loss_per_cluster_hour to this `rate`")
+	fromStore := fs.String("from-store", "", "replay the history in this SQLite store `file` instead of a workload file")
+	cfgPath := fs.String("config", "", "with --from-store: the configuration `file` the store ran under (default: the embedded default)")
+	since := fs.Duration("since", 0, "with --from-store: replay the jobs created within this `duration` before now (default: all)")
+	poolName := fs.String("pool", "", "with --set: the `pool` to change")
+	set := fs.String("set", "", "change the pool's settings: `key=value,...` (slots, min_clusters, max_clusters, idle_timeout, boot_timeout, max_lifetime, price_per_hour, boot_time, terminate_time, loss_per_cluster_hour)")
 	policies := fs.String("policies", strings.Join(simulate.Policies, ","), "comma-separated `policies` to run")
 	pos, err := fs.parseAll(args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return fs.usageErr("want one workload file")
+	switch {
+	case *fromStore == "" && len(pos) != 1:
+		return fs.usageErr("want one workload file (or --from-store)")
+	case *fromStore != "" && len(pos) > 0:
+		return fs.usageErr("give a workload file or --from-store, not both")
+	case (*poolName == "") != (*set == ""):
+		return fs.usageErr("--pool and --set go together")
+	case *since < 0:
+		return fs.usageErr("--since must not be negative")
+	case *fromStore == "" && (*cfgPath != "" || *since != 0):
+		return fs.usageErr("--config and --since go with --from-store")
 	}
 	names, err := policyList(*policies)
 	if err != nil {
 		return fs.usageErr("%v", err)
 	}
-	data, err := os.ReadFile(pos[0])
-	if err != nil {
-		return fmt.Errorf("read workload: %w", err)
+	var w *workload.Workload
+	if *fromStore != "" {
+		w, err = e.replay(ctx, *fromStore, *cfgPath, *since)
+	} else {
+		w, err = readWorkload(pos[0])
 	}
-	w, err := workload.Parse(data)
 	if err != nil {
-		return fmt.Errorf("workload %s: %w", pos[0], err)
+		return err
+	}
+	if *set != "" {
+		if err := workload.ApplySet(w, *poolName, *set); err != nil {
+			return err
+		}
 	}
 	if *loss >= 0 {
 		if err := w.SetLoss(*loss); err != nil {
@@ -89,6 +117,45 @@ the invariants ('berth sim check -h').`)
 		return printJSON(e.stdout, out)
 	}
 	return printSimTable(e, rep, took)
+}
+
+func readWorkload(path string) (*workload.Workload, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read workload: %w", err)
+	}
+	w, err := workload.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("workload %s: %w", path, err)
+	}
+	return w, nil
+}
+
+// replay reads a store's history as a workload, and says what it read.
+func (e *env) replay(ctx context.Context, path, cfgPath string, since time.Duration) (*workload.Workload, error) {
+	cfg := config.Default()
+	if cfgPath != "" {
+		var err error
+		if cfg, err = config.Load(cfgPath); err != nil {
+			return nil, err
+		}
+	}
+	// Opening a path that is not there would make a new, empty store.
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("--from-store: %w", err)
+	}
+	st, err := sqlite.Open(ctx, path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("--from-store %s: %w", path, err)
+	}
+	defer st.Close()
+	w, sum, err := workload.FromStore(ctx, st, cfg, since, e.clock.Now())
+	if err != nil {
+		return nil, fmt.Errorf("--from-store %s: %w", path, err)
+	}
+	fmt.Fprintf(e.stderr, "replaying %d jobs in %d pipeline runs from %s (%d never ran, %d superseded by later tries)\n",
+		sum.Replayed, sum.Instances, sum.Start.Format(time.RFC3339), sum.NotRun, sum.Superseded)
+	return w, nil
 }
 
 func policyList(s string) ([]string, error) {

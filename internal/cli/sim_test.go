@@ -2,11 +2,17 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/store"
+	"github.com/berthhq/berth/internal/store/sqlite"
 )
 
 const tinyWorkload = `
@@ -82,5 +88,70 @@ func TestSimErrors(t *testing.T) {
 		if r.code != tt.code || !strings.Contains(r.stderr, tt.want) {
 			t.Errorf("berth %v: exit %d, stderr %q; want %d and %q", tt.args, r.code, r.stderr, tt.code, tt.want)
 		}
+	}
+}
+
+// --from-store replays a store's jobs against the configuration's pools,
+// changed by --pool and --set; a missing store is an error, not a new one.
+func TestSimFromStore(t *testing.T) {
+	h := newHarness(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "berth.db")
+	st, err := sqlite.Open(t.Context(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, task := range []string{"extract", "load", "load"} {
+		created := t0.Add(-2*time.Hour + time.Duration(i/2)*30*time.Minute)
+		j := berth.Job{
+			ID: fmt.Sprintf("job-%d", i), Pool: "default", State: berth.JobQueued, Resume: berth.ResumeFromStart,
+			MaxInfraRetries: berth.DefaultInfraRetry, CreatedAt: created, Attempts: []berth.Attempt{},
+			Labels: map[string]string{"dag_id": "d", "run_id": "r1", "task_id": task, "map_index": fmt.Sprint(i)},
+			Steps:  []berth.JobStep{{Step: berth.Step{Name: "s", Args: []string{"true"}}, State: berth.StepPending}},
+		}
+		if j, _, err = st.CreateJob(t.Context(), j); err != nil {
+			t.Fatal(err)
+		}
+		start := created.Add(time.Minute)
+		j.Attempts = []berth.Attempt{{N: 1, ClusterID: "cl-1", State: berth.AttemptSucceeded, Reason: berth.ReasonSucceeded,
+			StartedAt: start, EndedAt: start.Add(20 * time.Minute), Steps: []berth.AttemptStep{{Index: 0, State: berth.StepSucceeded}}}}
+		j.State, j.Reason, j.ClusterID, j.StartedAt, j.EndedAt = berth.JobSucceeded, berth.ReasonSucceeded, "cl-1", start, start.Add(20*time.Minute)
+		j.Steps[0].State = berth.StepSucceeded
+		if err := st.Commit(t.Context(), store.Batch{Jobs: []berth.Job{j}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	r := h.mustRun(t, "sim", "--from-store", path, "--pool", "default", "--set", "max_clusters=2,idle_timeout=auto", "-o", "json")
+	var out struct {
+		Policies map[string]struct {
+			JobsLost    int    `json:"jobs_lost"`
+			LatencyMean string `json:"latency_mean"`
+		} `json:"policies"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("%v\n%s", err, r.stdout)
+	}
+	if b := out.Policies["berth"]; b.JobsLost != 0 || b.LatencyMean == "" || b.LatencyMean == "0s" {
+		t.Errorf("berth replay %+v from %s", b, r.stdout)
+	}
+	if !strings.Contains(r.stderr, "replaying 3 jobs in 1 pipeline runs") {
+		t.Errorf("stderr %q does not say what it replays", r.stderr)
+	}
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sim", "--from-store", filepath.Join(dir, "none.db")}, "--from-store"},
+		{[]string{"sim", "--from-store", path, "--pool", "default"}, "--pool and --set go together"},
+		{[]string{"sim", "--from-store", path, "--pool", "nope", "--set", "slots=2"}, `"nope"`},
+		{[]string{"sim", "--from-store", path, "--pool", "default", "--set", "colour=red"}, `unknown key "colour"`},
+	} {
+		if r := h.run(t.Context(), "", tt.args...); r.code == 0 || !strings.Contains(r.stderr, tt.want) {
+			t.Errorf("berth %v: exit %d, stderr %q; want an error with %q", tt.args, r.code, r.stderr, tt.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "none.db")); err == nil {
+		t.Error("--from-store made a store where there was none")
 	}
 }

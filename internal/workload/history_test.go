@@ -270,7 +270,7 @@ func TestFromStorePools(t *testing.T) {
 	spark, _ := w.Pool("spark")
 	wantSpark := config.Pool{
 		Name: "spark", Provider: config.ProviderSim, Slots: 4, MaxClusters: 5,
-		IdleTimeout: config.Duration(10 * m), BootTimeout: config.Duration(config.DefaultBootTimeoutEMR),
+		IdleTimeout: config.IdleTimeout(10 * m), BootTimeout: config.Duration(config.DefaultBootTimeoutEMR),
 		MaxLifetime: config.Duration(12 * h), PricePerHour: 12.5,
 		Sim: &config.SimSpec{BootTime: config.Duration(7 * m), TerminateTime: config.Duration(3 * m), LossPerClusterHour: spark.Sim.LossPerClusterHour},
 		Fallback: &config.Fallback{AfterFailures: 2, For: config.Duration(h),

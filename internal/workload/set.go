@@ -99,6 +99,16 @@ func setValue(dst any, value string) error {
 			return fmt.Errorf("%q is not a duration such as 90s, 5m or 1h", value)
 		}
 		*d = config.Duration(v)
+	case *config.IdleTimeout:
+		if value == "auto" {
+			*d = config.IdleAuto
+			return nil
+		}
+		v, err := time.ParseDuration(value)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration such as 90s, 5m or 1h, nor auto", value)
+		}
+		*d = config.IdleTimeout(v)
 	default:
 		panic(fmt.Sprintf("workload: set: no parser for %T", dst))
 	}

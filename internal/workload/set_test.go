@@ -38,7 +38,7 @@ func TestApplySet(t *testing.T) {
 	}
 	want := config.Pool{
 		Name: "spark", Provider: config.ProviderSim, Slots: 4, MinClusters: 1, MaxClusters: 6,
-		IdleTimeout: config.Duration(5 * time.Minute), BootTimeout: config.Duration(30 * time.Minute),
+		IdleTimeout: config.IdleTimeout(5 * time.Minute), BootTimeout: config.Duration(30 * time.Minute),
 		MaxLifetime: config.Duration(2 * time.Hour), PricePerHour: 3.5,
 		Sim: &config.SimSpec{BootTime: config.Duration(5 * time.Minute), TerminateTime: config.Duration(30 * time.Second), LossPerClusterHour: 0.1},
 	}

@@ -11,8 +11,8 @@ import (
 
 	"github.com/berthhq/berth/internal/config"
 	"github.com/berthhq/berth/internal/simcheck"
-	"github.com/berthhq/berth/internal/store/sqlite"
 	"github.com/berthhq/berth/internal/simulate"
+	"github.com/berthhq/berth/internal/store/sqlite"
 	"github.com/berthhq/berth/internal/workload"
 )
 

@@ -46,12 +46,12 @@ type foresight struct {
 	// foreseen holds, per pool, whether its latest job to succeed said or
 	// taught what follows it.
 	foreseen map[string]bool
-	next    map[taskKey]map[taskKey]*follow
-	runs    map[runKey]*runTrack
+	next     map[taskKey]map[taskKey]*follow
+	runs     map[runKey]*runTrack
 	// dags holds each pipeline's rhythm: runs that arrive on a schedule
 	// are expected at the next beat.
 	dags map[string]*rhythm
-	boot    map[string]time.Duration
+	boot map[string]time.Duration
 	// seq orders runs by their last activity, to forget the oldest.
 	seq uint64
 }

@@ -1,6 +1,7 @@
 package simulate
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"time"
@@ -97,8 +98,8 @@ func (d *Duration) UnmarshalText(b []byte) error {
 
 // Measure derives a policy's metrics from its trace:
 //   - cost and cluster_hours: every cluster from its request to its end;
-//   - idle_fraction: the share of the paid slot-hours in which no job ran
-//     (booting, idle and terminating time included);
+//   - idle_fraction: the share of the paid cluster-hours in which a
+//     cluster ran no job (booting, idle and terminating time included);
 //   - latency: a pipeline instance's arrival to its last job's end, over
 //     the instances that ended;
 //   - wait: a job's submission to its first start;
@@ -106,29 +107,31 @@ func (d *Duration) UnmarshalText(b []byte) error {
 //   - jobs_lost: jobs that did not succeed.
 func (t *Trace) Measure() Result {
 	var r Result
-	var slotTime, busy float64
 	for _, c := range t.Clusters {
-		life := (c.Ended - c.Requested).Hours()
 		r.Cost += c.Cost
-		r.ClusterHours += life
-		slotTime += life * float64(max(c.Slots, 1))
+		r.ClusterHours += (c.Ended - c.Requested).Hours()
 	}
 	var waits []time.Duration
 	var last time.Duration
+	busy := map[string][][2]time.Duration{}
 	for _, j := range t.Jobs {
 		if !j.Succeeded {
 			r.JobsLost++
 		}
 		for i, a := range j.Attempts {
-			busy += (a.End - a.Start).Hours()
+			busy[a.Cluster] = append(busy[a.Cluster], [2]time.Duration{a.Start, a.End})
 			last = max(last, a.End)
 			if i == 0 {
 				waits = append(waits, a.Start-j.Submitted)
 			}
 		}
 	}
-	if slotTime > 0 {
-		r.IdleFraction = math.Max(0, 1-busy/slotTime)
+	if r.ClusterHours > 0 {
+		var used time.Duration
+		for _, spans := range busy {
+			used += union(spans)
+		}
+		r.IdleFraction = math.Max(0, 1-used.Hours()/r.ClusterHours)
 	}
 	var lat []time.Duration
 	var sum time.Duration
@@ -147,6 +150,22 @@ func (t *Trace) Measure() Result {
 	r.Makespan = Duration(last)
 	r.Interventions = t.Interventions
 	return r
+}
+
+// union is how long the spans cover together.
+func union(spans [][2]time.Duration) time.Duration {
+	slices.SortFunc(spans, func(a, b [2]time.Duration) int { return cmp.Compare(a[0], b[0]) })
+	var total, end time.Duration
+	for i, s := range spans {
+		if i == 0 || s[0] > end {
+			total += s[1] - s[0]
+			end = s[1]
+		} else if s[1] > end {
+			total += s[1] - end
+			end = s[1]
+		}
+	}
+	return total
 }
 
 // quantile is the q-quantile of ds by the nearest rank; 0 for none.

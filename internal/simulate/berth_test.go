@@ -4,20 +4,9 @@ import (
 	"context"
 	"testing"
 	"time"
-
-	"github.com/berthhq/berth/internal/workload"
 )
 
-func parse(t *testing.T, doc string) *workload.Workload {
-	t.Helper()
-	w, err := workload.Parse([]byte(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return w
-}
-
-const twoPools = `
+const berthPools = `
 seed: 3
 pools:
   - {name: a, provider: sim, slots: 2, max_clusters: 3, idle_timeout: 10m, price_per_hour: 6,
@@ -36,7 +25,7 @@ pipelines:
 // The berth policy is the real service: every job of every instance runs
 // once to success, phases in order, and the clusters are paid for.
 func TestBerthRunsTheWorkload(t *testing.T) {
-	w := parse(t, twoPools)
+	w := parse(t, berthPools)
 	tr, err := runBerth(context.Background(), w)
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +75,7 @@ func TestBerthRunsTheWorkload(t *testing.T) {
 // Lost clusters are replaced and their jobs run again, by the service
 // alone: nothing is lost and nobody intervenes.
 func TestBerthRecoversFromLosses(t *testing.T) {
-	w := parse(t, twoPools)
+	w := parse(t, berthPools)
 	if err := w.SetLoss(2); err != nil {
 		t.Fatal(err)
 	}

@@ -48,6 +48,9 @@ type foresight struct {
 	foreseen map[string]bool
 	next     map[taskKey]map[taskKey]*follow
 	runs     map[runKey]*runTrack
+	// pending is work jobs announced as they ended, awaited until it is
+	// submitted (see awaitGrace).
+	pending map[expectKey]pending
 	// dags holds each pipeline's rhythm: runs that arrive on a schedule
 	// are expected at the next beat.
 	dags map[string]*rhythm
@@ -90,7 +93,7 @@ type runTrack struct {
 
 func newForesight() foresight {
 	return foresight{runtime: map[taskKey]time.Duration{}, ended: map[taskKey]int{}, foreseen: map[string]bool{}, next: map[taskKey]map[taskKey]*follow{},
-		runs: map[runKey]*runTrack{}, dags: map[string]*rhythm{}, boot: map[string]time.Duration{}}
+		runs: map[runKey]*runTrack{}, dags: map[string]*rhythm{}, pending: map[expectKey]pending{}, boot: map[string]time.Duration{}}
 }
 
 func taskOf(j *berth.Job) taskKey {
@@ -122,6 +125,9 @@ func (f *foresight) submitted(j *berth.Job, now time.Time) {
 	_, known := f.runs[rk]
 	r := f.run(rk)
 	t := taskOf(j)
+	from := rk.dag + "\x00" + rk.run
+	delete(f.pending, expectKey{from, t})
+	delete(f.pending, expectKey{from, taskKey{pool: t.pool}})
 	r.given[t]++
 	f.beat(rk.dag, t, !known, r.given[t], now)
 	if r.last == (taskKey{}) || r.last == t {
@@ -170,7 +176,7 @@ func (f *foresight) beat(dag string, t taskKey, newRun bool, given int, now time
 // nextRuns are the runs expected to arrive on their pipelines' rhythm,
 // once three runs showed it: the first task's jobs at the next beat,
 // until a lead after it.
-func (f *foresight) nextRuns(now time.Time, add func(from string, t taskKey, a scheduler.Arrival)) {
+func (f *foresight) nextRuns(now time.Time, add func(expectKey, expectation)) {
 	for dag, d := range f.dags {
 		if d.runs < 3 || d.period <= 0 {
 			continue
@@ -179,7 +185,7 @@ func (f *foresight) nextRuns(now time.Time, add func(from string, t taskKey, a s
 		if now.After(at.Add(d.period / 4)) {
 			continue // the run is late: no longer expected
 		}
-		add("next\x00"+dag, d.first, scheduler.Arrival{Pool: d.first.pool, At: maxTime(at, now), Jobs: d.jobs})
+		add(expectKey{"next\x00" + dag, d.first}, expectation{Arrival: scheduler.Arrival{Pool: d.first.pool, At: maxTime(at, now), Jobs: d.jobs}, task: d.first})
 	}
 }
 
@@ -193,6 +199,9 @@ func (f *foresight) succeeded(j *berth.Job, now time.Time) {
 	}
 	f.ended[t]++
 	f.foreseen[j.Pool] = len(j.Then) > 0 || f.ended[t] >= knownAfter
+	for k, e := range f.announced(j, now) {
+		f.pending[k] = pending{e, e.At.Add(awaitGrace)}
+	}
 	if rk, ok := runOf(j); ok {
 		r := f.run(rk)
 		r.last, r.lastEnd = t, now
@@ -244,54 +253,81 @@ func (f *foresight) expectedEnd(j *berth.Job, now time.Time) (time.Time, bool) {
 	return end, true
 }
 
-// expected is the work the running jobs are expected to bring, per pool,
-// soonest first: what their then hints say will follow them, or, for a
-// job without hints, what followed its task before. Jobs of one run that
-// announce the same work announce it once, when the last of them is
-// expected to end.
+// expected is the work expected to arrive, per pool, soonest first, and
+// when the pools' running jobs are expected to end. Work is expected from
+// what the running jobs said will follow them (then hints) or, for a job
+// without hints, what followed its task before; from jobs that just ended
+// and announced work not yet submitted; and from pipelines' rhythm. Known
+// work is followed further down its pipeline, as far as chainDepth tasks
+// within chainHorizon, so that a cluster needed two tasks later is ready
+// too. Jobs of one run that announce the same work announce it once, when
+// the last of them is expected to end.
 func (s *State) expected(now time.Time) (map[string][]scheduler.Arrival, map[string][]time.Time) {
-	type key struct {
-		from string // the run, or the job when it has none
-		to   taskKey
-	}
-	at := map[key]scheduler.Arrival{}
-	add := func(k key, a scheduler.Arrival) {
+	f := &s.learned
+	at := map[expectKey]expectation{}
+	add := func(k expectKey, e expectation) {
 		if old, ok := at[k]; ok {
-			a.At = maxTime(a.At, old.At)
-			a.Jobs = max(a.Jobs, old.Jobs)
+			e.At = maxTime(e.At, old.At)
+			e.Jobs = max(e.Jobs, old.Jobs)
 		}
-		at[k] = a
+		at[k] = e
 	}
 	ends := map[string][]time.Time{}
 	for _, on := range s.running {
 		for _, j := range on {
-			end, ok := s.learned.expectedEnd(j, now)
+			end, ok := f.expectedEnd(j, now)
 			if !ok {
 				continue
 			}
 			ends[j.Pool] = append(ends[j.Pool], end)
-			from := j.ID
-			if rk, ok := runOf(j); ok {
-				from = rk.dag + "\x00" + rk.run
-			}
-			if len(j.Then) > 0 {
-				for _, h := range j.Then {
-					add(key{from, taskKey{pool: h.Pool}}, scheduler.Arrival{Pool: h.Pool, At: end, Jobs: h.Jobs})
+			for k, e := range f.announced(j, end) {
+				if _, given := s.runs(j, k.to); !given {
+					add(k, e)
 				}
-				continue
-			}
-			for t, fl := range s.learned.next[taskOf(j)] {
-				if _, running := s.runs(j, t); running {
-					continue
-				}
-				add(key{from, t}, scheduler.Arrival{Pool: t.pool, At: end.Add(fl.gap), Jobs: fl.jobs})
 			}
 		}
 	}
-	s.learned.nextRuns(now, func(from string, t taskKey, a scheduler.Arrival) { add(key{from, t}, a) })
+	for k, p := range f.pending {
+		if now.After(p.until) {
+			delete(f.pending, k)
+			continue
+		}
+		add(k, p.expectation)
+	}
+	f.nextRuns(now, add)
+	// Follow known work down its pipeline: breadth first, so that each
+	// step of the chain starts from the latest estimate of the one before.
+	frontier := make([]expectKey, 0, len(at))
+	for k := range at {
+		frontier = append(frontier, k)
+	}
+	slices.SortFunc(frontier, compareExpectKeys)
+	for depth := 0; depth < chainDepth && len(frontier) > 0; depth++ {
+		var next []expectKey
+		for _, k := range frontier {
+			e := at[k]
+			d, ok := f.runtime[e.task]
+			if !ok || e.task.task == "" {
+				continue
+			}
+			for t, fl := range f.next[e.task] {
+				a := e.At.Add(d + fl.gap)
+				if a.After(now.Add(chainHorizon)) {
+					continue
+				}
+				nk := expectKey{k.from, t}
+				if _, seen := at[nk]; !seen {
+					next = append(next, nk)
+				}
+				add(nk, expectation{Arrival: scheduler.Arrival{Pool: t.pool, At: a, Jobs: fl.jobs}, task: t})
+			}
+		}
+		slices.SortFunc(next, compareExpectKeys)
+		frontier = slices.Compact(next)
+	}
 	out := map[string][]scheduler.Arrival{}
-	for _, a := range at {
-		out[a.Pool] = append(out[a.Pool], a)
+	for _, e := range at {
+		out[e.Pool] = append(out[e.Pool], e.Arrival)
 	}
 	for _, as := range out {
 		slices.SortFunc(as, func(a, b scheduler.Arrival) int { return cmp.Or(a.At.Compare(b.At), cmp.Compare(a.Jobs, b.Jobs)) })
@@ -300,6 +336,72 @@ func (s *State) expected(now time.Time) (map[string][]scheduler.Arrival, map[str
 		slices.SortFunc(es, time.Time.Compare)
 	}
 	return out, ends
+}
+
+// How far known work is followed down its pipeline.
+const (
+	chainDepth   = 4
+	chainHorizon = 3 * time.Hour
+)
+
+// awaitGrace is how long work a finished job announced is awaited: the
+// workflow engine needs a moment to hear of the end and submit what
+// follows.
+const awaitGrace = 5 * time.Minute
+
+// expectKey names one piece of expected work: what announced it (a run,
+// or a job when it has none) and the task (or, for a hint, the pool) it
+// is.
+type expectKey struct {
+	from string
+	to   taskKey
+}
+
+func compareExpectKeys(a, b expectKey) int {
+	return cmp.Or(cmp.Compare(a.from, b.from), cmp.Compare(a.to.pool, b.to.pool), cmp.Compare(a.to.dag, b.to.dag), cmp.Compare(a.to.task, b.to.task))
+}
+
+// expectation is expected work and, when known, its task, to follow it
+// further.
+type expectation struct {
+	scheduler.Arrival
+	task taskKey
+}
+
+// pending is work a job announced when it ended, until it is submitted or
+// its grace runs out.
+type pending struct {
+	expectation
+	until time.Time
+}
+
+// announced is the work a job says or taught will follow it, if it ends
+// at end: its then hints, else what followed its task before.
+func (f *foresight) announced(j *berth.Job, end time.Time) map[expectKey]expectation {
+	from := j.ID
+	if rk, ok := runOf(j); ok {
+		from = rk.dag + "\x00" + rk.run
+	}
+	out := map[expectKey]expectation{}
+	follows := f.next[taskOf(j)]
+	if len(j.Then) > 0 {
+		for _, h := range j.Then {
+			e := expectation{Arrival: scheduler.Arrival{Pool: h.Pool, At: end, Jobs: h.Jobs}}
+			// The hint names a pool; the task learned to follow on it, if
+			// one, lets the chain go on from there.
+			for t := range follows {
+				if t.pool == h.Pool && (e.task == taskKey{} || t.task < e.task.task) {
+					e.task = t
+				}
+			}
+			out[expectKey{from, taskKey{pool: h.Pool}}] = e
+		}
+		return out
+	}
+	for t, fl := range follows {
+		out[expectKey{from, t}] = expectation{Arrival: scheduler.Arrival{Pool: t.pool, At: end.Add(fl.gap), Jobs: fl.jobs}, task: t}
+	}
+	return out
 }
 
 // runs reports whether the job's run has already been given jobs of task

@@ -52,6 +52,9 @@ func genWorkload(r *rand.Rand, active time.Duration) workload {
 			PricePerHour: float64(1 + r.IntN(12)),
 		}
 		p.MinClusters = min(p.MinClusters, p.MaxClusters)
+		if r.IntN(3) == 0 {
+			p.IdleTimeout, p.IdleAuto = 0, true
+		}
 		if r.IntN(2) == 0 {
 			p.BootTimeout = pick(r, 8*time.Minute, 15*time.Minute)
 		}
@@ -110,6 +113,17 @@ func genWorkload(r *rand.Rand, active time.Duration) workload {
 		}
 		if r.IntN(3) == 0 {
 			spec.Resume = berth.ResumeUnfinished
+		}
+		if r.IntN(3) == 0 {
+			// A pipeline's task, as the Airflow provider labels it, so that
+			// the scheduler learns and anticipates; sometimes with hints of
+			// what follows.
+			spec.Labels["dag_id"] = fmt.Sprintf("dag%d", r.IntN(2))
+			spec.Labels["run_id"] = fmt.Sprintf("run%d", i/6)
+			spec.Labels["task_id"] = fmt.Sprintf("task%d", r.IntN(4))
+		}
+		if r.IntN(4) == 0 {
+			spec.Then = []berth.Hint{{Pool: w.pools[r.IntN(len(w.pools))].pool.Name, Jobs: 1 + r.IntN(8)}}
 		}
 		if r.IntN(4) == 0 {
 			spec.Affinity = fmt.Sprintf("aff%d", r.IntN(3))

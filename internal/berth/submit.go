@@ -292,6 +292,11 @@ func (s *JobSpec) Mismatch(j *Job) string {
 		// Another role is another job: its steps could do what the first
 		// role may not.
 		return "execution_role_arn"
+	case !slices.Equal(want.Then, j.Then):
+		// What follows is part of what was asked for: a resubmission that
+		// says other work follows would warm other clusters. Order counts,
+		// as the job shows its list as given.
+		return "then"
 	}
 	return ""
 }

@@ -391,6 +391,101 @@ func testSubmitExecutionRoleAndProperties(t *testing.T, h *harness) {
 	}
 }
 
+// A job's then list goes in with the submission and comes back with the
+// job, from the submission, GET and the listing; an empty one is shown as
+// none. Another list under the same idempotency key is another job. A
+// hint naming a pool Berth does not have is a 422 naming the hint, a
+// malformed hint a 400 naming it; neither changes anything.
+func TestSubmitThen(t *testing.T) {
+	backends(t, testSubmitThen)
+}
+
+func testSubmitThen(t *testing.T, h *harness) {
+	const spec = `{"pool": "small", "steps": [{"args": ["x"]}], "idempotency_key": "nightly/phase_4/1",
+		"then": [{"pool": "spark", "jobs": 3}, {"pool": "small", "jobs": 1}]}`
+	want := []any{map[string]any{"pool": "spark", "jobs": 3.0}, map[string]any{"pool": "small", "jobs": 1.0}}
+	// then is the id and the then list of the job an answer shows.
+	then := func(r response) (string, any) {
+		t.Helper()
+		var j map[string]any
+		r.decode(t, &j)
+		id, _ := j["id"].(string)
+		return id, j["then"]
+	}
+
+	r := h.do("POST", "/v1/jobs", spec, "Content-Type", "application/json")
+	if r.status != http.StatusCreated {
+		t.Fatalf("submit: status %d: %s", r.status, r.body)
+	}
+	id, got := then(r)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("submission: then %v, want %v", got, want)
+	}
+	if _, got := then(h.do("GET", "/v1/jobs/"+id, "")); !reflect.DeepEqual(got, want) {
+		t.Errorf("GET: then %v, want %v", got, want)
+	}
+	var list struct {
+		Jobs []map[string]any `json:"jobs"`
+	}
+	h.do("GET", "/v1/jobs", "").decode(t, &list)
+	if len(list.Jobs) != 1 || !reflect.DeepEqual(list.Jobs[0]["then"], want) {
+		t.Errorf("listing: %v, want one job with then %v", list.Jobs, want)
+	}
+	if r := h.do("POST", "/v1/jobs", spec); r.status != http.StatusOK {
+		t.Errorf("the same submission again: status %d, want 200: %s", r.status, r.body)
+	}
+
+	for _, body := range []string{
+		`{"pool": "small", "steps": [{"args": ["x"]}], "then": []}`,
+		`{"pool": "small", "steps": [{"args": ["x"]}]}`,
+	} {
+		id, got := then(h.do("POST", "/v1/jobs", body))
+		if _, again := then(h.do("GET", "/v1/jobs/"+id, "")); got != nil || again != nil {
+			t.Errorf("%s: then %v, and %v from GET; want none", body, got, again)
+		}
+	}
+
+	for _, tt := range []struct{ name, body string }{
+		{"other jobs", strings.Replace(spec, `"jobs": 3`, `"jobs": 4`, 1)},
+		{"another pool", strings.Replace(spec, `"pool": "spark", "jobs": 3`, `"pool": "small", "jobs": 3`, 1)},
+		{"no then", strings.Replace(spec, `"then": [{"pool": "spark", "jobs": 3}, {"pool": "small", "jobs": 1}]`, `"then": []`, 1)},
+	} {
+		t.Run("different then: "+tt.name, func(t *testing.T) {
+			before := h.state()
+			h.do("POST", "/v1/jobs", tt.body).wantError(t, 409, "conflict",
+				`idempotency_key "nightly/phase_4/1" was used for job `+id+` with a different spec (then differs)`)
+			if h.state() != before {
+				t.Error("a conflicting resubmission changed the service")
+			}
+		})
+	}
+
+	for _, tt := range []struct {
+		name, body string
+		status     int
+		code, msg  string
+	}{
+		{"a hint on an unknown pool", `{"pool": "small", "steps": [{"args": ["x"]}], "then": [{"pool": "spark", "jobs": 1}, {"pool": "huge", "jobs": 1}]}`,
+			422, "unprocessable", `then[1].pool: unknown pool "huge" (configured: small, spark)`},
+		{"a hint without a pool", `{"pool": "small", "steps": [{"args": ["x"]}], "then": [{"jobs": 1}]}`,
+			400, "invalid", "then[0].pool: is required"},
+		{"a hint without jobs", `{"pool": "small", "steps": [{"args": ["x"]}], "then": [{"pool": "spark"}]}`,
+			400, "invalid", "then[0].jobs: must be 1..10000"},
+		{"a hint with an unknown field", `{"pool": "small", "steps": [{"args": ["x"]}], "then": [{"pool": "spark", "jobs": 1, "when": "soon"}]}`,
+			400, "invalid", `unknown field "when"`},
+		{"then as an object", `{"pool": "small", "steps": [{"args": ["x"]}], "then": {"pool": "spark", "jobs": 1}}`,
+			400, "invalid", "then"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := h.state()
+			h.do("POST", "/v1/jobs", tt.body).wantError(t, tt.status, tt.code, tt.msg)
+			if h.state() != before {
+				t.Error("a rejected submission changed the service")
+			}
+		})
+	}
+}
+
 func TestGetJob(t *testing.T) {
 	backends(t, testGetJob)
 }
@@ -700,6 +795,7 @@ func TestErrorMessages(t *testing.T) {
 		{"POST", "/v1/clusters/cl-4242/terminate", "", 404, "cluster cl-4242 not found"},
 		{"POST", "/v1/clusters/cl-4242/kill", "", 404, "cluster cl-4242 not found"},
 		{"POST", "/v1/jobs", `{"pool": "huge", "steps": [{"args": ["x"]}]}`, 422, `pool: unknown pool "huge" (configured: small, spark)`},
+		{"POST", "/v1/jobs", `{"pool": "small", "steps": [{"args": ["x"]}], "then": [{"pool": "huge", "jobs": 1}]}`, 422, `then[0].pool: unknown pool "huge" (configured: small, spark)`},
 		{"POST", "/v1/jobs", `{"pool": "small", "steps": [{"args": ["x"]}], "retries": 1000}`, 400, "retries: must be 0..100"},
 		{"POST", "/v1/jobs", `{"pool": "small", "steps": [{"args": ["x"], "env": {"A=B": "c"}}]}`, 400, `steps[0].env: bad variable name "A=B"`},
 		{"POST", "/v1/jobs", `{"steps": [{"args": ["x"]}]}`, 400, "pool: is required"},
@@ -1108,6 +1204,7 @@ func FuzzSubmit(f *testing.F) {
 		goodSpec,
 		`{"pool": "small", "steps": [{"args": ["x"]}], "idempotency_key": "k"}`,
 		`{"pool": "huge", "steps": [{"args": ["x"]}]}`,
+		`{"pool": "small", "steps": [{"args": ["x"]}], "then": [{"pool": "spark", "jobs": 2}, {"pool": "huge", "jobs": 0}]}`,
 		`{"pool": "small", "steps": [{"args": ["x"]}], "max_infra_retries": -1}`,
 		`{"pool": "small", "steps": [{"args": ["x"]}], "timeout": "-5s"}`,
 		`{"pool": "small", "steps": [{"args": ["a\u0000b"]}]}`,

@@ -222,6 +222,25 @@ func checkRoleARN(arn string) string {
 	return ""
 }
 
+// CheckPools checks that the pools a spec names, its own and each hint's,
+// are among configured, which must be sorted: the error lists them, so a
+// caller sees what it may name. The error is an *Error of kind
+// ErrUnprocessable whose public message starts with the field.
+func (s *JobSpec) CheckPools(configured []string) error {
+	unknown := func(field, pool string) error {
+		return Errorf(ErrUnprocessable, "%s: unknown pool %q (configured: %s)", field, pool, strings.Join(configured, ", "))
+	}
+	if _, ok := slices.BinarySearch(configured, s.Pool); !ok {
+		return unknown("pool", s.Pool)
+	}
+	for i, h := range s.Then {
+		if _, ok := slices.BinarySearch(configured, h.Pool); !ok {
+			return unknown(fmt.Sprintf("then[%d].pool", i), h.Pool)
+		}
+	}
+	return nil
+}
+
 // NewJob makes the queued job a valid spec describes.
 func (s *JobSpec) NewJob(id string, now time.Time) Job {
 	j := Job{
@@ -292,6 +311,11 @@ func (s *JobSpec) Mismatch(j *Job) string {
 		// Another role is another job: its steps could do what the first
 		// role may not.
 		return "execution_role_arn"
+	case !slices.Equal(want.Then, j.Then):
+		// What follows is part of what was asked for: a resubmission that
+		// says other work follows would warm other clusters. Order counts,
+		// as the job shows its list as given.
+		return "then"
 	}
 	return ""
 }

@@ -69,6 +69,46 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// TestValidateThen: each hint names a pool and 1..MaxHintJobs jobs, and a
+// job gives at most MaxHints. Whether the pool exists is the service's to
+// say.
+func TestValidateThen(t *testing.T) {
+	many := make([]Hint, MaxHints+1)
+	for i := range many {
+		many[i] = Hint{Pool: "p", Jobs: 1}
+	}
+	tests := []struct {
+		name string
+		then []Hint
+		want string
+	}{
+		{"none", nil, ""},
+		{"empty", []Hint{}, ""},
+		{"one", []Hint{{Pool: "b", Jobs: 1}}, ""},
+		{"the most", append([]Hint{{Pool: "b", Jobs: MaxHintJobs}}, many[:MaxHints-1]...), ""},
+		{"too many", many, "then: more than 16 hints"},
+		{"no pool", []Hint{{Pool: "b", Jobs: 1}, {Jobs: 1}}, "then[1].pool: is required"},
+		{"no jobs", []Hint{{Pool: "b"}}, "then[0].jobs: must be 1..10000"},
+		{"negative jobs", []Hint{{Pool: "b", Jobs: -1}}, "then[0].jobs: must be 1..10000"},
+		{"too many jobs", []Hint{{Pool: "b", Jobs: MaxHintJobs + 1}}, "then[0].jobs: must be 1..10000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := JobSpec{Pool: "a", Steps: []Step{{Args: []string{"true"}}}, Then: tt.then}
+			err := spec.Validate()
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalid) || Public(err) != tt.want {
+				t.Errorf("Validate() = %v (public %q), want ErrInvalid %q", err, Public(err), tt.want)
+			}
+		})
+	}
+}
+
 func TestMismatch(t *testing.T) {
 	now := time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)
 	three := 3
@@ -83,6 +123,7 @@ func TestMismatch(t *testing.T) {
 			Priority: 2, Affinity: "nightly", Retries: 1, Timeout: Duration(time.Hour),
 			IdempotencyKey: "k", Labels: map[string]string{"dag_id": "nightly"},
 			ExecutionRoleArn: "arn:aws:iam::123456789012:role/berth/nightly",
+			Then:             []Hint{{Pool: "spark", Jobs: 4}, {Pool: "small", Jobs: 1}},
 		}
 	}
 	tests := []struct {
@@ -104,6 +145,11 @@ func TestMismatch(t *testing.T) {
 		{"a jar step without properties", func(s *JobSpec) { s.Steps[1].Properties = nil }, "steps"},
 		{"execution_role_arn", func(s *JobSpec) { s.ExecutionRoleArn = "arn:aws:iam::123456789012:role/other" }, "execution_role_arn"},
 		{"no execution_role_arn", func(s *JobSpec) { s.ExecutionRoleArn = "" }, "execution_role_arn"},
+		{"then's jobs", func(s *JobSpec) { s.Then[0].Jobs = 5 }, "then"},
+		{"then's pool", func(s *JobSpec) { s.Then[1].Pool = "spark" }, "then"},
+		{"then in another order", func(s *JobSpec) { s.Then[0], s.Then[1] = s.Then[1], s.Then[0] }, "then"},
+		{"a hint more", func(s *JobSpec) { s.Then = append(s.Then, Hint{Pool: "big", Jobs: 1}) }, "then"},
+		{"no then", func(s *JobSpec) { s.Then = nil }, "then"},
 		{"a step more", func(s *JobSpec) { s.Steps = append(s.Steps, Step{Args: []string{"true"}}) }, "steps"},
 		{"priority", func(s *JobSpec) { s.Priority = 3 }, "priority"},
 		{"affinity", func(s *JobSpec) { s.Affinity = "hourly" }, "affinity"},
@@ -132,10 +178,11 @@ func TestMismatch(t *testing.T) {
 
 	// A job as the store gives it back: empty maps and lists come back
 	// absent.
-	spec := JobSpec{Pool: "small", Steps: []Step{{Args: []string{"x"}, Env: map[string]string{}}, {Jar: "s3://b/x.jar", Properties: map[string]string{}}}, Labels: map[string]string{}}
+	spec := JobSpec{Pool: "small", Steps: []Step{{Args: []string{"x"}, Env: map[string]string{}}, {Jar: "s3://b/x.jar", Properties: map[string]string{}}},
+		Labels: map[string]string{}, Then: []Hint{}}
 	stored := spec.NewJob("job-2", now)
-	stored.Labels, stored.Steps[0].Env, stored.Steps[1].Properties = nil, nil, nil
+	stored.Labels, stored.Steps[0].Env, stored.Steps[1].Properties, stored.Then = nil, nil, nil, nil
 	if got := spec.Mismatch(&stored); got != "" {
-		t.Errorf("empty labels, env and properties against absent ones: Mismatch = %q, want \"\"", got)
+		t.Errorf("empty labels, env, properties and then against absent ones: Mismatch = %q, want \"\"", got)
 	}
 }

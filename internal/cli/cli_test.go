@@ -117,7 +117,8 @@ func (h *harness) fleet(t *testing.T) {
 		{Pool: "small", Name: "phase-2", Steps: []berth.Step{
 			{Name: "transform", Args: []string{"spark-submit", "s3://bucket/phase2.py", "--bin", "7"}},
 			{Name: "load", Args: []string{"sh", "-c", "echo 'done'"}},
-		}, Retries: 2, Priority: 5, Labels: map[string]string{"dag_id": "nightly", "task_id": "phase_2"}},
+		}, Retries: 2, Priority: 5, Labels: map[string]string{"dag_id": "nightly", "task_id": "phase_2"},
+			Then: []berth.Hint{{Pool: "spark", Jobs: 4}, {Pool: "small", Jobs: 1}}},
 		{Pool: "spark", Steps: []berth.Step{{Jar: "s3://bucket/app.jar", MainClass: "com.example.Main", Args: []string{"--day", "2026-11-24"}}},
 			ExecutionRoleArn: "arn:aws:iam::123456789012:role/nightly-runtime"},
 	} {
@@ -312,6 +313,23 @@ func TestSubmit(t *testing.T) {
 					t.Errorf("execution role %q, want the flag's", j.ExecutionRoleArn)
 				}
 			}},
+		{"then flags", "", []string{"submit", "--pool", "small", "--then", "spark:3", "--then", "small", "--", "true"}, func(t *testing.T, j berth.Job) {
+			if want := []berth.Hint{{Pool: "spark", Jobs: 3}, {Pool: "small", Jobs: 1}}; !slices.Equal(j.Then, want) {
+				t.Errorf("then %v, want %v", j.Then, want)
+			}
+		}},
+		{"then from a file", `{"pool": "small", "steps": [{"args": ["x"]}], "then": [{"pool": "spark", "jobs": 2}]}`, []string{"submit", "-"},
+			func(t *testing.T, j berth.Job) {
+				if want := []berth.Hint{{Pool: "spark", Jobs: 2}}; !slices.Equal(j.Then, want) {
+					t.Errorf("then %v, want the file's %v", j.Then, want)
+				}
+			}},
+		{"a then flag over the file's", `{"pool": "small", "steps": [{"args": ["x"]}], "then": [{"pool": "spark", "jobs": 2}, {"pool": "small", "jobs": 1}]}`,
+			[]string{"submit", "--then", "small:5", "-"}, func(t *testing.T, j berth.Job) {
+				if want := []berth.Hint{{Pool: "small", Jobs: 5}}; !slices.Equal(j.Then, want) {
+					t.Errorf("then %v, want the flag's %v in place of the file's", j.Then, want)
+				}
+			}},
 		{"command", "", []string{"submit", "--pool", "small", "--name", "n", "--priority", "5", "--retries", "2",
 			"--affinity", "nightly", "--affinity-required", "--idempotency-key", "k", "--label", "a=1", "--label", "b=2",
 			"--timeout", "2h", "--resume", "unfinished", "--max-infra-retries", "0", "--execution-role-arn", "arn:aws:iam::123456789012:role/r",
@@ -381,6 +399,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"submit", "--priority", "high", "--", "echo"}, `invalid value "high"`},
 		{[]string{"submit", "--label", "novalue", "--pool", "small", "--", "echo"}, "want key=value"},
 		{[]string{"submit", "--timeout", "soon", "--pool", "small", "--", "echo"}, "want a duration"},
+		{[]string{"submit", "--then", "spark:many", "--pool", "small", "--", "echo"}, `want POOL or POOL:JOBS with JOBS a number, got "spark:many"`},
+		{[]string{"submit", "--then", ":2", "--pool", "small", "--", "echo"}, `want POOL or POOL:JOBS, got ":2"`},
+		{[]string{"submit", "--then", "", "--pool", "small", "--", "echo"}, `want POOL or POOL:JOBS, got ""`},
 		{[]string{"jobs"}, "usage: berth jobs <command>"},
 		{[]string{"jobs", "list"}, `unknown command "jobs list"`},
 		{[]string{"jobs", "get"}, "want one job id"},
@@ -435,6 +456,8 @@ func TestAPIErrors(t *testing.T) {
 		{[]string{"jobs", "ls", "--state", "sleeping"}, `parameter "state"`},
 		{[]string{"submit", "--pool", "huge", "--", "echo"}, `berth: pool: unknown pool "huge" (configured: small, spark)` + "\n"},
 		{[]string{"submit", "--pool", "small", "--retries", "1000", "--", "echo"}, "retries"},
+		{[]string{"submit", "--pool", "small", "--then", "huge:2", "--", "echo"}, `berth: then[0].pool: unknown pool "huge" (configured: small, spark)` + "\n"},
+		{[]string{"submit", "--pool", "small", "--then", "spark", "--then", "spark:0", "--", "echo"}, "berth: then[1].jobs: must be 1..10000\n"},
 		{[]string{"submit", "--pool", "spark", "--execution-role-arn", "nightly-runtime", "--", "echo"},
 			`berth: execution_role_arn: "nightly-runtime" is not an ARN; want arn:<partition>:iam::<12-digit account>:role/<name>` + "\n"},
 		{[]string{"clusters", "kill", "cl-0002"}, `berth: cluster cl-0002: provider "emr" cannot inject faults` + "\n"},

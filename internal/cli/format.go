@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/berthhq/berth/internal/berth"
 )
 
 // printJSON prints v indented: the API's JSON, for -o json.
@@ -117,6 +119,15 @@ func labels(m map[string]string) string {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		parts = append(parts, k+"="+m[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+// hints writes a then list as --then takes it: POOL:JOBS, comma-separated.
+func hints(hs []berth.Hint) string {
+	parts := make([]string, len(hs))
+	for i, h := range hs {
+		parts[i] = h.Pool + ":" + strconv.Itoa(h.Jobs)
 	}
 	return strings.Join(parts, ",")
 }

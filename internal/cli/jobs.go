@@ -31,6 +31,37 @@ func (l labelFlag) Set(s string) error {
 	return nil
 }
 
+// thenFlag is a repeatable --then POOL[:JOBS], one hint each; JOBS is 1
+// when left out, the common case of one job following on another pool.
+type thenFlag []berth.Hint
+
+func (f *thenFlag) String() string {
+	if f == nil {
+		return ""
+	}
+	return hints(*f)
+}
+
+func (f *thenFlag) Set(s string) error {
+	// Pool names have no ':' (see config), so the first one ends the pool.
+	pool, jobs, hasJobs := strings.Cut(s, ":")
+	if pool == "" {
+		return fmt.Errorf("want POOL or POOL:JOBS, got %q", s)
+	}
+	h := berth.Hint{Pool: pool, Jobs: 1}
+	if hasJobs {
+		n, err := strconv.Atoi(jobs)
+		if err != nil {
+			return fmt.Errorf("want POOL or POOL:JOBS with JOBS a number, got %q", s)
+		}
+		h.Jobs = n
+	}
+	// The server checks the rest (the pool exists, JOBS in range), in the
+	// words it uses for a job file's then.
+	*f = append(*f, h)
+	return nil
+}
+
 // durationFlag is a berth.Duration flag that remembers whether it was set.
 type durationFlag struct {
 	d   time.Duration
@@ -66,6 +97,7 @@ exits 0 only if it succeeded.
 examples:
   berth submit job.json
   berth submit --pool small --label dag_id=nightly -- spark-submit s3://bucket/phase3.py --bin 7
+  berth submit --pool small --then spark:8 -- ./split.sh    # 8 jobs on spark follow
 `
 
 func runSubmit(ctx context.Context, e *env, args []string) error {
@@ -74,6 +106,7 @@ func runSubmit(ctx context.Context, e *env, args []string) error {
 	var (
 		spec       berth.JobSpec
 		lbls       = labelFlag{}
+		then       thenFlag
 		timeout    durationFlag
 		resume     string
 		wait       bool
@@ -89,6 +122,7 @@ func runSubmit(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&spec.IdempotencyKey, "idempotency-key", "", "`key` that makes resubmission return the same job")
 	fs.StringVar(&spec.ExecutionRoleArn, "execution-role-arn", "", "IAM role `ARN` the job's steps run as (EMR pools only)")
 	fs.Var(lbls, "label", "label `key=value` (repeatable)")
+	fs.Var(&then, "then", "work that follows the job: `POOL[:JOBS]` jobs on POOL, 1 if not given (repeatable; replaces a file's then)")
 	fs.Var(&timeout, "timeout", "the job's time limit (`duration`, e.g. 2h)")
 	fs.StringVar(&resume, "resume", "", "`where` a rerun after a lost cluster starts: from_start or unfinished")
 	fs.BoolVar(&wait, "wait", false, "wait for the job to end; exit 0 only if it succeeded")
@@ -126,6 +160,9 @@ func runSubmit(ctx context.Context, e *env, args []string) error {
 		for k, v := range lbls {
 			spec.Labels[k] = v
 		}
+	}
+	if set["then"] {
+		spec.Then = then
 	}
 	if timeout.set {
 		spec.Timeout = berth.Duration(timeout.d)
@@ -349,6 +386,9 @@ func (e *env) jobDetail(j berth.Job) error {
 	}
 	if j.ExecutionRoleArn != "" {
 		field("Execution role", j.ExecutionRoleArn)
+	}
+	if len(j.Then) > 0 {
+		field("Then", hints(j.Then))
 	}
 	field("Labels", labels(j.Labels))
 	field("Idempotency key", j.IdempotencyKey)

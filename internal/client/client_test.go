@@ -150,6 +150,38 @@ func TestSubmitExecutionRoleAndProperties(t *testing.T) {
 	}
 }
 
+// A job's then list reaches the server and comes back; a hint on a pool
+// the server does not have is its ErrUnprocessable, naming the hint.
+func TestSubmitThen(t *testing.T) {
+	c, svc, _ := setup(t)
+	ctx := context.Background()
+	then := []berth.Hint{{Pool: "spark", Jobs: 8}, {Pool: "small", Jobs: 1}}
+	s := spec("")
+	s.Then = then
+	j, created, err := c.Submit(ctx, s)
+	if err != nil || !created {
+		t.Fatalf("Submit: created %v, %v", created, err)
+	}
+	got, err := c.Job(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, got := range map[string]berth.Job{"Submit": j, "Job": got} {
+		if !slices.Equal(got.Then, then) {
+			t.Errorf("%s: then %v, want %v", what, got.Then, then)
+		}
+	}
+	if stored, err := svc.Job(ctx, j.ID); err != nil || !slices.Equal(stored.Then, then) {
+		t.Errorf("the service has then %v (%v), want %v", stored.Then, err, then)
+	}
+
+	s.Then = []berth.Hint{{Pool: "huge", Jobs: 1}}
+	_, _, err = c.Submit(ctx, s)
+	if !errors.Is(err, berth.ErrUnprocessable) || !strings.Contains(err.Error(), `then[0].pool: unknown pool "huge"`) {
+		t.Errorf("Submit with a hint on an unknown pool: %v, want ErrUnprocessable naming then[0].pool", err)
+	}
+}
+
 func TestWaitJob(t *testing.T) {
 	c, svc, _ := setup(t)
 	ctx := context.Background()

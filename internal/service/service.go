@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -320,10 +319,10 @@ func (s *Service) Submit(ctx context.Context, spec berth.JobSpec) (berth.Job, bo
 	if err := spec.Validate(); err != nil {
 		return berth.Job{}, false, err
 	}
-	p, ok := s.pools[spec.Pool]
-	if !ok {
-		return berth.Job{}, false, berth.Errorf(berth.ErrUnprocessable, "pool: unknown pool %q (configured: %s)", spec.Pool, strings.Join(s.poolNames, ", "))
+	if err := spec.CheckPools(s.poolNames); err != nil {
+		return berth.Job{}, false, err
 	}
+	p := s.pools[spec.Pool]
 	if sc, ok := p.prov.(provider.StepChecker); ok {
 		for i, st := range spec.Steps {
 			if err := sc.CheckStep(st); err != nil {

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence, Sized
 from datetime import timedelta
 from typing import Any
 
 try:  # Airflow 3
-    from airflow.sdk import BaseOperator
+    from airflow.sdk import BaseOperator, XComArg
     from airflow.sdk.exceptions import AirflowException, AirflowTaskTimeout
 except ImportError:  # pragma: no cover - Airflow 2
     from airflow.exceptions import AirflowException, AirflowTaskTimeout
     from airflow.models import BaseOperator
+    from airflow.models.xcom_arg import XComArg
 
 from berth_airflow.hooks import ACTIVE_STATES, DEFAULT_CONN_ID, BerthError, BerthHook
 from berth_airflow.triggers import DEFAULT_POLL, BerthJobTrigger
@@ -70,6 +72,10 @@ def task_labels(context: Any) -> dict[str, str]:
 # Berth's limits on an idempotency key and a job name, in bytes.
 MAX_KEY_BYTES = 512
 MAX_NAME_BYTES = 256
+
+# Berth's limits on a job's then list: hints, and jobs in one hint.
+MAX_HINTS = 16
+MAX_HINT_JOBS = 10_000
 
 
 def base_key(context: Any) -> str:
@@ -132,6 +138,34 @@ def failure_message(job: dict[str, Any], logs: dict[str, Any] | None) -> str:
     return out + (f". Logs: {where}" if where else f". Logs: berth jobs logs {job['id']}")
 
 
+def merge_hints(hints: Iterable[tuple[str, int]]) -> list[dict[str, Any]]:
+    """A then list as Berth takes it, from (pool, jobs) pairs: one hint per
+    pool with its jobs summed, in pool order, so that every try of a task
+    submits the same spec whatever order Airflow lists its tasks in; and
+    within Berth's limits, so that advice never fails a submission."""
+    jobs: dict[str, int] = {}
+    for pool, n in hints:
+        jobs[pool] = jobs.get(pool, 0) + n
+    return [{"pool": p, "jobs": min(jobs[p], MAX_HINT_JOBS)} for p in sorted(jobs)][:MAX_HINTS]
+
+
+def normalize_then(then: Any) -> list[dict[str, Any]]:
+    """An explicit then list as the API takes it, from hint dicts
+    (``{"pool": "b", "jobs": 2}``; jobs 1 when left out) or pool names. It
+    goes to Berth as given: Berth checks it, and a mistake fails the task."""
+    if not isinstance(then, list | tuple):
+        raise ValueError(f"then must be a list of hints such as [{{'pool': 'b', 'jobs': 2}}] or of pool names, got {then!r}")
+    out = []
+    for h in then:
+        if isinstance(h, str):
+            out.append({"pool": h, "jobs": 1})
+        elif isinstance(h, dict):
+            out.append({"jobs": 1, **h})
+        else:
+            raise ValueError(f"a hint is a dict such as {{'pool': 'b', 'jobs': 2}} or a pool name, got {h!r}")
+    return out
+
+
 class BerthJobOperator(BaseOperator):
     """Runs one Berth job and waits for it: the unit of work, not the cluster.
 
@@ -161,6 +195,12 @@ class BerthJobOperator(BaseOperator):
     :param labels: more labels; ``dag_id``, ``task_id``, ``run_id`` and
         ``map_index`` are added unless given here.
     :param execution_role_arn: EMR's runtime role for the job's steps.
+    :param then: the work that follows the job, so that Berth can have its
+        clusters ready: a list of ``{"pool", "jobs"}`` hints or pool names.
+        By default it comes from the DAG: one hint per direct downstream
+        BerthJobOperator, on its ``berth_pool``, for one job, or for a
+        mapped one (``.partial().expand()``) for as many as it will have
+        when that is known already. ``then=[]`` sends none.
     :param idempotency_key: overrides the key derived from the task instance.
     :param berth_conn_id: the Airflow connection of type ``berth``.
     :param deferrable: wait in the triggerer (default) rather than in a worker.
@@ -180,6 +220,7 @@ class BerthJobOperator(BaseOperator):
         "labels",
         "idempotency_key",
         "execution_role_arn",
+        "then",
     )
     template_fields_renderers = {"steps": "json", "labels": "json"}
     ui_color = "#d7ecf7"
@@ -199,6 +240,7 @@ class BerthJobOperator(BaseOperator):
         resume: str | None = None,
         labels: dict[str, str] | None = None,
         execution_role_arn: str | None = None,
+        then: list[Any] | None = None,
         idempotency_key: str | None = None,
         berth_conn_id: str = DEFAULT_CONN_ID,
         deferrable: bool = True,
@@ -218,6 +260,7 @@ class BerthJobOperator(BaseOperator):
         self.resume = resume
         self.labels = labels
         self.execution_role_arn = execution_role_arn
+        self.then = then
         self.idempotency_key = idempotency_key
         self.berth_conn_id = berth_conn_id
         self.deferrable = deferrable
@@ -255,7 +298,82 @@ class BerthJobOperator(BaseOperator):
             "execution_role_arn": self.execution_role_arn or None,
         }
         spec.update({k: v for k, v in optional.items() if v is not None})
+        then = self.then_hints(context)
+        if then:
+            spec["then"] = then
         return spec
+
+    def then_hints(self, context: Any) -> list[dict[str, Any]]:
+        """The job's then list: the explicit ``then``, else one hint for
+        each direct downstream BerthJobOperator whose pool this task can
+        tell (see :meth:`downstream_hint`)."""
+        if self.then is not None:
+            return normalize_then(self.then)
+        if not self.has_dag():  # an operator on its own has no relatives
+            return []
+        hints = []
+        for task in sorted(self.get_direct_relatives(upstream=False), key=lambda t: t.task_id):
+            hint = self.downstream_hint(task, context)
+            if hint is not None:
+                hints.append(hint)
+        return merge_hints(hints)
+
+    def downstream_hint(self, task: Any, context: Any) -> tuple[str, int] | None:
+        """(pool, jobs) for a downstream task; None when it is no Berth job
+        or its pool cannot be told here (mapped over pools, or templated
+        with what only its own run knows), or a mapped task that will have
+        no instance. A mapped task counts its instances when they are known
+        (see :meth:`mapped_count`), else 1."""
+        if isinstance(task, BerthJobOperator):
+            value, jobs = task.berth_pool, 1
+        elif is_mapped_berth_job(task):
+            count = self.mapped_count(task, context)
+            if "berth_pool" not in task.partial_kwargs or count == 0:
+                return None
+            value, jobs = task.partial_kwargs["berth_pool"], count or 1
+        else:
+            return None
+        try:
+            # This task's context stands in for the downstream's: the same
+            # DAG run, params and macros.
+            pool = self.render_template(value, context)
+        except Exception as e:
+            self.log.info("No then hint for %s: its berth_pool %r does not render here: %s", task.task_id, value, e)
+            return None
+        if not isinstance(pool, str) or not pool:
+            return None
+        return pool, jobs
+
+    def mapped_count(self, task: Any, context: Any) -> int | None:
+        """How many instances a mapped task will have, when this task can
+        say: what it expands over is literal, or the XCom of tasks upstream
+        of this one, which have run before it, so that every try of this
+        task counts the same. None otherwise: it maps over this task's own
+        result, or that of a task that may not have run yet."""
+        upstream = self.get_flat_relative_ids(upstream=True)
+
+        def length(arg: Any) -> int | None:
+            if isinstance(arg, XComArg):
+                refs = [op for op, _ in arg.iter_references()]
+                if not refs or any(
+                    op.task_id not in upstream or op.is_mapped or op.get_closest_mapped_task_group() is not None for op in refs
+                ):
+                    return None
+                arg = arg.resolve(context)
+            if isinstance(arg, str) or not isinstance(arg, Sized):
+                return None
+            return len(arg)
+
+        try:
+            value = task.expand_input.value
+            if isinstance(value, dict):
+                # expand(): the cross product of what each argument maps over.
+                lengths = [length(v) for v in value.values()]
+                return None if not lengths or None in lengths else math.prod(lengths)
+            return length(value)  # expand_kwargs()
+        except Exception as e:
+            self.log.info("Counting %s's mapped instances failed; its then hint says 1 job: %s", task.task_id, e)
+            return None
 
     def _prior_job(self, context: Any, hook: BerthHook, spec: dict[str, Any], base: str) -> dict[str, Any] | None:
         """The newest job an earlier try of this task instance submitted."""
@@ -300,7 +418,7 @@ class BerthJobOperator(BaseOperator):
             keys = [try_key] if prior is not None else [base, try_key]
             for key in keys:
                 try:
-                    job, created = hook.submit({**spec, "idempotency_key": key})
+                    job, created = self._submit(hook, {**spec, "idempotency_key": key})
                 except BerthError as e:
                     # The first key names a job this lookup did not find, with
                     # another spec: an earlier try's, so a new key is due.
@@ -316,6 +434,20 @@ class BerthJobOperator(BaseOperator):
         self._job_id = job["id"]
         self._remember(context, job["id"])
         return job
+
+    def _submit(self, hook: BerthHook, spec: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Submits spec. The then hints taken from the DAG are advice: when
+        Berth refuses one (a downstream task's pool it does not have, or a
+        pool that renders otherwise in that task's own run), the job goes
+        without them rather than failing a task whose own job is sound.
+        Hints given with ``then=`` are the task's to get right."""
+        try:
+            return hook.submit(spec)
+        except BerthError as e:
+            if self.then is not None or "then" not in spec or e.status != 422 or not e.message.startswith("then["):
+                raise
+            self.log.warning("Berth refused the then hints %s (%s); submitting the job without them", spec["then"], e.message)
+            return hook.submit({k: v for k, v in spec.items() if k != "then"})
 
     def _remember(self, context: Any, job_id: str) -> None:
         store = context.get("task_state_store")
@@ -392,3 +524,9 @@ class BerthJobOperator(BaseOperator):
         except BerthError as e:
             if e.code != "conflict":
                 self.log.warning("Could not cancel Berth job %s: %s", self._job_id, e)
+
+
+def is_mapped_berth_job(task: Any) -> bool:
+    """Whether task is a mapped BerthJobOperator (``.partial().expand()``)."""
+    cls = getattr(task, "operator_class", None)
+    return bool(getattr(task, "is_mapped", False)) and isinstance(cls, type) and issubclass(cls, BerthJobOperator)

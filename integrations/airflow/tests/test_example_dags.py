@@ -23,6 +23,9 @@ def test_bins_follow_the_data(dagbag, berth):
     assert sorted(j["labels"]["task_id"] for j in listed) == ["bin"] * 5 + ["merge"]
     (merge,) = berth.jobs(dag_id="berth_bins", run_id=dr.run_id, task_id="merge")
     assert "merging 5 bins" in berth.get(f"/v1/jobs/{merge['id']}/logs")["stdout"]
+    # Each bin says the merge follows it; the merge, that nothing does.
+    assert all(berth.get(f"/v1/jobs/{j['id']}")["then"] == [{"pool": "bins", "jobs": 1}] for j in jobs)
+    assert "then" not in berth.get(f"/v1/jobs/{merge['id']}")
 
 
 def test_phases_survive_a_lost_cluster(dagbag, berth):
@@ -59,6 +62,10 @@ def test_phases_survive_a_lost_cluster(dagbag, berth):
     jobs = berth.jobs(dag_id="berth_phases", run_id=dr.run_id)
     assert {j["labels"]["task_id"]: j["pool"] for j in jobs} == {f"phase_{n}": p for n, p in zip(range(1, 9), "aaaabbcc")}
     assert all(j["state"] == "succeeded" and j["affinity"] == dr.run_id for j in jobs)
+    # Each phase tells Berth the next one's pool, so that its cluster can be
+    # ready when the phase ends.
+    then = {j["labels"]["task_id"]: j.get("then") for j in jobs}
+    assert then == {f"phase_{n}": [{"pool": p, "jobs": 1}] for n, p in zip(range(1, 8), "aaabbcc")} | {"phase_8": None}
     job = berth.get(f"/v1/jobs/{killed['job']}")
     assert job["labels"]["run_id"] == dr.run_id
     assert [a["reason"] for a in job["attempts"]] == ["cluster_lost", "succeeded"], job["attempts"]

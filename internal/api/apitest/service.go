@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -164,9 +163,8 @@ func (s *Service) Submit(ctx context.Context, spec berth.JobSpec) (berth.Job, bo
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.pools[spec.Pool]; !ok {
-		names := slices.Sorted(maps.Keys(s.pools))
-		return berth.Job{}, false, berth.Errorf(berth.ErrUnprocessable, "pool: unknown pool %q (configured: %s)", spec.Pool, strings.Join(names, ", "))
+	if err := spec.CheckPools(slices.Sorted(maps.Keys(s.pools))); err != nil {
+		return berth.Job{}, false, err
 	}
 	if spec.IdempotencyKey != "" {
 		if id, ok := s.keys[spec.IdempotencyKey]; ok {
@@ -487,6 +485,7 @@ func notFound(what string) error {
 func cloneJob(j berth.Job) berth.Job {
 	j.Steps = slices.Clone(j.Steps)
 	j.Labels = maps.Clone(j.Labels)
+	j.Then = slices.Clone(j.Then)
 	j.Attempts = slices.Clone(j.Attempts)
 	for i := range j.Attempts {
 		j.Attempts[i].Steps = slices.Clone(j.Attempts[i].Steps)

@@ -12,26 +12,28 @@ import (
 // Copies in and out. Every value crosses the store's edge as a deep copy,
 // in the shape the sqlite driver reads back from its columns and JSON:
 // times in UTC without a monotonic reading, the zero time as the zero
-// time; empty label, env and property maps nil; nil slices nil and empty ones empty;
-// attempts in number order, one per number (the last given wins, as an
-// upsert by number does), with JobID cleared. The copies are idempotent, so
-// the one function serves both ways.
+// time; empty label, env and property maps nil; an empty then list nil;
+// other nil slices nil and empty ones empty; attempts in number order, one
+// per number (the last given wins, as an upsert by number does), with
+// JobID cleared. The copies are idempotent, so the one function serves
+// both ways.
 
 // cloneJob returns a copy of j that shares no memory with it.
 func cloneJob(j *berth.Job) berth.Job {
 	out := *j
 	out.Steps = cloneSteps(j.Steps)
 	out.Labels = cloneMap(j.Labels)
+	out.Then = cloneHints(j.Then)
 	out.CreatedAt, out.StartedAt, out.EndedAt, out.NotBefore = utc(j.CreatedAt), utc(j.StartedAt), utc(j.EndedAt), utc(j.NotBefore)
 	out.Attempts = cloneAttempts(j.Attempts)
 	return out
 }
 
 // cloneJobOver is cloneJob for a job that replaces old, a version the
-// store keeps: what is unchanged (the labels, the steps' commands) is
-// taken from old instead of copied again. Nothing the store keeps
-// is ever changed in place, so its versions may share it; what it hands
-// out is copied by cloneJob. The loop rewrites every job it touches and
+// store keeps: what is unchanged (the labels, the then list, the steps'
+// commands) is taken from old instead of copied again. Nothing the store
+// keeps is ever changed in place, so its versions may share it; what it
+// hands out is copied by cloneJob. The loop rewrites every job it touches and
 // seldom changes these, so Commit mostly allocates only the attempts.
 func cloneJobOver(j, old *berth.Job) berth.Job {
 	out := *j
@@ -40,6 +42,11 @@ func cloneJobOver(j, old *berth.Job) berth.Job {
 		out.Labels = old.Labels
 	} else {
 		out.Labels = cloneMap(j.Labels)
+	}
+	if slices.Equal(j.Then, old.Then) {
+		out.Then = old.Then
+	} else {
+		out.Then = cloneHints(j.Then)
 	}
 	out.CreatedAt, out.StartedAt, out.EndedAt, out.NotBefore = utc(j.CreatedAt), utc(j.StartedAt), utc(j.EndedAt), utc(j.NotBefore)
 	out.Attempts = cloneAttempts(j.Attempts)
@@ -175,6 +182,15 @@ func cloneMap(m map[string]string) map[string]string {
 		return nil
 	}
 	return maps.Clone(m)
+}
+
+// cloneHints copies a then list; an empty one is nil, as the sqlite driver
+// stores it.
+func cloneHints(h []berth.Hint) []berth.Hint {
+	if len(h) == 0 {
+		return nil
+	}
+	return slices.Clone(h)
 }
 
 // normCluster is a cluster as stored: times in UTC, and without Running

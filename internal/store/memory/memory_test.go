@@ -39,6 +39,7 @@ func job(id string) berth.Job {
 		ID: id, Pool: "small", State: berth.JobQueued, Resume: berth.ResumeFromStart, CreatedAt: t0,
 		MaxInfraRetries: berth.DefaultInfraRetry, IdempotencyKey: "key/" + id,
 		Labels: map[string]string{"dag_id": "d"},
+		Then:   []berth.Hint{{Pool: "big", Jobs: 2}},
 		Steps: []berth.JobStep{{
 			Step:  berth.Step{Name: "s", Args: []string{"true"}, Env: map[string]string{"A": "1"}, Properties: map[string]string{"p": "1"}},
 			State: berth.StepPending,
@@ -51,12 +52,14 @@ func job(id string) berth.Job {
 }
 
 // scribble changes every part of j that a shallow copy would share: step
-// args, env and properties, labels, attempts, their steps and exit codes.
+// args, env and properties, labels, the then list, attempts, their steps
+// and exit codes.
 func scribble(j *berth.Job) {
 	j.Steps[0].Args[0] = "scribbled"
 	j.Steps[0].Env["A"] = "scribbled"
 	j.Steps[0].Properties["p"] = "scribbled"
 	j.Labels["dag_id"] = "scribbled"
+	j.Then[0].Pool = "scribbled"
 	*j.Attempts[0].Steps[0].ExitCode = 99
 	j.Attempts[0].Steps[0].ProviderID = "scribbled"
 	j.Attempts[0].ClusterID = "scribbled"
@@ -76,6 +79,7 @@ func TestIsolation(t *testing.T) {
 	want := stored
 	want.Steps = []berth.JobStep{{Step: berth.Step{Name: "s", Args: []string{"true"}, Env: map[string]string{"A": "1"}, Properties: map[string]string{"p": "1"}}, State: berth.StepPending}}
 	want.Labels = map[string]string{"dag_id": "d"}
+	want.Then = []berth.Hint{{Pool: "big", Jobs: 2}}
 	code := 0
 	want.Attempts = []berth.Attempt{{
 		N: 1, ClusterID: "cl-1", State: berth.AttemptRunning, StartedAt: t0,

@@ -331,6 +331,12 @@ func (d *differ) job(id string) berth.Job {
 		Cost: r.Float64(), Seq: int64(r.IntN(10)),
 		ExecutionRoleArn: d.pick("", "arn:aws:iam::123456789012:role/r"),
 	}
+	switch r.IntN(3) {
+	case 0:
+		j.Then = []berth.Hint{}
+	case 1:
+		j.Then = []berth.Hint{{Pool: d.pick("p", "q"), Jobs: 1 + r.IntN(2)}}
+	}
 	if r.IntN(4) > 0 {
 		j.IdempotencyKey = fmt.Sprintf("k-%d", r.IntN(12))
 	}

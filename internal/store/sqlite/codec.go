@@ -130,6 +130,15 @@ func (e *encoder) labels(m map[string]string) any {
 	return e.json(m)
 }
 
+// hints stores a job's then list as JSON, or NULL when it is empty: an
+// empty list says no more than an absent one.
+func (e *encoder) hints(h []berth.Hint) any {
+	if len(h) == 0 {
+		return nil
+	}
+	return e.json(h)
+}
+
 // nullString stores "" as NULL, for columns whose unique index must ignore
 // the empty value.
 func nullString(s string) any {
@@ -154,20 +163,20 @@ type scanner interface{ Scan(dest ...any) error }
 const jobCols = `seq, id, pool, name, steps, priority, affinity, affinity_required,
 	retries, max_infra_retries, timeout_ns, resume, idempotency_key, labels,
 	state, cluster_id, reason, created_at, started_at, ended_at, not_before,
-	user_failures, infra_failures, cancel_requested, cost, execution_role_arn`
+	user_failures, infra_failures, cancel_requested, cost, execution_role_arn, then_hints`
 
 func scanJob(sc scanner) (berth.Job, error) {
 	var (
 		j                                  berth.Job
 		steps                              string
-		key, labels                        sql.NullString
+		key, labels, then                  sql.NullString
 		timeout                            int64
 		created, started, ended, notBefore sql.NullInt64
 	)
 	err := sc.Scan(&j.Seq, &j.ID, &j.Pool, &j.Name, &steps, &j.Priority, &j.Affinity, &j.AffinityRequired,
 		&j.Retries, &j.MaxInfraRetries, &timeout, &j.Resume, &key, &labels,
 		&j.State, &j.ClusterID, &j.Reason, &created, &started, &ended, &notBefore,
-		&j.UserFailures, &j.InfraFailures, &j.CancelRequested, &j.Cost, &j.ExecutionRoleArn)
+		&j.UserFailures, &j.InfraFailures, &j.CancelRequested, &j.Cost, &j.ExecutionRoleArn, &then)
 	if err != nil {
 		return berth.Job{}, err
 	}
@@ -177,6 +186,11 @@ func scanJob(sc scanner) (berth.Job, error) {
 	if labels.Valid {
 		if err := json.Unmarshal([]byte(labels.String), &j.Labels); err != nil {
 			return berth.Job{}, fmt.Errorf("decode labels of job %s: %w", j.ID, err)
+		}
+	}
+	if then.Valid {
+		if err := json.Unmarshal([]byte(then.String), &j.Then); err != nil {
+			return berth.Job{}, fmt.Errorf("decode then of job %s: %w", j.ID, err)
 		}
 	}
 	j.IdempotencyKey = key.String
@@ -196,7 +210,7 @@ var jobWriteCols = []string{
 	"pool", "name", "steps", "priority", "affinity", "affinity_required",
 	"retries", "max_infra_retries", "timeout_ns", "resume", "idempotency_key", "labels",
 	"state", "cluster_id", "reason", "started_at", "ended_at", "not_before",
-	"user_failures", "infra_failures", "cost", "execution_role_arn",
+	"user_failures", "infra_failures", "cost", "execution_role_arn", "then_hints",
 }
 
 // steps and labels come encoded: CreateJob needs their text too.
@@ -205,7 +219,7 @@ func jobWriteArgs(e *encoder, j *berth.Job, steps string, labels any) []any {
 		j.Pool, j.Name, steps, j.Priority, j.Affinity, j.AffinityRequired,
 		j.Retries, j.MaxInfraRetries, int64(j.Timeout), string(j.Resume), nullString(j.IdempotencyKey), labels,
 		string(j.State), j.ClusterID, string(j.Reason), e.time(j.StartedAt), e.time(j.EndedAt), e.time(j.NotBefore),
-		j.UserFailures, j.InfraFailures, j.Cost, j.ExecutionRoleArn,
+		j.UserFailures, j.InfraFailures, j.Cost, j.ExecutionRoleArn, e.hints(j.Then),
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -120,6 +121,11 @@ func normalizeNew(j *berth.Job, steps string) error {
 		j.Labels = nil
 	} else {
 		j.Labels = maps.Clone(j.Labels)
+	}
+	if len(j.Then) == 0 {
+		j.Then = nil
+	} else {
+		j.Then = slices.Clone(j.Then)
 	}
 	j.CancelRequested = false
 	j.CreatedAt, j.StartedAt, j.EndedAt, j.NotBefore = utc(j.CreatedAt), utc(j.StartedAt), utc(j.EndedAt), utc(j.NotBefore)

@@ -259,30 +259,10 @@ func TestMigrationsIdempotent(t *testing.T) {
 func TestMigrationExecutionRole(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "berth.db")
-	s, err := Open(ctx, path, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
 	job := berth.Job{ID: "job-old", Pool: "p", State: berth.JobQueued, Resume: berth.ResumeFromStart, CreatedAt: time.Unix(1, 0).UTC(),
 		Steps:            []berth.JobStep{{Step: berth.Step{Args: []string{"true"}}, State: berth.StepPending}},
 		ExecutionRoleArn: "arn:aws:iam::123456789012:role/r"}
-	if _, _, err := s.CreateJob(ctx, job); err != nil {
-		t.Fatal(err)
-	}
-	// Back to version 4: the column and its record gone.
-	for _, q := range []string{`ALTER TABLE jobs DROP COLUMN execution_role_arn`, `DELETE FROM schema_migrations WHERE version = 5`} {
-		if _, err := s.write.ExecContext(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(ctx, path, testLogger(t))
-	if err != nil {
-		t.Fatalf("Open of a version 4 database: %v", err)
-	}
-	defer s.Close()
+	s := reopenAt(t, path, 4, job)
 	got, err := s.GetJob(ctx, job.ID)
 	if err != nil {
 		t.Fatalf("GetJob after the migration: %v", err)
@@ -290,6 +270,85 @@ func TestMigrationExecutionRole(t *testing.T) {
 	if got.ExecutionRoleArn != "" || got.Pool != "p" {
 		t.Errorf("after the migration: pool %q, execution role %q; want p and none", got.Pool, got.ExecutionRoleArn)
 	}
+}
+
+// TestMigrationThen: a database from before migration 6 keeps its jobs,
+// which come back with no then list, and takes new jobs' then lists.
+func TestMigrationThen(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "berth.db")
+	old := berth.Job{ID: "job-old", Pool: "p", State: berth.JobQueued, Resume: berth.ResumeFromStart, CreatedAt: time.Unix(1, 0).UTC(),
+		Steps: []berth.JobStep{{Step: berth.Step{Args: []string{"true"}}, State: berth.StepPending}},
+		Then:  []berth.Hint{{Pool: "q", Jobs: 2}}}
+	s := reopenAt(t, path, 5, old)
+	got, err := s.GetJob(ctx, old.ID)
+	if err != nil {
+		t.Fatalf("GetJob after the migration: %v", err)
+	}
+	if got.Then != nil || got.Pool != "p" {
+		t.Errorf("after the migration: pool %q, then %v; want p and none", got.Pool, got.Then)
+	}
+	later := old
+	later.ID = "job-new"
+	if _, _, err := s.CreateJob(ctx, later); err != nil {
+		t.Fatalf("CreateJob after the migration: %v", err)
+	}
+	got, err = s.GetJob(ctx, later.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Then, later.Then) {
+		t.Errorf("a job created after the migration: then %v, want %v", got.Then, later.Then)
+	}
+}
+
+// downgrades takes a database of the latest schema back to the version
+// before each migration that added a column: migration v is undone by
+// downgrades[v]. Undoing down to a version undoes every later one too.
+var downgrades = map[int]string{
+	5: `ALTER TABLE jobs DROP COLUMN execution_role_arn`,
+	6: `ALTER TABLE jobs DROP COLUMN then_hints`,
+}
+
+// reopenAt makes a database at path holding job, takes its schema back to
+// version (as an older berth would have left it), and opens it again, so
+// that the migrations since run over the job. The store closes when the
+// test ends.
+func reopenAt(t *testing.T, path string, version int, job berth.Job) *Store {
+	t.Helper()
+	ctx := t.Context()
+	s, err := Open(ctx, path, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.CreateJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v := len(ms); v > version; v-- {
+		q, ok := downgrades[v]
+		if !ok {
+			t.Fatalf("no downgrade for migration %d: add it to downgrades", v)
+		}
+		if _, err := s.write.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if _, err := s.write.ExecContext(ctx, `DELETE FROM schema_migrations WHERE version > ?`, version); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(ctx, path, testLogger(t))
+	if err != nil {
+		t.Fatalf("Open of a version %d database: %v", version, err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
 }
 
 func TestMigrationsRefuseNewerSchema(t *testing.T) {

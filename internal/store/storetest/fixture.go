@@ -51,6 +51,7 @@ func newJob(id string) berth.Job {
 		IdempotencyKey:   "nightly/phase_3/" + id,
 		Labels:           map[string]string{"dag_id": "nightly", "task_id": "phase_3"},
 		ExecutionRoleArn: "arn:aws:iam::123456789012:role/berth/" + id,
+		Then:             []berth.Hint{{Pool: "spark-ünïcode", Jobs: 3}, {Pool: "small", Jobs: 1}},
 		State:            berth.JobQueued,
 		CreatedAt:        at(0),
 		Attempts:         []berth.Attempt{},

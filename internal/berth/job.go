@@ -1,7 +1,6 @@
 package berth
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -234,7 +233,8 @@ type AttemptStep struct {
 // recognises the step it had submitted and adopts it instead of submitting it
 // again.
 func StepName(jobID string, attempt, step int) string {
-	return fmt.Sprintf("berth:%s:%d:%d", jobID, attempt, step)
+	// Named on every pass for every running job: concatenation, not Sprintf.
+	return "berth:" + jobID + ":" + strconv.Itoa(attempt) + ":" + strconv.Itoa(step)
 }
 
 // ParseStepName reads a name made by StepName; ok is false for any other.

@@ -125,9 +125,8 @@ func (f *foresight) submitted(j *berth.Job, now time.Time) {
 	_, known := f.runs[rk]
 	r := f.run(rk)
 	t := taskOf(j)
-	from := rk.dag + "\x00" + rk.run
-	delete(f.pending, expectKey{from, t})
-	delete(f.pending, expectKey{from, taskKey{pool: t.pool}})
+	delete(f.pending, expectKey{from: rk, to: t})
+	delete(f.pending, expectKey{from: rk, to: taskKey{pool: t.pool}})
 	r.given[t]++
 	f.beat(rk.dag, t, !known, r.given[t], now)
 	if r.last == (taskKey{}) || r.last == t {
@@ -185,7 +184,7 @@ func (f *foresight) nextRuns(now time.Time, add func(expectKey, expectation)) {
 		if now.After(at.Add(d.period / 4)) {
 			continue // the run is late: no longer expected
 		}
-		add(expectKey{"next\x00" + dag, d.first}, expectation{Arrival: scheduler.Arrival{Pool: d.first.pool, At: maxTime(at, now), Jobs: d.jobs}, task: d.first})
+		add(expectKey{from: runKey{dag: dag}, job: "next run", to: d.first}, expectation{Arrival: scheduler.Arrival{Pool: d.first.pool, At: maxTime(at, now), Jobs: d.jobs}, task: d.first})
 	}
 }
 
@@ -199,9 +198,7 @@ func (f *foresight) succeeded(j *berth.Job, now time.Time) {
 	}
 	f.ended[t]++
 	f.foreseen[j.Pool] = len(j.Then) > 0 || f.ended[t] >= knownAfter
-	for k, e := range f.announced(j, now) {
-		f.pending[k] = pending{e, e.At.Add(awaitGrace)}
-	}
+	f.announce(j, now, func(k expectKey, e expectation) { f.pending[k] = pending{e, e.At.Add(awaitGrace)} })
 	if rk, ok := runOf(j); ok {
 		r := f.run(rk)
 		r.last, r.lastEnd = t, now
@@ -280,11 +277,11 @@ func (s *State) expected(now time.Time) (map[string][]scheduler.Arrival, map[str
 				continue
 			}
 			ends[j.Pool] = append(ends[j.Pool], end)
-			for k, e := range f.announced(j, end) {
+			f.announce(j, end, func(k expectKey, e expectation) {
 				if _, given := s.runs(j, k.to); !given {
 					add(k, e)
 				}
-			}
+			})
 		}
 	}
 	for k, p := range f.pending {
@@ -315,7 +312,7 @@ func (s *State) expected(now time.Time) (map[string][]scheduler.Arrival, map[str
 				if a.After(now.Add(chainHorizon)) {
 					continue
 				}
-				nk := expectKey{k.from, t}
+				nk := expectKey{k.from, k.job, t}
 				if _, seen := at[nk]; !seen {
 					next = append(next, nk)
 				}
@@ -353,12 +350,14 @@ const awaitGrace = 5 * time.Minute
 // or a job when it has none) and the task (or, for a hint, the pool) it
 // is.
 type expectKey struct {
-	from string
+	from runKey
+	job  string // when it has no run
 	to   taskKey
 }
 
 func compareExpectKeys(a, b expectKey) int {
-	return cmp.Or(cmp.Compare(a.from, b.from), cmp.Compare(a.to.pool, b.to.pool), cmp.Compare(a.to.dag, b.to.dag), cmp.Compare(a.to.task, b.to.task))
+	return cmp.Or(cmp.Compare(a.from.dag, b.from.dag), cmp.Compare(a.from.run, b.from.run), cmp.Compare(a.job, b.job),
+		cmp.Compare(a.to.pool, b.to.pool), cmp.Compare(a.to.dag, b.to.dag), cmp.Compare(a.to.task, b.to.task))
 }
 
 // expectation is expected work and, when known, its task, to follow it
@@ -375,14 +374,13 @@ type pending struct {
 	until time.Time
 }
 
-// announced is the work a job says or taught will follow it, if it ends
-// at end: its then hints, else what followed its task before.
-func (f *foresight) announced(j *berth.Job, end time.Time) map[expectKey]expectation {
-	from := j.ID
+// announce gives the work a job says or taught will follow it, if it
+// ends at end: its then hints, else what followed its task before.
+func (f *foresight) announce(j *berth.Job, end time.Time, out func(expectKey, expectation)) {
+	from := expectKey{job: j.ID}
 	if rk, ok := runOf(j); ok {
-		from = rk.dag + "\x00" + rk.run
+		from = expectKey{from: rk}
 	}
-	out := map[expectKey]expectation{}
 	follows := f.next[taskOf(j)]
 	if len(j.Then) > 0 {
 		for _, h := range j.Then {
@@ -394,14 +392,17 @@ func (f *foresight) announced(j *berth.Job, end time.Time) map[expectKey]expecta
 					e.task = t
 				}
 			}
-			out[expectKey{from, taskKey{pool: h.Pool}}] = e
+			k := from
+			k.to = taskKey{pool: h.Pool}
+			out(k, e)
 		}
-		return out
+		return
 	}
 	for t, fl := range follows {
-		out[expectKey{from, t}] = expectation{Arrival: scheduler.Arrival{Pool: t.pool, At: end.Add(fl.gap), Jobs: fl.jobs}, task: t}
+		k := from
+		k.to = t
+		out(k, expectation{Arrival: scheduler.Arrival{Pool: t.pool, At: end.Add(fl.gap), Jobs: fl.jobs}, task: t})
 	}
-	return out
 }
 
 // runs reports whether the job's run has already been given jobs of task

@@ -91,6 +91,7 @@ func (s *State) index(j *berth.Job) {
 		}
 		on[j.ID] = j
 		s.runningN[j.Pool]++
+		s.runningSorted = nil
 	}
 }
 
@@ -112,6 +113,7 @@ func (s *State) unindex(j *berth.Job) {
 			}
 		}
 		s.runningN[j.Pool]--
+		s.runningSorted = nil
 	}
 }
 
@@ -149,17 +151,33 @@ func (s *State) nextDeferred() time.Time {
 }
 
 // runningJobs returns the jobs with a running attempt, in id order.
+//
+// A pass asks for them several times; the sorted list is kept until a job
+// starts or stops running, and the caller must not change it.
 func (s *State) runningJobs() []*berth.Job {
-	var out []*berth.Job
-	for _, on := range s.running {
-		for _, j := range on {
-			if j.CurrentAttempt() != nil {
-				out = append(out, j)
+	if s.runningSorted == nil {
+		all := make([]*berth.Job, 0, len(s.running))
+		for _, on := range s.running {
+			for _, j := range on {
+				all = append(all, j)
 			}
 		}
+		slices.SortFunc(all, func(a, b *berth.Job) int { return strings.Compare(a.ID, b.ID) })
+		s.runningSorted = all
 	}
-	slices.SortFunc(out, func(a, b *berth.Job) int { return strings.Compare(a.ID, b.ID) })
-	return out
+	for i, j := range s.runningSorted {
+		if j.CurrentAttempt() == nil {
+			// Rare: an attempt ended and the job not yet moved.
+			out := slices.Clone(s.runningSorted[:i])
+			for _, j := range s.runningSorted[i:] {
+				if j.CurrentAttempt() != nil {
+					out = append(out, j)
+				}
+			}
+			return out
+		}
+	}
+	return s.runningSorted
 }
 
 // cancelledQueued returns the queued jobs with a cancel request, in id

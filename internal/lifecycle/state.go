@@ -78,6 +78,8 @@ type State struct {
 	queues   map[string]*queue
 	running  map[string]map[string]*berth.Job
 	runningN map[string]int
+	// runningSorted caches runningJobs' order; nil when to be made again.
+	runningSorted []*berth.Job
 	// learned is what the pipelines taught so far (foresight.go); a
 	// Restore keeps it: it is knowledge, not state to roll back.
 	learned foresight
@@ -218,7 +220,7 @@ func (s *State) Restore(jobs []berth.Job, clusters []berth.Cluster, pools []bert
 	}
 	s.stopping, s.retryAt, s.tries, s.held = map[string]berth.Reason{}, map[string]time.Time{}, map[string]int{}, map[string]held{}
 	s.reset()
-	s.queues, s.running, s.runningN = map[string]*queue{}, map[string]map[string]*berth.Job{}, map[string]int{}
+	s.queues, s.running, s.runningN, s.runningSorted = map[string]*queue{}, map[string]map[string]*berth.Job{}, map[string]int{}, nil
 	for i := range jobs {
 		j := jobs[i]
 		s.jobs[j.ID] = &j

@@ -35,8 +35,10 @@ const (
 var pipelineColours = []string{"#4e79a7", "#f28e2b", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac", "#86bcb6"}
 
 // WriteTimeline draws traces as one standalone SVG: a panel per policy,
-// in the order given, on one time axis. Each cluster is a row (grouped
-// by pool, in request order) with a thin bar from its request to its end,
+// in the order given, on one time axis. Each row is a lane of one pool,
+// holding its clusters one after another (a cluster takes the first lane
+// free when it is requested), so that the rows a pool needs are its most
+// clusters at once. Each cluster is a thin bar from its request to its end,
 // lighter while booting, and a red cross where it was lost; each attempt
 // is a bar on its cluster's row, coloured by pipeline, outlined red when
 // lost and dark when it is a re-run. A panel of more than
@@ -92,35 +94,37 @@ func WriteTimeline(w io.Writer, traces []*Trace) error {
 		for _, tick := range ticks {
 			fmt.Fprintf(b, `<line class="grid" x1="%.1f" y1="%d" x2="%.1f" y2="%d"/>`+"\n", x(tick), rowsTop, x(tick), rowsEnd)
 		}
-		for i, c := range p.rows {
+		for i, ln := range p.rows {
 			y := float64(rowsTop + i*timelineRow)
 			mid := y + timelineRow/2
-			fmt.Fprintf(b, `<text class="name" x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", timelineLeft-4, mid+3, esc(c.ID))
-			booted := c.Ended
-			if c.Ready >= 0 {
-				booted = c.Ready
-			}
-			fmt.Fprintf(b, `<rect class="boot" x="%.1f" y="%.1f" width="%.1f" height="3"/>`+"\n", x(c.Requested), mid-1.5, barWidth(x(c.Requested), x(booted)))
-			if c.Ready >= 0 {
-				fmt.Fprintf(b, `<rect class="up" x="%.1f" y="%.1f" width="%.1f" height="3"/>`+"\n", x(c.Ready), mid-1.5, barWidth(x(c.Ready), x(c.Ended)))
-			}
-			for _, ref := range p.attempts[c.ID] {
-				j := t.Jobs[ref.job]
-				a := j.Attempts[ref.attempt]
-				class := "attempt"
-				if ref.attempt > 0 {
-					class += " rerun"
+			fmt.Fprintf(b, `<text class="name" x="%d" y="%.1f" text-anchor="end">%s %d</text>`+"\n", timelineLeft-4, mid+3, esc(ln.pool), ln.n+1)
+			for _, c := range ln.clusters {
+				booted := c.Ended
+				if c.Ready >= 0 {
+					booted = c.Ready
 				}
-				if a.Lost {
-					class += " lost"
+				fmt.Fprintf(b, `<rect class="boot" x="%.1f" y="%.1f" width="%.1f" height="3"/>`+"\n", x(c.Requested), mid-1.5, barWidth(x(c.Requested), x(booted)))
+				if c.Ready >= 0 {
+					fmt.Fprintf(b, `<rect class="up" x="%.1f" y="%.1f" width="%.1f" height="3"/>`+"\n", x(c.Ready), mid-1.5, barWidth(x(c.Ready), x(c.Ended)))
 				}
-				fmt.Fprintf(b, `<rect class="%s" x="%.1f" y="%.1f" width="%.1f" height="%d" fill="%s"><title>%s #%d phase %d job %d, attempt %d: %v to %v</title></rect>`+"\n",
-					class, x(a.Start), y+1, barWidth(x(a.Start), x(a.End)), timelineRow-2, colour[j.Key.Pipeline],
-					esc(j.Key.Pipeline), j.Key.Instance, j.Key.Phase, j.Key.Job, ref.attempt+1, a.Start, a.End)
-			}
-			if c.Lost {
-				cx := x(c.Ended)
-				fmt.Fprintf(b, `<path class="x" d="M%.1f %.1fL%.1f %.1fM%.1f %.1fL%.1f %.1f"/>`+"\n", cx-3, mid-3, cx+3, mid+3, cx-3, mid+3, cx+3, mid-3)
+				for _, ref := range p.attempts[c.ID] {
+					j := t.Jobs[ref.job]
+					a := j.Attempts[ref.attempt]
+					class := "attempt"
+					if ref.attempt > 0 {
+						class += " rerun"
+					}
+					if a.Lost {
+						class += " lost"
+					}
+					fmt.Fprintf(b, `<rect class="%s" x="%.1f" y="%.1f" width="%.1f" height="%d" fill="%s"><title>%s #%d phase %d job %d, attempt %d: %v to %v</title></rect>`+"\n",
+						class, x(a.Start), y+1, barWidth(x(a.Start), x(a.End)), timelineRow-2, colour[j.Key.Pipeline],
+						esc(j.Key.Pipeline), j.Key.Instance, j.Key.Phase, j.Key.Job, ref.attempt+1, a.Start, a.End)
+				}
+				if c.Lost {
+					cx := x(c.Ended)
+					fmt.Fprintf(b, `<path class="x" d="M%.1f %.1fL%.1f %.1fM%.1f %.1fL%.1f %.1f"/>`+"\n", cx-3, mid-3, cx+3, mid+3, cx-3, mid+3, cx+3, mid-3)
+				}
 			}
 		}
 		for _, tick := range ticks {
@@ -139,12 +143,19 @@ func WriteTimeline(w io.Writer, traces []*Trace) error {
 // panel is what one policy's panel draws: its rows and, per cluster, the
 // attempts on it; note says what was left out.
 type panel struct {
-	rows     []Cluster
+	rows     []row
 	attempts map[string][]attemptRef
 	note     string
 }
 
 type attemptRef struct{ job, attempt int }
+
+// row is one lane of a pool: clusters of one pool that did not overlap in time.
+type row struct {
+	pool     string
+	n        int // the lane's number within its pool, from 0
+	clusters []Cluster
+}
 
 func (p panel) height() int {
 	h := timelineTitle + len(p.rows)*timelineRow + timelineAxis + timelineGap
@@ -176,16 +187,38 @@ func layOut(t *Trace, maxBars int) panel {
 			attempts++
 		}
 	}
-	p := panel{rows: rows[:min(len(rows), timelineMaxRows)], attempts: map[string][]attemptRef{}}
-	drawn := 0
-	for _, c := range p.rows {
-		refs := all[c.ID]
-		refs = refs[:min(len(refs), maxBars-drawn)]
-		p.attempts[c.ID] = refs
-		drawn += len(refs)
+	// The clusters come grouped by pool: a pool's lanes follow each other.
+	var lanes []row
+	first := 0 // the current pool's first lane
+	for _, c := range rows {
+		if len(lanes) > 0 && lanes[len(lanes)-1].pool != c.Pool {
+			first = len(lanes)
+		}
+		at := first
+		for at < len(lanes) {
+			if cs := lanes[at].clusters; cs[len(cs)-1].Ended <= c.Requested {
+				break
+			}
+			at++
+		}
+		if at == len(lanes) {
+			lanes = append(lanes, row{pool: c.Pool, n: at - first})
+		}
+		lanes[at].clusters = append(lanes[at].clusters, c)
 	}
-	if len(p.rows) < len(rows) || drawn < attempts {
-		p.note = fmt.Sprintf("thinned: the first %d of %d clusters and %d of %d attempts are drawn", len(p.rows), len(rows), drawn, attempts)
+	p := panel{rows: lanes[:min(len(lanes), timelineMaxRows)], attempts: map[string][]attemptRef{}}
+	drawn, shown := 0, 0
+	for _, ln := range p.rows {
+		for _, c := range ln.clusters {
+			refs := all[c.ID]
+			refs = refs[:min(len(refs), maxBars-drawn)]
+			p.attempts[c.ID] = refs
+			drawn += len(refs)
+			shown++
+		}
+	}
+	if shown < len(rows) || drawn < attempts {
+		p.note = fmt.Sprintf("thinned: %d of %d clusters and %d of %d attempts are drawn", shown, len(rows), drawn, attempts)
 	}
 	return p
 }

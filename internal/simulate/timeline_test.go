@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // drawn is what a timeline shows, read back as XML: the panels' titles,
@@ -173,3 +174,28 @@ func TestTimelineReportsAWriteError(t *testing.T) {
 type failingWriter struct{}
 
 func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+// Clusters of a pool that do not overlap share a lane: a pool takes as
+// many rows as it had clusters at once.
+func TestTimelineLanes(t *testing.T) {
+	c := func(id, pool string, from, to time.Duration) Cluster {
+		return Cluster{ID: id, Pool: pool, Requested: from, Ready: from, Ended: to, Slots: 1}
+	}
+	tr := &Trace{Policy: "p", Clusters: []Cluster{
+		c("a-0", "a", 0, time.Hour), c("a-1", "a", 30*time.Minute, 2*time.Hour),
+		c("a-2", "a", time.Hour, 3*time.Hour), c("b-0", "b", 0, time.Hour), c("b-1", "b", 2*time.Hour, 3*time.Hour),
+	}}
+	p := layOut(tr, 100)
+	var got []string
+	for _, r := range p.rows {
+		var ids []string
+		for _, c := range r.clusters {
+			ids = append(ids, c.ID)
+		}
+		got = append(got, r.pool+":"+strings.Join(ids, ","))
+	}
+	want := []string{"a:a-0,a-2", "a:a-1", "b:b-0,b-1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("lanes %v, want %v", got, want)
+	}
+}

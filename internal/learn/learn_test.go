@@ -17,7 +17,9 @@ func done(p, name string, labels map[string]string, d time.Duration) *berth.Job 
 	}}
 }
 
-func labelled(dag, id string) map[string]string { return map[string]string{"dag_id": dag, "task_id": id} }
+func labelled(dag, id string) map[string]string {
+	return map[string]string{"dag_id": dag, "task_id": id}
+}
 
 func TestRunTimes(t *testing.T) {
 	m := New()

@@ -365,19 +365,19 @@ func (s *Service) annotate(j *berth.Job) {
 	live := ps.Clusters[berth.ClusterStarting] + ps.Clusters[berth.ClusterReady] + ps.Clusters[berth.ClusterDraining]
 	switch {
 	case ok && ps.Blocked:
-		j.WaitReason = fmt.Sprintf("pool %s is blocked: %s", j.Pool, ps.BlockedReason)
+		j.WaitReason, j.WaitMessage = berth.WaitPoolBlocked, fmt.Sprintf("pool %s is blocked: %s", j.Pool, ps.BlockedReason)
 	case j.NotBefore.After(now):
-		j.WaitReason = "retry backoff until " + j.NotBefore.Format(time.RFC3339)
-	case !ok:
-		j.WaitReason = "waiting for the scheduler"
-	case ps.FreeSlots > 0:
-		j.WaitReason = "about to be placed"
+		j.WaitReason, j.WaitUntil = berth.WaitBackoff, j.NotBefore
+		j.WaitMessage = "retry backoff until " + j.NotBefore.Format(time.RFC3339)
+	case !ok || ps.FreeSlots > 0:
+		j.WaitReason, j.WaitMessage = berth.WaitPending, "about to be placed"
 	case ps.Clusters[berth.ClusterStarting] > 0:
-		j.WaitReason = "waiting for a starting cluster"
+		j.WaitReason, j.WaitMessage = berth.WaitClusterStarting, "waiting for a starting cluster"
 	case live >= ps.MaxClusters:
-		j.WaitReason = fmt.Sprintf("pool %s is at max_clusters (%d), all slots busy", j.Pool, ps.MaxClusters)
+		j.WaitReason = berth.WaitPoolAtMax
+		j.WaitMessage = fmt.Sprintf("pool %s is at max_clusters (%d), all slots busy", j.Pool, ps.MaxClusters)
 	default:
-		j.WaitReason = "waiting for a free slot"
+		j.WaitReason, j.WaitMessage = berth.WaitNoFreeSlot, "waiting for a free slot"
 	}
 }
 

@@ -352,8 +352,8 @@ func TestPermanentFailureBlocksThePool(t *testing.T) {
 				t.Errorf("blocked reason %q does not say what failed", ps.BlockedReason)
 			}
 			got := h.job(j.ID)
-			if got.State != berth.JobQueued || !strings.Contains(got.WaitReason, "blocked") {
-				t.Fatalf("job is %s waiting for %q, want queued and saying the pool is blocked", got.State, got.WaitReason)
+			if got.State != berth.JobQueued || got.WaitReason != berth.WaitPoolBlocked || !strings.Contains(got.WaitMessage, ps.BlockedReason) {
+				t.Fatalf("job is %s waiting for %s (%q), want queued and saying the pool is blocked", got.State, got.WaitReason, got.WaitMessage)
 			}
 			// Fixed and unblocked, the job runs.
 			model.Broken = sim.Works

@@ -1,6 +1,9 @@
 package berth
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // WaitReason says why a queued job is not running yet.
 type WaitReason string
@@ -52,4 +55,36 @@ type Wait struct {
 	// forecast sees no way for the job to start, or the job is too far
 	// back in its queue to be forecast).
 	ETA time.Time `json:"eta,omitzero"`
+}
+
+// Describe says w for a person, for its WaitMessage: pool is the job's
+// pool, maxClusters its max_clusters and blocked why it is blocked.
+func (w Wait) Describe(pool string, maxClusters int, blocked string) string {
+	at := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	switch w.WaitReason {
+	case WaitNoFreeSlot:
+		if !w.WaitUntil.IsZero() {
+			return "every ready cluster of pool " + pool + " is full, and new clusters are held back after failed creations until " + at(w.WaitUntil)
+		}
+		return "every ready cluster of pool " + pool + " is full; waiting for a slot to free"
+	case WaitClusterStarting:
+		switch {
+		case w.WaitCluster != "" && !w.WaitUntil.IsZero():
+			return "cluster " + w.WaitCluster + " is starting for it, expected ready at " + at(w.WaitUntil)
+		case w.WaitCluster != "":
+			return "cluster " + w.WaitCluster + " is starting for it"
+		}
+		return "a cluster of pool " + pool + " is starting for it"
+	case WaitPoolAtMax:
+		return fmt.Sprintf("pool %s is at max_clusters (%d) and all their slots are busy", pool, maxClusters)
+	case WaitBackoff:
+		return "retry backoff until " + at(w.WaitUntil)
+	case WaitPoolBlocked:
+		return "pool " + pool + " is blocked: " + blocked
+	case WaitAffinityBusy:
+		return "its required affinity cluster " + w.WaitCluster + " is full"
+	case WaitPending:
+		return "the scheduler has not looked at it yet"
+	}
+	return string(w.WaitReason)
 }

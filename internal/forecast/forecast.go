@@ -35,7 +35,6 @@ package forecast
 
 import (
 	"cmp"
-	"container/heap"
 	"slices"
 	"time"
 
@@ -111,9 +110,31 @@ type Estimate struct {
 // Run forecasts the start of every job of in.Queue; the estimates come in
 // the queue's order.
 func Run(in Input) []Estimate {
-	s := newSim(in)
-	s.run()
-	return s.est
+	var f Forecaster
+	return f.Run(in)
+}
+
+// Forecaster runs forecasts one after another, keeping its buffers from
+// one to the next, so that a loop that forecasts after every pass does not
+// allocate for it once they have grown. The zero value is ready to use.
+type Forecaster struct{ s sim }
+
+// Run is the package's Run; the estimates it returns are good until the
+// next call.
+func (f *Forecaster) Run(in Input) []Estimate {
+	f.s.reset(in)
+	f.s.run()
+	return f.s.est
+}
+
+// ReadyAt is when a starting cluster expected ready at expected is
+// expected ready, as the forecast has it at now: a cluster already late is
+// expected in a tenth of the pool's boot time.
+func ReadyAt(expected, now time.Time, boot time.Duration) time.Time {
+	if !expected.After(now) {
+		return now.Add(boot / 10)
+	}
+	return expected
 }
 
 type cluster struct {
@@ -122,7 +143,6 @@ type cluster struct {
 	slots    int
 	free     int
 	running  int
-	order    int
 	starting bool // starting at Now
 	// parked are the jobs that require this cluster and found it full.
 	parked []int
@@ -136,47 +156,68 @@ type event struct {
 	ready   bool
 }
 
-type events []event
-
-func (h events) Len() int { return len(h) }
-func (h events) Less(i, j int) bool {
-	if !h[i].at.Equal(h[j].at) {
-		return h[i].at.Before(h[j].at)
+func eventLess(a, b event) bool {
+	if !a.at.Equal(b.at) {
+		return a.at.Before(b.at)
 	}
-	return h[i].seq < h[j].seq
-}
-func (h events) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *events) Push(x any)   { *h = append(*h, x.(event)) }
-func (h *events) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return e
+	return a.seq < b.seq
 }
 
-// indexes is a min-heap of queue positions: the eligible jobs, first in
-// placement order on top.
-type indexes []int
+// minHeap is a binary heap on a slice, typed so that pushing costs no
+// allocation of its own.
+type minHeap[T any] struct {
+	items []T
+	less  func(a, b T) bool
+}
 
-func (h indexes) Len() int           { return len(h) }
-func (h indexes) Less(i, j int) bool { return h[i] < h[j] }
-func (h indexes) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *indexes) Push(x any)        { *h = append(*h, x.(int)) }
-func (h *indexes) Pop() any {
-	old := *h
-	i := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return i
+func (h *minHeap[T]) len() int { return len(h.items) }
+func (h *minHeap[T]) min() T   { return h.items[0] }
+
+func (h *minHeap[T]) push(x T) {
+	h.items = append(h.items, x)
+	for i := len(h.items) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !h.less(h.items[i], h.items[parent]) {
+			break
+		}
+		h.items[i], h.items[parent] = h.items[parent], h.items[i]
+		i = parent
+	}
+}
+
+func (h *minHeap[T]) pop() T {
+	top := h.items[0]
+	last := len(h.items) - 1
+	h.items[0] = h.items[last]
+	h.items = h.items[:last]
+	for i := 0; ; {
+		l, r, least := 2*i+1, 2*i+2, i
+		if l < last && h.less(h.items[l], h.items[least]) {
+			least = l
+		}
+		if r < last && h.less(h.items[r], h.items[least]) {
+			least = r
+		}
+		if least == i {
+			break
+		}
+		h.items[i], h.items[least] = h.items[least], h.items[i]
+		i = least
+	}
+	return top
 }
 
 type sim struct {
 	in       Input
 	now      time.Time
 	clusters []*cluster
-	byID     map[string]*cluster
-	events   events
-	seq      int
-	eligible indexes
+	// made are the clusters made so far, for reuse by the next run.
+	made   []*cluster
+	byID   map[string]*cluster
+	events minHeap[event]
+	seq    int
+	// eligible holds the queue positions of the eligible jobs.
+	eligible positions
 	// deferred are the queue positions not yet eligible, by not_before;
 	// nextDeferred is the first of them still to come.
 	deferred     []int
@@ -191,20 +232,29 @@ type sim struct {
 	live, supply, free int
 }
 
-func newSim(in Input) *sim {
-	s := &sim{in: in, now: in.Now, byID: map[string]*cluster{}, est: make([]Estimate, len(in.Queue)), left: len(in.Queue)}
-	for i, c := range in.Clusters {
-		sc := &cluster{id: c.ID, state: c.State, slots: max(c.Slots, 0), order: i}
+// reset starts a run over in, keeping the buffers of the last.
+func (s *sim) reset(in Input) {
+	if s.byID == nil {
+		s.byID = map[string]*cluster{}
+		s.events.less = eventLess
+		s.eligible.later.less = func(a, b int) bool { return a < b }
+	}
+	clear(s.byID)
+	s.in, s.now = in, in.Now
+	s.clusters, s.events.items, s.deferred = s.clusters[:0], s.events.items[:0], s.deferred[:0]
+	s.eligible.reset()
+	s.seq, s.nextDeferred, s.waiting, s.live, s.supply, s.free = 0, 0, 0, 0, 0, 0
+	s.est = slices.Grow(s.est[:0], len(in.Queue))[:len(in.Queue)]
+	clear(s.est)
+	s.left = len(in.Queue)
+	for _, c := range in.Clusters {
+		sc := s.newCluster(c.ID, c.State, max(c.Slots, 0))
 		switch c.State {
 		case berth.ClusterStarting:
 			sc.starting = true
 			s.live++
 			s.supply += sc.slots
-			ready := c.ReadyAt
-			if !ready.After(s.now) {
-				ready = s.now.Add(in.Boot / 10)
-			}
-			s.push(event{at: ready, cluster: sc, ready: true})
+			s.push(event{at: ReadyAt(c.ReadyAt, s.now, in.Boot), cluster: sc, ready: true})
 		case berth.ClusterReady, berth.ClusterDraining:
 			for _, r := range c.Running {
 				end := r.StartedAt.Add(r.Expected)
@@ -222,9 +272,9 @@ func newSim(in Input) *sim {
 				s.live++
 			}
 		default:
+			s.clusters = s.clusters[:len(s.clusters)-1]
 			continue
 		}
-		s.clusters = append(s.clusters, sc)
 		if _, dup := s.byID[c.ID]; !dup && c.ID != "" {
 			s.byID[c.ID] = sc
 		}
@@ -233,18 +283,35 @@ func newSim(in Input) *sim {
 		if j.NotBefore.After(s.now) {
 			s.deferred = append(s.deferred, i)
 		} else {
-			s.makeEligible(i)
+			s.eligible.first = append(s.eligible.first, i)
+			if requires(j) {
+				s.waiting++
+			}
 		}
 	}
 	// The deferred come due by not_before, then in queue order.
 	sortDeferred(s.deferred, in.Queue)
-	return s
+}
+
+// newCluster is a cluster for this run, reusing one of an earlier run.
+func (s *sim) newCluster(id string, state berth.ClusterState, slots int) *cluster {
+	var c *cluster
+	if n := len(s.clusters); n < len(s.made) {
+		c = s.made[n]
+		*c = cluster{parked: c.parked[:0]}
+	} else {
+		c = &cluster{}
+		s.made = append(s.made, c)
+	}
+	c.id, c.state, c.slots = id, state, slots
+	s.clusters = append(s.clusters, c)
+	return c
 }
 
 func (s *sim) push(e event) {
 	e.seq = s.seq
 	s.seq++
-	heap.Push(&s.events, e)
+	s.events.push(e)
 }
 
 func (s *sim) run() {
@@ -263,8 +330,8 @@ func (s *sim) run() {
 // apply takes in the events due by now and the jobs whose not_before has
 // come.
 func (s *sim) apply() {
-	for len(s.events) > 0 && !s.events[0].at.After(s.now) {
-		e := heap.Pop(&s.events).(event)
+	for s.events.len() > 0 && !s.events.min().at.After(s.now) {
+		e := s.events.pop()
 		c := e.cluster
 		if e.ready {
 			c.state = berth.ClusterReady
@@ -298,8 +365,32 @@ func (s *sim) apply() {
 
 func requires(j Job) bool { return j.Required && j.Affinity != "" }
 
+// positions are the eligible jobs' queue positions, taken first in
+// placement order. Most are eligible from the start and are taken in
+// order; only those that become eligible later (a not_before passed, a
+// required cluster with room again) need a heap.
+type positions struct {
+	first []int
+	next  int
+	later minHeap[int]
+}
+
+func (p *positions) reset() {
+	p.first, p.next, p.later.items = p.first[:0], 0, p.later.items[:0]
+}
+
+func (p *positions) len() int { return len(p.first) - p.next + p.later.len() }
+
+func (p *positions) pop() int {
+	if p.later.len() > 0 && (p.next == len(p.first) || p.later.min() < p.first[p.next]) {
+		return p.later.pop()
+	}
+	p.next++
+	return p.first[p.next-1]
+}
+
 func (s *sim) makeEligible(i int) {
-	heap.Push(&s.eligible, i)
+	s.eligible.later.push(i)
 	if requires(s.in.Queue[i]) {
 		s.waiting++
 	}
@@ -318,8 +409,8 @@ func (s *sim) unpark(c *cluster) {
 
 // place gives free slots to eligible jobs in placement order.
 func (s *sim) place() {
-	for s.free > 0 && len(s.eligible) > 0 {
-		i := heap.Pop(&s.eligible).(int)
+	for s.free > 0 && s.eligible.len() > 0 {
+		i := s.eligible.pop()
 		j := s.in.Queue[i]
 		if requires(j) {
 			s.waiting--
@@ -377,8 +468,7 @@ func (s *sim) scaleUp() {
 	}
 	n := min((demand-s.supply+in.Slots-1)/in.Slots, in.MaxClusters-s.live)
 	for range n {
-		c := &cluster{state: berth.ClusterStarting, slots: in.Slots, order: len(s.clusters)}
-		s.clusters = append(s.clusters, c)
+		c := s.newCluster("", berth.ClusterStarting, in.Slots)
 		s.live++
 		s.supply += c.slots
 		s.push(event{at: s.now.Add(in.Boot), cluster: c, ready: true})
@@ -387,7 +477,7 @@ func (s *sim) scaleUp() {
 
 // demand is what new clusters could serve: the eligible jobs that do not
 // wait for one cluster, and those behind the forecast.
-func (s *sim) demand() int { return len(s.eligible) - s.waiting + s.in.Behind }
+func (s *sim) demand() int { return s.eligible.len() - s.waiting + s.in.Behind }
 
 // next is the next moment something changes: an event, a deferred job
 // coming due, or the end of the hold on new clusters while they are
@@ -399,8 +489,8 @@ func (s *sim) next() (time.Time, bool) {
 			t = c
 		}
 	}
-	if len(s.events) > 0 {
-		earlier(s.events[0].at)
+	if s.events.len() > 0 {
+		earlier(s.events.min().at)
 	}
 	if s.nextDeferred < len(s.deferred) {
 		earlier(s.in.Queue[s.deferred[s.nextDeferred]].NotBefore)

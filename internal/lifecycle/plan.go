@@ -156,6 +156,7 @@ func (s *State) Decide(now time.Time) {
 	s.stopAttempts(now)
 	plan := scheduler.Schedule(s.snapshot(now))
 	s.apply(plan, now)
+	s.noteWaits(plan)
 	s.settleIdle(now)
 	s.deriveCalls(now)
 	// Creations first, terminations last.

@@ -53,6 +53,7 @@ func (s *State) ApplyReport(r Report) {
 		if c.C.State == berth.ClusterStarting {
 			c.Pool.CreateFailures, c.Pool.StartAfter = 0, time.Time{}
 			s.setClusterState(c, berth.ClusterReady, "")
+			s.fx.Readied = append(s.fx.Readied, c)
 			s.log(slog.LevelInfo, "cluster ready", "cluster_id", c.C.ID, "pool", c.C.Pool, "boot", now.Sub(c.C.CreatedAt))
 		}
 	case berth.ClusterLost:

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/learn"
 	"github.com/berthhq/berth/internal/provider"
+	"github.com/berthhq/berth/internal/scheduler"
 )
 
 // Timings of the policy.
@@ -81,6 +83,13 @@ type State struct {
 	// now is the time of the pass in progress.
 	now time.Time
 	fx  Effects
+	// model is what was learned of run and boot times, waits the last
+	// plan's reasons, and started the clusters the pass in progress
+	// started, in plan order (see forecast.go).
+	model   *learn.Model
+	waits   []scheduler.Wait
+	started []string
+	scratch scratch
 }
 
 // Pool is a configured pool and what the policy keeps about it.
@@ -106,6 +115,9 @@ type Pool struct {
 	// Ended counts the pool's clusters that ended since the service
 	// started, by terminal state.
 	Ended map[berth.ClusterState]int
+	// BootTime is how long a new cluster is expected to take to be seen
+	// ready, as configured, until one has been; zero when unknown.
+	BootTime time.Duration
 }
 
 // Cluster is a live cluster and what the policy knows of it beyond what
@@ -151,6 +163,9 @@ type Effects struct {
 	Blocked       []string
 	Illegal       []string
 	Logs          []LogLine
+	// Readied lists the clusters that came up, for the learned boot
+	// times.
+	Readied []*Cluster
 	// Wake asks for another pass soon.
 	Wake bool
 	// WakeAt is when something comes due that a pass must see.
@@ -266,6 +281,7 @@ func (s *State) Effects() *Effects { return &s.fx }
 // Committed drops what left the state with the pass's commit and starts
 // the effects of the next pass.
 func (s *State) Committed() {
+	s.learnCommitted()
 	for _, j := range s.fx.EndedJobs {
 		delete(s.jobs, j.ID)
 		delete(s.stopping, j.ID)

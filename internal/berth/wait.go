@@ -76,7 +76,10 @@ func (w Wait) Describe(pool string, maxClusters int, blocked string) string {
 		}
 		return "a cluster of pool " + pool + " is starting for it"
 	case WaitPoolAtMax:
-		return fmt.Sprintf("pool %s is at max_clusters (%d) and all their slots are busy", pool, maxClusters)
+		if maxClusters <= 0 {
+			return "pool " + pool + " starts no cluster: its max_clusters is 0"
+		}
+		return fmt.Sprintf("pool %s has its max_clusters (%d) live and every slot busy", pool, maxClusters)
 	case WaitBackoff:
 		return "retry backoff until " + at(w.WaitUntil)
 	case WaitPoolBlocked:

@@ -491,6 +491,11 @@ func cloneJob(j berth.Job) berth.Job {
 	for i := range j.Attempts {
 		j.Attempts[i].Steps = slices.Clone(j.Attempts[i].Steps)
 	}
+	// As the real service: a wait is shown only on a queued job, whatever
+	// a test set before the job moved on.
+	if j.State != berth.JobQueued {
+		j.Wait = berth.Wait{}
+	}
 	return j
 }
 

@@ -1201,6 +1201,9 @@ func TestJobWait(t *testing.T) {
 	t.Run("stand-in", func(t *testing.T) {
 		h := newHarness(t)
 		j := h.submit(goodSpec)
+		if j.WaitReason != berth.WaitPending {
+			t.Errorf("a new job waits for %q, want pending", j.WaitReason)
+		}
 		err := h.svc.Update(j.ID, func(j *berth.Job) {
 			j.Wait = berth.Wait{WaitReason: berth.WaitClusterStarting, WaitMessage: "cluster cl-0004 is starting for it",
 				WaitCluster: "cl-0004", WaitUntil: t0.Add(7 * time.Minute), ETA: t0.Add(7 * time.Minute)}
@@ -1230,6 +1233,11 @@ func TestJobWait(t *testing.T) {
 		// (0), with no estimate.
 		h := newRealHarness(t)
 		j := h.submit(goodSpec)
+		// The answer to the submission says why it waits too: pending,
+		// unless the loop picked the job up already.
+		if j.WaitReason != berth.WaitPending && j.WaitReason != berth.WaitPoolAtMax {
+			t.Errorf("the submission's answer waits for %q", j.WaitReason)
+		}
 		var got map[string]any
 		waitFor(t, "the job's wait", func() bool {
 			got = fields(t, h.do("GET", "/v1/jobs/"+j.ID, "").body)

@@ -351,6 +351,7 @@ func (s *Service) Submit(ctx context.Context, spec berth.JobSpec) (berth.Job, bo
 	} else if field := spec.Mismatch(&job); field != "" {
 		return berth.Job{}, false, berth.IdempotencyConflict(spec.IdempotencyKey, job.ID, field)
 	}
+	s.annotate(&job)
 	return job, created, nil
 }
 

@@ -492,9 +492,14 @@ func cloneJob(j berth.Job) berth.Job {
 		j.Attempts[i].Steps = slices.Clone(j.Attempts[i].Steps)
 	}
 	// As the real service: a wait is shown only on a queued job, whatever
-	// a test set before the job moved on.
-	if j.State != berth.JobQueued {
+	// a test set before the job moved on, and a queued job no "loop" has
+	// looked at (no test set its wait) is pending.
+	switch {
+	case j.State != berth.JobQueued:
 		j.Wait = berth.Wait{}
+	case j.WaitReason == "":
+		j.Wait = berth.Wait{WaitReason: berth.WaitPending}
+		j.WaitMessage = j.Wait.Describe(j.Pool, 0, "")
 	}
 	return j
 }

@@ -41,8 +41,8 @@ type Outlook struct {
 	Rest map[string]berth.Wait
 }
 
-// model is the learned run and boot times, made on first use with each
-// pool's configured boot time.
+// learned is the model of run and boot times, made on first use with
+// each pool's configured boot time.
 func (s *State) learned() *learn.Model {
 	if s.model == nil {
 		s.model = learn.New()
@@ -213,12 +213,7 @@ func (s *State) forecastPool(p *Pool, q *queue, clusters []*Cluster, m *learn.Mo
 		deferred = append(deferred, j)
 		return true
 	})
-	slices.SortFunc(deferred, func(a, b *berth.Job) int {
-		if placementLess(a, b) {
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(deferred, comparePlacement)
 	jobs := mergeOrdered(sc.jobs[:0], head, deferred)
 	in.Queue = sc.queue[:0]
 	for _, j := range jobs {
@@ -266,13 +261,25 @@ func (s *State) finishWait(w *berth.Wait, p *Pool, now time.Time) {
 	switch w.WaitReason {
 	case berth.WaitClusterStarting:
 		if c := s.clusters[w.WaitCluster]; c != nil && c.C.State == berth.ClusterStarting {
-			w.WaitUntil = forecast.ReadyAt(c.C.CreatedAt.Add(s.learned().Boot(p.Pool.Name)), now, s.learned().Boot(p.Pool.Name))
+			boot := s.learned().Boot(p.Pool.Name)
+			w.WaitUntil = forecast.ReadyAt(c.C.CreatedAt.Add(boot), now, boot)
 		}
 	case berth.WaitNoFreeSlot:
 		if p.StartAfter.After(now) {
 			w.WaitUntil = p.StartAfter
 		}
 	}
+}
+
+// comparePlacement is placementLess as a comparison.
+func comparePlacement(a, b *berth.Job) int {
+	switch {
+	case placementLess(a, b):
+		return -1
+	case placementLess(b, a):
+		return 1
+	}
+	return 0
 }
 
 // mergeOrdered appends to out the merge of two lists in placement order.

@@ -84,8 +84,9 @@ type State struct {
 	now time.Time
 	fx  Effects
 	// model is what was learned of run and boot times, waits the last
-	// plan's reasons, and started the clusters the pass in progress
-	// started, in plan order (see forecast.go).
+	// plan's reasons, started the clusters the pass in progress started,
+	// in plan order, and scratch the forecast's buffers (see
+	// forecast.go).
 	model   *learn.Model
 	waits   []scheduler.Wait
 	started []string

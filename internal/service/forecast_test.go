@@ -105,34 +105,34 @@ func TestForecastPoolAtMax(t *testing.T) {
 }
 
 // A pool holding new clusters back after a failed creation says until
-// when; the job is expected to start on whichever comes first: the
-// running job's slot, or a new cluster once the hold ends.
+// when, and the job is expected to start when the running job's slot
+// frees: a new cluster, after the hold and the boot time the pool's
+// clusters showed, would come later.
 func TestForecastNoFreeSlot(t *testing.T) {
 	pool := simPool()
 	pool.Slots = 1
-	model := sim.Model{BootTime: sim.Fixed(time.Minute)}
+	model := sim.Model{BootTime: sim.Fixed(20 * time.Minute)}
 	h := newVirtual(t, pool, model)
-	a := h.submit(berth.JobSpec{Steps: sleepSteps("3m")})
+	spec := berth.JobSpec{Steps: sleepSteps("10m")}
+	a := h.submit(spec)
 	a = h.untilJob(a.ID, berth.JobRunning)
 	model.CapacityShortage = 1
 	if err := h.prov.SetModel(model, nil); err != nil {
 		t.Fatal(err)
 	}
-	b := h.submit(berth.JobSpec{Steps: sleepSteps("1m")})
+	b := h.submit(spec)
 	got := h.untilWait(b.ID, berth.WaitNoFreeSlot)
-	now := h.exec.Now()
-	if !got.WaitUntil.After(now) {
+	if now := h.exec.Now(); !got.WaitUntil.After(now) {
 		t.Fatalf("b waits until %v, not after now (%v)", got.WaitUntil, now)
 	}
-	// a is expected to end 10m (the default) after its start; a new
-	// cluster, after the hold and the boot time a's showed.
-	first := h.cluster(a.ClusterID)
 	eta := a.Attempts[0].StartedAt.Add(learn.DefaultRun)
-	if byNew := got.WaitUntil.Add(first.ReadyAt.Sub(first.CreatedAt)); byNew.Before(eta) {
-		eta = byNew
-	}
 	if !got.ETA.Equal(eta) {
-		t.Fatalf("b's eta %v, want %v", got.ETA, eta)
+		t.Fatalf("b's eta %v, want %v: a's start and the default run time", got.ETA, eta)
+	}
+	a = h.untilJob(a.ID, berth.JobSucceeded)
+	b = h.untilJob(b.ID, berth.JobRunning)
+	if !a.Attempts[0].EndedAt.Equal(eta) || !b.StartedAt.Equal(eta) {
+		t.Fatalf("a's slot freed at %v and b started at %v; b's eta was %v", a.Attempts[0].EndedAt, b.StartedAt, eta)
 	}
 }
 

@@ -1260,3 +1260,97 @@ func FuzzSubmit(f *testing.F) {
 		}
 	})
 }
+
+// A queued job says why it waits and when it should start, on GET
+// /v1/jobs/{id} and in the list: wait_reason, wait_message, wait_cluster,
+// wait_until, eta, each left out when it has nothing to say. A job that is
+// not queued carries none of them.
+func TestJobWait(t *testing.T) {
+	fields := func(t *testing.T, body []byte) map[string]any {
+		t.Helper()
+		var m map[string]any
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Fatalf("decode %s: %v", body, err)
+		}
+		out := map[string]any{}
+		for _, k := range []string{"wait_reason", "wait_message", "wait_cluster", "wait_until", "eta"} {
+			if v, ok := m[k]; ok {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	listed := func(t *testing.T, h *harness, id string) map[string]any {
+		t.Helper()
+		var l struct {
+			Jobs []json.RawMessage `json:"jobs"`
+		}
+		h.do("GET", "/v1/jobs?state=queued", "").decode(t, &l)
+		for _, raw := range l.Jobs {
+			if f := fields(t, raw); strings.Contains(string(raw), `"id":"`+id+`"`) {
+				return f
+			}
+		}
+		t.Fatalf("job %s not in the list of queued jobs", id)
+		return nil
+	}
+
+	t.Run("stand-in", func(t *testing.T) {
+		h := newHarness(t)
+		j := h.submit(goodSpec)
+		if j.WaitReason != berth.WaitPending {
+			t.Errorf("a new job waits for %q, want pending", j.WaitReason)
+		}
+		err := h.svc.Update(j.ID, func(j *berth.Job) {
+			j.Wait = berth.Wait{WaitReason: berth.WaitClusterStarting, WaitMessage: "cluster cl-0004 is starting for it",
+				WaitCluster: "cl-0004", WaitUntil: t0.Add(7 * time.Minute), ETA: t0.Add(7 * time.Minute)}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]any{
+			"wait_reason": "cluster_starting", "wait_message": "cluster cl-0004 is starting for it",
+			"wait_cluster": "cl-0004", "wait_until": "2026-11-24T09:07:00Z", "eta": "2026-11-24T09:07:00Z",
+		}
+		if got := fields(t, h.do("GET", "/v1/jobs/"+j.ID, "").body); !reflect.DeepEqual(got, want) {
+			t.Errorf("GET: %v, want %v", got, want)
+		}
+		if got := listed(t, h, j.ID); !reflect.DeepEqual(got, want) {
+			t.Errorf("list: %v, want %v", got, want)
+		}
+		if err := h.svc.Finish(j.ID, berth.JobSucceeded, berth.ReasonSucceeded); err != nil {
+			t.Fatal(err)
+		}
+		if got := fields(t, h.do("GET", "/v1/jobs/"+j.ID, "").body); len(got) != 0 {
+			t.Errorf("a succeeded job carries %v", got)
+		}
+	})
+	t.Run("real", func(t *testing.T) {
+		// Pool small may start no cluster: its jobs wait at max_clusters
+		// (0), with no estimate.
+		h := newRealHarness(t)
+		j := h.submit(goodSpec)
+		// The answer to the submission says why it waits too: pending,
+		// unless the loop picked the job up already.
+		if j.WaitReason != berth.WaitPending && j.WaitReason != berth.WaitPoolAtMax {
+			t.Errorf("the submission's answer waits for %q", j.WaitReason)
+		}
+		var got map[string]any
+		waitFor(t, "the job's wait", func() bool {
+			got = fields(t, h.do("GET", "/v1/jobs/"+j.ID, "").body)
+			return got["wait_reason"] == "pool_at_max_clusters"
+		})
+		want := map[string]any{"wait_reason": "pool_at_max_clusters", "wait_message": "pool small starts no cluster: its max_clusters is 0"}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("GET: %v, want %v", got, want)
+		}
+		if got := listed(t, h, j.ID); !reflect.DeepEqual(got, want) {
+			t.Errorf("list: %v, want %v", got, want)
+		}
+		var long map[string]any
+		long = fields(t, h.do("GET", "/v1/jobs/"+j.ID+"?wait=1ms", "").body)
+		if !reflect.DeepEqual(long, want) {
+			t.Errorf("long poll: %v, want %v", long, want)
+		}
+	})
+}

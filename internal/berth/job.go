@@ -160,10 +160,10 @@ type Job struct {
 	// Cost is the job's share of its clusters' cost: the slot-seconds its
 	// attempts held, at each cluster's price.
 	Cost float64 `json:"cost"`
-	// WaitReason says why a queued job waits: its pool is blocked, a retry
-	// backoff, a cluster starting, the pool at max_clusters. It is derived
-	// when the job is read, not stored.
-	WaitReason string `json:"wait_reason,omitempty"`
+	// Wait says why a queued job waits and when it is expected to start
+	// (wait_reason, wait_message, wait_cluster, wait_until, eta). It is
+	// derived when the job is read, not stored.
+	Wait
 
 	// Seq is the store's submission order; the loop picks up new jobs by it.
 	Seq int64 `json:"-"`

@@ -185,6 +185,12 @@ func TestGolden(t *testing.T) {
 	if err := h.svc.Block("spark", "bootstrap action 1 failed: exit 3", t0.Add(2*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
+	// job-0003 waits for spark, as the service says of a blocked pool.
+	if err := h.svc.Update("job-0003", func(j *berth.Job) {
+		j.Wait = berth.Wait{WaitReason: berth.WaitPoolBlocked, WaitMessage: "pool spark is blocked: bootstrap action 1 failed: exit 3"}
+	}); err != nil {
+		t.Fatal(err)
+	}
 	h.svc.SetStrays("spark", "j-2AXXXXXXGAPLF")
 	tests := []struct {
 		file string
@@ -204,6 +210,29 @@ func TestGolden(t *testing.T) {
 		t.Run(tt.file, func(t *testing.T) {
 			golden(t, tt.file, h.mustRun(t, tt.args...).stdout)
 		})
+	}
+}
+
+// A queued job's wait and estimated start show in jobs ls (the WAIT/ETA
+// column) and jobs get (the Waiting and ETA lines).
+func TestJobWaitShown(t *testing.T) {
+	h := newHarness(t)
+	h.fleet(t)
+	// Five minutes in, a cluster starting for job-0003 is due in two.
+	if err := h.svc.Update("job-0003", func(j *berth.Job) {
+		j.Wait = berth.Wait{WaitReason: berth.WaitClusterStarting, WaitMessage: "cluster cl-0004 is starting for it, expected ready at 2026-11-24T09:07:00Z",
+			WaitCluster: "cl-0004", WaitUntil: t0.Add(7 * time.Minute), ETA: t0.Add(7 * time.Minute)}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "jobs_ls_waiting.txt", h.mustRun(t, "jobs", "ls").stdout)
+	golden(t, "jobs_get_waiting.txt", h.mustRun(t, "jobs", "get", "job-0003").stdout)
+	// The JSON is the API's.
+	out := h.mustRun(t, "jobs", "get", "-o", "json", "job-0003").stdout
+	for _, want := range []string{`"wait_reason": "cluster_starting"`, `"wait_cluster": "cl-0004"`, `"eta": "2026-11-24T09:07:00Z"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("jobs get -o json lacks %s:\n%s", want, out)
+		}
 	}
 }
 

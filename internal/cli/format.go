@@ -102,6 +102,17 @@ func stamp(now, t time.Time) string {
 	return t.UTC().Format(time.RFC3339) + " (" + short(now.Sub(t)) + " ago)"
 }
 
+// relative says how far t is from now: "in 2m0s", "10s ago".
+func relative(now, t time.Time) string {
+	switch d := t.Sub(now); {
+	case d >= time.Second:
+		return "in " + short(d)
+	case d > -time.Second:
+		return "now"
+	}
+	return short(now.Sub(t)) + " ago"
+}
+
 // clip shortens s to at most n runes, marking the cut.
 func clip(s string, n int) string {
 	r := []rune(s)

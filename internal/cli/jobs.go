@@ -318,12 +318,22 @@ func joinStates[S ~string](states []S) string {
 
 func (e *env) jobTable(jobs []berth.Job) error {
 	now := e.clock.Now()
-	t := newTable(e.stdout, "ID", "POOL", "NAME", "STATE", "ATTEMPTS", "CLUSTER", "AGE", "DURATION", "COST")
+	t := newTable(e.stdout, "ID", "POOL", "NAME", "STATE", "WAIT/ETA", "ATTEMPTS", "CLUSTER", "AGE", "DURATION", "COST")
 	for _, j := range jobs {
-		t.row(j.ID, j.Pool, j.Name, string(j.State), strconv.Itoa(len(j.Attempts)), j.ClusterID,
+		t.row(j.ID, j.Pool, j.Name, string(j.State), waitETA(now, j), strconv.Itoa(len(j.Attempts)), j.ClusterID,
 			since(now, j.CreatedAt), span(now, j.StartedAt, j.EndedAt), money(j.Cost))
 	}
 	return t.flush()
+}
+
+// waitETA is a queued job's reason to wait and its estimated start, short
+// enough for a column: "cluster_starting in 2m0s".
+func waitETA(now time.Time, j berth.Job) string {
+	s := string(j.WaitReason)
+	if !j.ETA.IsZero() {
+		s += " " + relative(now, j.ETA)
+	}
+	return s
 }
 
 // oneID parses a command that takes one id.
@@ -370,6 +380,14 @@ func (e *env) jobDetail(j berth.Job) error {
 		state += ", cancel requested"
 	}
 	field("State", state)
+	if j.WaitReason != "" {
+		field("Waiting", string(j.WaitReason)+": "+j.WaitMessage)
+		eta := ""
+		if !j.ETA.IsZero() {
+			eta = j.ETA.UTC().Format(time.RFC3339) + " (" + relative(now, j.ETA) + ")"
+		}
+		field("ETA", eta)
+	}
 	field("Cluster", j.ClusterID)
 	field("Priority", strconv.Itoa(j.Priority))
 	field("Retries", fmt.Sprintf("%d of %d used; infrastructure %d of %d", j.UserFailures, j.Retries, j.InfraFailures, j.MaxInfraRetries))

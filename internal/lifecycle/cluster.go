@@ -23,6 +23,7 @@ func (s *State) startCluster(st scheduler.Start, now time.Time) {
 	}}
 	s.clusters[c.C.ID] = c
 	s.fx.DirtyClusters[c.C.ID] = true
+	s.started = append(s.started, c.C.ID)
 	spec := "primary"
 	if st.Fallback {
 		spec = "fallback"

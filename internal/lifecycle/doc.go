@@ -49,4 +49,13 @@
 // Every job and cluster move goes through moveJob and moveCluster, checked
 // against the one table of moves in the domain package; an illegal move is
 // refused, logged and counted, never applied.
+//
+// # What waits, and until when
+//
+// The State also learns (package learn) how long each task's jobs run and
+// each pool's clusters take to boot, from what its committed passes ended
+// and brought up, and from the store's latest successes when it is loaded
+// (Seed). After a pass, Forecast gives the queued jobs their outlook (see
+// forecast.go): the scheduler's reason for each, and for the head of each
+// queue a start estimated by package forecast from the live state.
 package lifecycle

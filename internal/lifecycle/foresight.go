@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/learn"
 	"github.com/berthhq/berth/internal/scheduler"
 )
 
@@ -33,13 +34,12 @@ const (
 )
 
 // foresight is what the policy has learned of the pipelines that submit
-// to it, to have clusters ready before work arrives: how long each task's
-// jobs run, what task follows each and how soon, and how long each pool's
-// clusters take to boot. It is learned from what the policy sees (jobs
-// submitted, jobs ending, clusters becoming ready), so that it is as
-// deterministic as the rest of the state.
+// to it, to have clusters ready before work arrives: what task follows
+// each and how soon, and when runs arrive. How long tasks run and clusters
+// boot is the learned model's (package learn, shared with the forecast).
+// It is learned from what the policy sees (jobs submitted, jobs ending),
+// so that it is as deterministic as the rest of the state.
 type foresight struct {
-	runtime map[taskKey]time.Duration
 	// ended counts each task's successes: after a few, what follows it
 	// (maybe nothing) is known.
 	ended map[taskKey]int
@@ -54,7 +54,6 @@ type foresight struct {
 	// dags holds each pipeline's rhythm: runs that arrive on a schedule
 	// are expected at the next beat.
 	dags map[string]*rhythm
-	boot map[string]time.Duration
 	// seq orders runs by their last activity, to forget the oldest.
 	seq uint64
 }
@@ -92,8 +91,8 @@ type runTrack struct {
 }
 
 func newForesight() foresight {
-	return foresight{runtime: map[taskKey]time.Duration{}, ended: map[taskKey]int{}, foreseen: map[string]bool{}, next: map[taskKey]map[taskKey]*follow{},
-		runs: map[runKey]*runTrack{}, dags: map[string]*rhythm{}, pending: map[expectKey]pending{}, boot: map[string]time.Duration{}}
+	return foresight{ended: map[taskKey]int{}, foreseen: map[string]bool{}, next: map[taskKey]map[taskKey]*follow{},
+		runs: map[runKey]*runTrack{}, dags: map[string]*rhythm{}, pending: map[expectKey]pending{}}
 }
 
 func taskOf(j *berth.Job) taskKey {
@@ -188,14 +187,10 @@ func (f *foresight) nextRuns(now time.Time, add func(expectKey, expectation)) {
 	}
 }
 
-// succeeded learns a task's run time from a job that succeeded, and that
-// the task is the latest to end in its run.
+// succeeded learns from a job that succeeded: its task is the latest to
+// end in its run, and what it announces is awaited.
 func (f *foresight) succeeded(j *berth.Job, now time.Time) {
 	t := taskOf(j)
-	if a := j.CurrentAttempt(); a != nil {
-		d, known := f.runtime[t]
-		f.runtime[t] = average(d, now.Sub(a.StartedAt), known)
-	}
 	f.ended[t]++
 	f.foreseen[j.Pool] = len(j.Then) > 0 || f.ended[t] >= knownAfter
 	f.announce(j, now, func(k expectKey, e expectation) { f.pending[k] = pending{e, e.At.Add(awaitGrace)} })
@@ -203,12 +198,6 @@ func (f *foresight) succeeded(j *berth.Job, now time.Time) {
 		r := f.run(rk)
 		r.last, r.lastEnd = t, now
 	}
-}
-
-// ready learns a pool's boot time from a cluster that came up.
-func (f *foresight) ready(pool string, boot time.Duration) {
-	d, known := f.boot[pool]
-	f.boot[pool] = average(d, boot, known)
 }
 
 func (f *foresight) run(k runKey) *runTrack {
@@ -236,10 +225,54 @@ func (f *foresight) forgetOldest() {
 	delete(f.runs, oldest)
 }
 
-// expectedEnd is when a running job is expected to end.
-func (f *foresight) expectedEnd(j *berth.Job, now time.Time) (time.Time, bool) {
+// replay learns what follows what from jobs that ended, as if it had seen
+// them: each submitted at its creation and ending at its end, in the
+// order these happened.
+func (f *foresight) replay(jobs []*berth.Job) {
+	type event struct {
+		at  time.Time
+		end bool
+		j   *berth.Job
+	}
+	evs := make([]event, 0, 2*len(jobs))
+	for _, j := range jobs {
+		evs = append(evs, event{j.CreatedAt, false, j})
+		if j.State == berth.JobSucceeded {
+			evs = append(evs, event{j.EndedAt, true, j})
+		}
+	}
+	slices.SortStableFunc(evs, func(a, b event) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		if a.end != b.end {
+			// At one moment, ends first: a job submitted as another ended
+			// followed it.
+			if a.end {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.j.ID, b.j.ID)
+	})
+	for _, e := range evs {
+		if e.end {
+			f.succeeded(e.j, e.at)
+		} else {
+			f.submitted(e.j, e.at)
+		}
+	}
+	clear(f.pending) // what the past announced has come or will not
+}
+
+// run is a task's learned run time, when it has been seen.
+func run(m *learn.Model, t taskKey) (time.Duration, bool) { return m.Known(t.pool, t.dag, t.task) }
+
+// expectedEnd is when a running job is expected to end, if its task's run
+// time is known: a guess from the pool would start clusters for nothing.
+func expectedEnd(m *learn.Model, j *berth.Job, now time.Time) (time.Time, bool) {
 	a := j.CurrentAttempt()
-	d, ok := f.runtime[taskOf(j)]
+	d, ok := run(m, taskOf(j))
 	if a == nil || !ok {
 		return time.Time{}, false
 	}
@@ -260,7 +293,7 @@ func (f *foresight) expectedEnd(j *berth.Job, now time.Time) (time.Time, bool) {
 // too. Jobs of one run that announce the same work announce it once, when
 // the last of them is expected to end.
 func (s *State) expected(now time.Time) (map[string][]scheduler.Arrival, map[string][]time.Time) {
-	f := &s.learned
+	f, m := &s.foresee, s.learned()
 	at := map[expectKey]expectation{}
 	add := func(k expectKey, e expectation) {
 		if old, ok := at[k]; ok {
@@ -272,7 +305,7 @@ func (s *State) expected(now time.Time) (map[string][]scheduler.Arrival, map[str
 	ends := map[string][]time.Time{}
 	for _, on := range s.running {
 		for _, j := range on {
-			end, ok := f.expectedEnd(j, now)
+			end, ok := expectedEnd(m, j, now)
 			if !ok {
 				continue
 			}
@@ -303,7 +336,7 @@ func (s *State) expected(now time.Time) (map[string][]scheduler.Arrival, map[str
 		var next []expectKey
 		for _, k := range frontier {
 			e := at[k]
-			d, ok := f.runtime[e.task]
+			d, ok := run(m, e.task)
 			if !ok || e.task.task == "" {
 				continue
 			}
@@ -412,7 +445,7 @@ func (s *State) runs(j *berth.Job, t taskKey) (int, bool) {
 	if !ok {
 		return 0, false
 	}
-	r := s.learned.runs[rk]
+	r := s.foresee.runs[rk]
 	if r == nil {
 		return 0, false
 	}

@@ -95,3 +95,24 @@ func BenchmarkIdlePass(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkIdlePassForecast is BenchmarkIdlePass with the forecast the
+// loop publishes after each pass: its cost is bounded by the head it
+// forecasts, not by the queue.
+func BenchmarkIdlePassForecast(b *testing.B) {
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			w, _ := bigQueue(b, n)
+			w.pass() // fill the slots
+			// The loop alternates between two outlooks: readers may hold
+			// the last one.
+			var o [2]Outlook
+			b.ResetTimer()
+			for i := range b.N {
+				w.at(time.Second)
+				w.pass()
+				w.s.Forecast(w.now, &o[i%2])
+			}
+		})
+	}
+}

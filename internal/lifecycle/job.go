@@ -98,7 +98,7 @@ func (s *State) endJob(j *berth.Job, state berth.JobState, reason berth.Reason, 
 		return
 	}
 	if state == berth.JobSucceeded {
-		s.learned.succeeded(j, now)
+		s.foresee.succeeded(j, now)
 	}
 	if a := j.CurrentAttempt(); a != nil {
 		as := berth.AttemptFailed

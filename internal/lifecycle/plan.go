@@ -41,7 +41,7 @@ func (s *State) snapshot(now time.Time) scheduler.Snapshot {
 		p := s.pools[name]
 		pv := scheduler.PoolView{
 			Pool: p.Pool, Fallback: p.State.FallbackActive(now), Blocked: p.State.Blocked(), StartAfter: p.StartAfter,
-			Expected: expected[name], BootTime: s.learned.boot[name], Ends: ends[name], Foreseen: s.learned.foreseen[name],
+			Expected: expected[name], BootTime: s.learned().Boot(name), Ends: ends[name], Foreseen: s.foresee.foreseen[name],
 		}
 		if q := s.queues[name]; q != nil {
 			pv.Backlog = s.head(q, free[name], &snap)
@@ -158,6 +158,7 @@ func (s *State) Decide(now time.Time) {
 	s.stopAttempts(now)
 	plan := scheduler.Schedule(s.snapshot(now))
 	s.apply(plan, now)
+	s.noteWaits(plan)
 	s.settleIdle(now)
 	s.deriveCalls(now)
 	// Creations first, terminations last.

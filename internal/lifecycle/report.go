@@ -51,11 +51,9 @@ func (s *State) ApplyReport(r Report) {
 			s.fx.DirtyClusters[c.C.ID] = true
 		}
 		if c.C.State == berth.ClusterStarting {
-			if c.RestoredAt.IsZero() {
-				s.learned.ready(c.C.Pool, now.Sub(c.C.CreatedAt))
-			}
 			c.Pool.CreateFailures, c.Pool.StartAfter = 0, time.Time{}
 			s.setClusterState(c, berth.ClusterReady, "")
+			s.fx.Readied = append(s.fx.Readied, c)
 			s.log(slog.LevelInfo, "cluster ready", "cluster_id", c.C.ID, "pool", c.C.Pool, "boot", now.Sub(c.C.CreatedAt))
 		}
 	case berth.ClusterLost:

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/learn"
 	"github.com/berthhq/berth/internal/provider"
+	"github.com/berthhq/berth/internal/scheduler"
 )
 
 // Timings of the policy.
@@ -80,12 +82,21 @@ type State struct {
 	runningN map[string]int
 	// runningSorted caches runningJobs' order; nil when to be made again.
 	runningSorted []*berth.Job
-	// learned is what the pipelines taught so far (foresight.go); a
-	// Restore keeps it: it is knowledge, not state to roll back.
-	learned foresight
+	// foresee is what the pipelines taught so far of what follows what
+	// (foresight.go); a Restore keeps it: it is knowledge, not state to
+	// roll back.
+	foresee foresight
 	// now is the time of the pass in progress.
 	now time.Time
 	fx  Effects
+	// model is what was learned of run and boot times, waits the last
+	// plan's reasons, started the clusters the pass in progress started,
+	// in plan order, and scratch the forecast's buffers (see
+	// forecast.go).
+	model   *learn.Model
+	waits   []scheduler.Wait
+	started []string
+	scratch scratch
 }
 
 // Pool is a configured pool and what the policy keeps about it.
@@ -111,6 +122,9 @@ type Pool struct {
 	// Ended counts the pool's clusters that ended since the service
 	// started, by terminal state.
 	Ended map[berth.ClusterState]int
+	// BootTime is how long a new cluster is expected to take to be seen
+	// ready, as configured, until one has been; zero when unknown.
+	BootTime time.Duration
 }
 
 // Cluster is a live cluster and what the policy knows of it beyond what
@@ -156,6 +170,9 @@ type Effects struct {
 	Blocked       []string
 	Illegal       []string
 	Logs          []LogLine
+	// Readied lists the clusters that came up, for the learned boot
+	// times.
+	Readied []*Cluster
 	// Wake asks for another pass soon.
 	Wake bool
 	// WakeAt is when something comes due that a pass must see.
@@ -192,7 +209,7 @@ func New(cfg Config, pools []*Pool) *State {
 		affinity: map[string]string{}, stopping: map[string]berth.Reason{},
 		inflight: map[string]bool{}, retryAt: map[string]time.Time{}, tries: map[string]int{}, held: map[string]held{},
 		queues: map[string]*queue{}, running: map[string]map[string]*berth.Job{}, runningN: map[string]int{},
-		learned: newForesight(),
+		foresee: newForesight(),
 	}
 	for _, p := range pools {
 		if p.Ended == nil {
@@ -272,6 +289,7 @@ func (s *State) Effects() *Effects { return &s.fx }
 // Committed drops what left the state with the pass's commit and starts
 // the effects of the next pass.
 func (s *State) Committed() {
+	s.learnCommitted()
 	for _, j := range s.fx.EndedJobs {
 		delete(s.jobs, j.ID)
 		delete(s.stopping, j.ID)
@@ -318,7 +336,7 @@ func (s *State) Submitted(j berth.Job) {
 	}
 	s.jobs[j.ID] = &j
 	s.index(&j)
-	s.learned.submitted(&j, s.now)
+	s.foresee.submitted(&j, s.now)
 	s.event(j.ID, "", "queued", fmt.Sprintf("submitted to pool %s", j.Pool))
 	s.fx.Submitted = append(s.fx.Submitted, j.Pool)
 }

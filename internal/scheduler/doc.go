@@ -89,6 +89,13 @@
 //     state. A deadline may wake the loop for nothing (an idle cluster kept
 //     by min_clusters); none is ever missed.
 //
+// Once every pool has had its pass, explain (wait.go) says why each
+// eligible job left unplaced waits (Plan.Waits): for a starting cluster,
+// or one the plan starts, whose slots go to the unplaced jobs in placement
+// order; for its required affinity cluster; or because the pool starts no
+// more (blocked, at max_clusters, holding starts back). The loop shows it
+// on the job, with a start estimated by package forecast.
+//
 // # Invariants
 //
 // Every plan, for every snapshot (the property tests check these on random

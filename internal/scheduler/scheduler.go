@@ -16,7 +16,8 @@ import (
 func Schedule(s Snapshot) Plan {
 	var plan Plan
 	seen := make(map[string]struct{}, len(s.Queued))
-	for _, p := range newPasses(s, &plan) {
+	passes := newPasses(s, &plan)
+	for _, p := range passes {
 		p.admit(seen)
 		p.loseBootTimeouts()
 		p.recycle()
@@ -30,6 +31,7 @@ func Schedule(s Snapshot) Plan {
 			plan.WakeAt = p.wakeAt
 		}
 	}
+	explain(passes, &plan)
 	return plan
 }
 

@@ -94,6 +94,8 @@ type Plan struct {
 	Lose []Lose
 	// Fail lists queued jobs that can never be placed.
 	Fail []Fail
+	// Waits says why each eligible job left unplaced waits (see Wait).
+	Waits []Wait
 	// WakeAt is the earliest time a later pass could decide something
 	// different with no new event (a not_before, an idle_timeout, a
 	// boot_timeout or a max_lifetime coming due); zero when none.

@@ -93,7 +93,8 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 			st.Close()
 			return nil, fmt.Errorf("pool %q: %w", p.Name, err)
 		}
-		pools = append(pools, service.Pool{Pool: p.Domain(), Provider: prov, TerminateStrays: p.EMR != nil && p.EMR.TerminateStrays})
+		pools = append(pools, service.Pool{Pool: p.Domain(), Provider: prov, TerminateStrays: p.EMR != nil && p.EMR.TerminateStrays,
+			BootTime: expectedBoot(p, prov)})
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -233,6 +234,28 @@ func newSim(p config.Pool, o Options) (*sim.Provider, error) {
 	}
 	return sim.New(opts)
 }
+
+// expectedBoot is how long a new cluster of the pool should take until
+// Berth sees it ready, as its configuration says: the simulated boot time
+// of a local or sim pool and a poll. Zero for EMR, whose boot times are
+// only learned.
+func expectedBoot(p config.Pool, prov provider.Provider) time.Duration {
+	var boot time.Duration
+	switch {
+	case p.Local != nil:
+		boot = p.Local.BootTime.Std()
+	case p.Sim != nil:
+		boot = p.Sim.BootTime.Std()
+	default:
+		return 0
+	}
+	poll := provider.DefaultPollInterval
+	if pp, ok := prov.(provider.Poller); ok {
+		poll = pp.PollInterval()
+	}
+	return boot + poll
+}
+
 
 // SimModel is the sim provider's model of a pool's sim block.
 func SimModel(s *config.SimSpec) sim.Model {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/berthhq/berth/internal/berth"
 	"github.com/berthhq/berth/internal/client"
+	"github.com/berthhq/berth/internal/clock"
 	"github.com/berthhq/berth/internal/config"
 )
 
@@ -94,5 +95,36 @@ pools:
 	// A sim step that cannot run is refused at submission.
 	if _, _, err := c.Submit(ctx, berth.JobSpec{Pool: "s", Steps: []berth.Step{{Args: []string{"sleep", "90"}}}}); !isStatus(err, 422) {
 		t.Fatalf("submit of sleep without a unit: %v, want 422", err)
+	}
+}
+
+// Forecasts start from the boot time a pool is configured with, seen
+// through a poll; an EMR pool has none until its clusters show one.
+func TestExpectedBoot(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+pools:
+  - {name: l, provider: local, local: {boot_time: 2s, poll_interval: 300ms}}
+  - {name: s, provider: sim, sim: {boot_time: 7m, poll_interval: 5s}}
+  - {name: z, provider: sim}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &builder{o: Options{Clock: clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)), Log: slog.New(slog.DiscardHandler)}}
+	want := map[string]time.Duration{"l": 2*time.Second + 300*time.Millisecond, "s": 7*time.Minute + 5*time.Second, "z": time.Second}
+	for _, p := range cfg.Pools {
+		if p.Provider == config.ProviderLocal {
+			p.Local.Dir = t.TempDir()
+		}
+		prov, err := b.provider(context.Background(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := expectedBoot(p, prov); got != want[p.Name] {
+			t.Errorf("pool %s: expected boot %s, want %s", p.Name, got, want[p.Name])
+		}
+	}
+	if got := expectedBoot(config.Pool{Provider: config.ProviderEMR}, nil); got != 0 {
+		t.Errorf("an EMR pool: expected boot %s, want 0 (unknown)", got)
 	}
 }

@@ -20,6 +20,15 @@
 //     executor whose result comes back to the loop as an input of a later
 //     pass, starts and pokes watchers, and counts and logs what happened.
 //
+// After the commit, the loop publishes a view for readers: the pools' live
+// counts, the live clusters, and the outlook of the queued jobs (why each
+// waits, and for the head of each queue when it should start; package
+// lifecycle has how). Reads (Job, Jobs, WaitJob) show it on every queued
+// job: the job's own, else its pool's for a job too far back, else what
+// the job says itself (a backoff) or that the loop has yet to pick it up.
+// The outlook is filled again two passes later, so readers look at it
+// only under the service's lock.
+//
 // The loop wakes on events (a submission, a report, a finished call, an API
 // command) and on the earliest time the policy said something would come
 // due, with a slow ticker as a safety net; an idle system dispatches at once

@@ -57,6 +57,10 @@ type loop struct {
 	// strays keeps the stray scans of the pools whose provider lists
 	// its clusters.
 	strays map[string]*strayScan
+	// outlooks are filled in turn after each pass: readers may still hold
+	// the one published last.
+	outlooks [2]lifecycle.Outlook
+	flip     int
 }
 
 func (s *Service) newLoop(ctx context.Context) (*loop, error) {
@@ -87,6 +91,14 @@ func (l *loop) load(ctx context.Context) error {
 	for _, id := range l.st.Restore(st.Jobs, st.Clusters, st.Pools, st.Affinity, l.s.clock.Now()) {
 		l.watch(id)
 	}
+	// What the loop learned in memory may not be what the store has:
+	// learning starts again from the store's latest successes. Without
+	// them, forecasts only start from defaults.
+	ended, _, err := l.s.store.ListJobs(ctx, store.JobFilter{State: berth.JobSucceeded, Limit: lifecycle.SeedJobs})
+	if err != nil {
+		l.s.log.Warn("read recent jobs to learn run times from", "err", err)
+	}
+	l.st.Seed(ended)
 	return nil
 }
 
@@ -388,6 +400,9 @@ func (l *loop) publish(now time.Time, jobs map[string]bool) {
 		ps.Queued, ps.Running = l.st.QueueLen(name), l.st.RunningIn(name)
 		v.pools[name] = ps
 	}
+	v.outlook, v.seq = &l.outlooks[l.flip], l.lastSeq
+	l.flip ^= 1
+	l.st.Forecast(now, v.outlook)
 	l.s.metrics.observe(v, now)
 	l.s.publish(v, jobs)
 }

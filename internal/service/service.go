@@ -44,6 +44,10 @@ type Pool struct {
 	// included: a pool blocked by a permanent failure is unblocked when it
 	// changes. Empty means the fingerprint of Pool alone.
 	Spec string
+	// BootTime is how long a new cluster is expected to take until Berth
+	// sees it ready, as configured (local and sim pools): what forecasts
+	// use until a cluster of the pool has come up. Zero when unknown.
+	BootTime time.Duration
 }
 
 // Options configures a Service.
@@ -116,6 +120,11 @@ type Service struct {
 type view struct {
 	pools    map[string]berth.PoolStatus
 	clusters map[string]berth.Cluster // live clusters, Running and Cost filled
+	// outlook says why queued jobs wait and when they should start; the
+	// loop fills it again two passes later, so it is read only under mu.
+	outlook *lifecycle.Outlook
+	// seq is the last submission the loop had picked up.
+	seq int64
 }
 
 // New checks the options and makes a Service; Start runs it.
@@ -165,7 +174,7 @@ func New(o Options) (*Service, error) {
 		_, canFind := p.Provider.(provider.Finder)
 		s.pools[p.Pool.Name] = &poolRT{pool: p.Pool, prov: p.Provider, terminateStrays: p.TerminateStrays, rt: &lifecycle.Pool{
 			Pool: p.Pool, State: berth.PoolState{Pool: p.Pool.Name}, Spec: spec, CanFind: canFind,
-			Grace: attributionGrace(p.Provider),
+			Grace: attributionGrace(p.Provider), BootTime: p.BootTime,
 		}}
 		s.poolNames = append(s.poolNames, p.Pool.Name)
 	}
@@ -341,6 +350,7 @@ func (s *Service) Submit(ctx context.Context, spec berth.JobSpec) (berth.Job, bo
 	} else if field := spec.Mismatch(&job); field != "" {
 		return berth.Job{}, false, berth.IdempotencyConflict(spec.IdempotencyKey, job.ID, field)
 	}
+	s.annotate(&job)
 	return job, created, nil
 }
 
@@ -351,33 +361,39 @@ func (s *Service) Job(ctx context.Context, id string) (berth.Job, error) {
 	return j, err
 }
 
-// annotate sets a queued job's derived WaitReason from the loop's last
-// published view.
+// annotate sets a queued job's wait from the loop's last published view:
+// its own, when the last pass explained or forecast it; else its pool's,
+// for a job too far back in the queue; else what the job itself says (a
+// backoff), or that the loop has not picked it up yet.
 func (s *Service) annotate(j *berth.Job) {
 	if j.State != berth.JobQueued {
+		j.Wait = berth.Wait{}
 		return
 	}
 	s.mu.Lock()
-	ps, ok := s.view.pools[j.Pool]
-	s.mu.Unlock()
-	now := s.clock.Now()
-	live := ps.Clusters[berth.ClusterStarting] + ps.Clusters[berth.ClusterReady] + ps.Clusters[berth.ClusterDraining]
-	switch {
-	case ok && ps.Blocked:
-		j.WaitReason = fmt.Sprintf("pool %s is blocked: %s", j.Pool, ps.BlockedReason)
-	case j.NotBefore.After(now):
-		j.WaitReason = "retry backoff until " + j.NotBefore.Format(time.RFC3339)
-	case !ok:
-		j.WaitReason = "waiting for the scheduler"
-	case ps.FreeSlots > 0:
-		j.WaitReason = "about to be placed"
-	case ps.Clusters[berth.ClusterStarting] > 0:
-		j.WaitReason = "waiting for a starting cluster"
-	case live >= ps.MaxClusters:
-		j.WaitReason = fmt.Sprintf("pool %s is at max_clusters (%d), all slots busy", j.Pool, ps.MaxClusters)
-	default:
-		j.WaitReason = "waiting for a free slot"
+	ps := s.view.pools[j.Pool]
+	var w, rest berth.Wait
+	known := false
+	if o := s.view.outlook; o != nil {
+		w, known = o.Jobs[j.ID]
+		rest = o.Rest[j.Pool]
 	}
+	seen := j.Seq <= s.view.seq
+	s.mu.Unlock()
+	if !known {
+		switch {
+		case j.NotBefore.After(s.clock.Now()):
+			w = berth.Wait{WaitReason: berth.WaitBackoff, WaitUntil: j.NotBefore}
+		case ps.Blocked:
+			w = berth.Wait{WaitReason: berth.WaitPoolBlocked}
+		case seen && rest.WaitReason != "":
+			w = rest
+		default:
+			w = berth.Wait{WaitReason: berth.WaitPending}
+		}
+	}
+	w.WaitMessage = w.Describe(j.Pool, ps.MaxClusters, ps.BlockedReason)
+	j.Wait = w
 }
 
 // WaitJob returns the job once it has ended or wait has passed.

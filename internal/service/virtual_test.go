@@ -40,8 +40,10 @@ type vharness struct {
 	ids  int
 	// reg, when set, receives the service's metrics.
 	reg *prometheus.Registry
-	// terminateStrays is the pool's TerminateStrays.
+	// terminateStrays is the pool's TerminateStrays, bootTime its
+	// BootTime.
 	terminateStrays bool
+	bootTime        time.Duration
 	// passes counts the passes of every service the harness started,
 	// writes those that wrote jobs, clusters or events.
 	passes, writes int
@@ -105,7 +107,7 @@ func (h *vharness) start() {
 		use = h.wrap(st)
 	}
 	svc, err := New(Options{
-		Store: use, Pools: []Pool{{Pool: h.pool, Provider: h.use, TerminateStrays: h.terminateStrays}}, Executor: h.exec, Registry: registry(h.reg),
+		Store: use, Pools: []Pool{{Pool: h.pool, Provider: h.use, TerminateStrays: h.terminateStrays, BootTime: h.bootTime}}, Executor: h.exec, Registry: registry(h.reg),
 		Log: slog.New(slog.DiscardHandler), RetryBackoff: 30 * time.Second,
 		NewID: func(prefix string, _ time.Time) string {
 			h.ids++
@@ -352,8 +354,8 @@ func TestPermanentFailureBlocksThePool(t *testing.T) {
 				t.Errorf("blocked reason %q does not say what failed", ps.BlockedReason)
 			}
 			got := h.job(j.ID)
-			if got.State != berth.JobQueued || !strings.Contains(got.WaitReason, "blocked") {
-				t.Fatalf("job is %s waiting for %q, want queued and saying the pool is blocked", got.State, got.WaitReason)
+			if got.State != berth.JobQueued || got.WaitReason != berth.WaitPoolBlocked || !strings.Contains(got.WaitMessage, ps.BlockedReason) {
+				t.Fatalf("job is %s waiting for %s (%q), want queued and saying the pool is blocked", got.State, got.WaitReason, got.WaitMessage)
 			}
 			// Fixed and unblocked, the job runs.
 			model.Broken = sim.Works

@@ -34,6 +34,9 @@ type checker struct {
 	// cluster ids it knew then: no other may be created until the pool is
 	// unblocked.
 	blocked map[string]map[string]bool
+	// queued are the jobs written queued since the last pass: their waits
+	// are checked after it.
+	queued []string
 }
 
 // written mirrors a batch the store took. Jobs are copied deep: the
@@ -44,6 +47,9 @@ func (c *checker) written(b store.Batch) {
 		old := c.jobs[j.ID]
 		j.CreatedAt, j.Seq, j.CancelRequested = old.CreatedAt, old.Seq, old.CancelRequested
 		c.jobs[j.ID] = j
+		if j.State == berth.JobQueued {
+			c.queued = append(c.queued, j.ID)
+		}
 	}
 	for _, cl := range b.Clusters {
 		c.clusters[cl.ID] = cl
@@ -68,6 +74,7 @@ func (c *checker) written(b store.Batch) {
 // created mirrors a job the store took.
 func (c *checker) created(j berth.Job) {
 	c.jobs[j.ID] = cloneJob(j)
+	c.queued = append(c.queued, j.ID)
 	c.dirty = true
 }
 
@@ -98,6 +105,39 @@ func (c *checker) afterStep() {
 		}
 		c.storeSide(at)
 	}
+	if p != nil && p.Err == nil {
+		c.waits(p.At)
+	}
+}
+
+// waits: a queued job, as the service shows it after a pass, says why it
+// waits; its estimated start is not before that pass, a cluster it waits
+// for is one of its pool, and a backoff lasts until its not_before. The
+// jobs written queued since the last pass are checked: those that just
+// came, went back to the queue, or were retried.
+func (c *checker) waits(at time.Time) {
+	r := c.r
+	if r.svc == nil || r.down {
+		return
+	}
+	for _, id := range c.queued {
+		j, err := r.svc.Job(r.ctx, id)
+		if err != nil || j.State != berth.JobQueued {
+			continue
+		}
+		cl, known := c.clusters[j.WaitCluster]
+		switch {
+		case j.WaitReason == "":
+			r.failf("queued job %s shows no wait_reason", id)
+		case !j.ETA.IsZero() && j.ETA.Before(at):
+			r.failf("job %s's eta %s is before the pass at %s that made it", id, j.ETA.Format(time.RFC3339Nano), at.Format(time.RFC3339Nano))
+		case j.WaitCluster != "" && (!known || cl.Pool != j.Pool):
+			r.failf("job %s of pool %s waits for cluster %s, which is not of its pool", id, j.Pool, j.WaitCluster)
+		case j.WaitReason == berth.WaitBackoff && !j.WaitUntil.Equal(j.NotBefore):
+			r.failf("job %s waits out a backoff until %s, but its not_before is %s", id, j.WaitUntil, j.NotBefore)
+		}
+	}
+	c.queued = c.queued[:0]
 }
 
 // providerSide: never more clusters at a provider than the pool allows,

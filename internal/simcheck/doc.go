@@ -66,7 +66,10 @@
 //   - no job the store has was never acknowledged (or sent with a key);
 //   - no pass refused an illegal state change;
 //   - a job that ended shows it: every step and attempt ended, and its
-//     failure counters agree with its attempts' end reasons.
+//     failure counters agree with its attempts' end reasons;
+//   - a queued job written since the last pass, as the service shows it,
+//     says why it waits; its eta is not before that pass, a cluster it
+//     waits for is of its pool, and a backoff lasts until its not_before.
 //
 // At the end:
 //   - every acknowledged job has ended (the bound is the quiet time);

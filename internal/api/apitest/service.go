@@ -490,6 +490,16 @@ func cloneJob(j berth.Job) berth.Job {
 	for i := range j.Attempts {
 		j.Attempts[i].Steps = slices.Clone(j.Attempts[i].Steps)
 	}
+	// As the real service: a wait is shown only on a queued job, whatever
+	// a test set before the job moved on, and a queued job no "loop" has
+	// looked at (no test set its wait) is pending.
+	switch {
+	case j.State != berth.JobQueued:
+		j.Wait = berth.Wait{}
+	case j.WaitReason == "":
+		j.Wait = berth.Wait{WaitReason: berth.WaitPending}
+		j.WaitMessage = j.Wait.Describe(j.Pool, 0, "")
+	}
 	return j
 }
 

@@ -202,6 +202,12 @@ func printSimTable(e *env, rep *simulate.Report, took time.Duration) error {
 	if err := t.flush(); err != nil {
 		return err
 	}
+	if t := rep.Traces[simulate.PolicyBerth]; t != nil {
+		if p50, p90, n := t.ETAAccuracy(); n > 0 {
+			fmt.Fprintf(e.stdout, "berth's estimated starts (eta) of the %d jobs that waited, against their real starts: error p50 %s, p90 %s\n",
+				n, p50.Round(time.Second), p90.Round(time.Second))
+		}
+	}
 	_, err := fmt.Fprintf(e.stdout, "%d jobs per policy, simulated in %s\n", rep.Jobs, took.Round(time.Millisecond))
 	return err
 }

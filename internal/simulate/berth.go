@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"time"
 
@@ -60,6 +61,9 @@ type berthRun struct {
 	ready map[string]time.Time // cluster id → when it was ready
 	// lastEnd is when the last instance ended.
 	lastEnd time.Time
+	// eta holds, by job id, the start the service estimated a moment
+	// after the job was submitted, for the jobs that were waiting then.
+	eta map[string]time.Time
 }
 
 // runBerth runs the workload through the real service: its loop, policy
@@ -74,6 +78,7 @@ func runBerth(ctx context.Context, w *workload.Workload) (*Trace, error) {
 		index: map[string]int{},
 		trace: &Trace{Policy: PolicyBerth},
 		ready: map[string]time.Time{},
+		eta:   map[string]time.Time{},
 	}
 	r.exec.Latency = func(rng *rand.Rand) time.Duration { return time.Duration(rng.IntN(400)) * time.Millisecond }
 	var pools []service.Pool
@@ -126,6 +131,7 @@ func runBerth(ctx context.Context, w *workload.Workload) (*Trace, error) {
 		return nil, err
 	}
 	r.finish()
+	r.trace.ETAErrors = r.etaErrors()
 	return r.trace, nil
 }
 
@@ -195,7 +201,35 @@ func (r *berthRun) startPhase(i int) {
 		rec := &Job{Key: workload.JobKey{Pipeline: in.Pipeline, Instance: in.N, Phase: k, Job: j}, Pool: ph.Pool, Submitted: now}
 		r.jobs[job.ID] = rec
 		r.index[job.ID] = i
+		r.exec.AfterFunc(etaLook, func() { r.lookAtETA(job.ID) })
 	}
+}
+
+// etaLook is how long after a submission its estimated start is read:
+// after the pass that picked it up, as a user who asks at once would.
+const etaLook = time.Second
+
+// lookAtETA keeps the estimated start of a job that is still waiting.
+func (r *berthRun) lookAtETA(id string) {
+	j, err := r.svc.Job(r.ctx, id)
+	if err == nil && j.State == berth.JobQueued && !j.ETA.IsZero() {
+		r.eta[id] = j.ETA
+	}
+}
+
+// etaErrors are how far each estimated start was from the real one.
+func (r *berthRun) etaErrors() []time.Duration {
+	var errs []time.Duration
+	for id, at := range r.eta {
+		rec := r.jobs[id]
+		if len(rec.Attempts) == 0 {
+			continue
+		}
+		d := rec.Attempts[0].Start - at.Sub(Epoch)
+		errs = append(errs, max(d, -d))
+	}
+	slices.Sort(errs)
+	return errs
 }
 
 // observe takes one committed job: its attempts into the trace, and on

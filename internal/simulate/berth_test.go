@@ -99,3 +99,29 @@ func TestBerthRecoversFromLosses(t *testing.T) {
 		t.Fatalf("%d clusters lost, %d jobs re-run, result %+v: want losses recovered with nothing lost", lost, rerun, r)
 	}
 }
+
+// The service's estimated start of a waiting job is read just after its
+// submission and compared with its real start: with exact run times (no
+// jitter, learned from the first run) the estimates are right within a
+// poll or two.
+func TestBerthETAAccuracy(t *testing.T) {
+	w := parse(t, `
+seed: 1
+pools:
+  - {name: a, provider: sim, slots: 1, max_clusters: 1, idle_timeout: 30m, price_per_hour: 1, sim: {boot_time: 5m}}
+pipelines:
+  - {name: p, count: 3, every: 2h, phases: [{pool: a, jobs: 4, duration: 10m}]}
+`)
+	tr, err := runBerth(context.Background(), w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p50, p90, n := tr.ETAAccuracy()
+	// Every job but each run's first waits for the one before it.
+	if n < 9 {
+		t.Fatalf("%d jobs had an estimated start, want at least 9 of 12", n)
+	}
+	if p50 > 2*simPollInterval || p90 > 10*time.Minute {
+		t.Errorf("ETA error p50 %s, p90 %s over %d jobs: want p50 within two polls", p50, p90, n)
+	}
+}

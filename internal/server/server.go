@@ -256,7 +256,6 @@ func expectedBoot(p config.Pool, prov provider.Provider) time.Duration {
 	return boot + poll
 }
 
-
 // SimModel is the sim provider's model of a pool's sim block.
 func SimModel(s *config.SimSpec) sim.Model {
 	return sim.Model{

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -47,8 +46,10 @@ type watcher struct {
 	force bool
 	timer clock.Timer
 
-	// Touched only by the poll in flight:
+	// Touched only by the poll in flight: what the last report sent said
+	// (see changed).
 	last     string
+	lastStep map[string]stepSeen
 	wait     time.Duration
 	starting bool
 }
@@ -152,8 +153,7 @@ func (w *watcher) poll() {
 		force := w.force
 		w.force = false
 		w.mu.Unlock()
-		if fp := r.fingerprint(); fp != w.last || force {
-			w.last = fp
+		if w.changed(r) || force {
 			w.s.post(r)
 		}
 	}
@@ -207,17 +207,37 @@ func poll(ctx context.Context, prov provider.Provider, id, pid string, list bool
 	return r, nil
 }
 
-// fingerprint summarises a report so that a watcher sends only changes.
-func (r report) fingerprint() string {
-	var b strings.Builder
-	b.WriteString(string(r.Cluster.State))
-	b.WriteString(r.Cluster.Reason)
-	b.WriteString(strconv.FormatBool(r.Listed))
+// stepSeen is what a report said of one step.
+type stepSeen struct {
+	name  string
+	state berth.StepState
+	exit  int // -1 without an exit code
+}
+
+// changed reports whether r says anything the last report sent did not,
+// and remembers r. A step that ended and then left the provider's list (a
+// provider lists ended steps only for a while) is no news: the loop knows
+// how it ended, and a report for it would cost a pass for nothing.
+func (w *watcher) changed(r report) bool {
+	cluster := string(r.Cluster.State) + "\x00" + r.Cluster.Reason + "\x00" + strconv.FormatBool(r.Listed)
+	news := cluster != w.last
+	w.last = cluster
+	now := make(map[string]stepSeen, len(r.Steps))
 	for _, s := range r.Steps {
-		b.WriteString("|" + s.ID + "/" + s.Name + "/" + string(s.State))
+		seen := stepSeen{name: s.Name, state: s.State, exit: -1}
 		if s.ExitCode != nil {
-			b.WriteString("/" + strconv.Itoa(*s.ExitCode))
+			seen.exit = *s.ExitCode
+		}
+		now[s.ID] = seen
+		if old, ok := w.lastStep[s.ID]; !ok || old != seen {
+			news = true
 		}
 	}
-	return b.String()
+	for id, old := range w.lastStep {
+		if _, listed := now[id]; !listed && !old.state.Terminal() {
+			news = true
+		}
+	}
+	w.lastStep = now
+	return news
 }

@@ -22,6 +22,7 @@ func (s *State) startCluster(st scheduler.Start, now time.Time) {
 		CreatedAt:    now,
 	}}
 	s.clusters[c.C.ID] = c
+	s.clusterList = nil
 	s.fx.DirtyClusters[c.C.ID] = true
 	s.started = append(s.started, c.C.ID)
 	spec := "primary"
@@ -179,8 +180,23 @@ func (s *State) Drain(id string) error {
 	case berth.ClusterStarting, berth.ClusterReady:
 		s.setClusterState(c, berth.ClusterDraining, "drained by request")
 	}
+	s.byHand(c.Pool)
 	return nil
 }
+
+// byHand notes that a person ended one of the pool's clusters: they mean
+// it, so the pool starts none for work it only expects (anticipation) for
+// a while. Queued work still gets its clusters.
+func (s *State) byHand(p *Pool) {
+	if p != nil {
+		p.GuessAfter = s.now.Add(byHandQuiet)
+		s.expectVer++
+	}
+}
+
+// byHandQuiet is how long a pool whose cluster a person drained or
+// terminated starts none for expected work.
+const byHandQuiet = 10 * time.Minute
 
 // Terminate ends a live cluster now, by request: its jobs are requeued as
 // if it had been lost.
@@ -192,6 +208,7 @@ func (s *State) Terminate(id string) error {
 	if c.C.State != berth.ClusterTerminating {
 		s.setClusterState(c, berth.ClusterTerminating, "terminated by request")
 	}
+	s.byHand(c.Pool)
 	return nil
 }
 

@@ -78,6 +78,7 @@ func (s *State) Seed(ended []berth.Job) {
 	}
 	s.foresee = newForesight()
 	s.foresee.replay(jobs)
+	s.expectVer++
 	var up []*Cluster
 	for _, c := range s.Clusters() {
 		if !c.C.ReadyAt.IsZero() {
@@ -93,6 +94,9 @@ func (s *State) Seed(ended []berth.Job) {
 // learnCommitted learns from what the pass that just committed ended and
 // brought up: only what is durable, so a pass thrown away teaches nothing.
 func (s *State) learnCommitted() {
+	if len(s.fx.EndedJobs) > 0 || len(s.fx.Readied) > 0 {
+		s.expectVer++
+	}
 	m := s.learned()
 	for _, j := range s.fx.EndedJobs {
 		m.ObserveJob(j)

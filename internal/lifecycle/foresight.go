@@ -174,7 +174,7 @@ func (f *foresight) beat(dag string, t taskKey, newRun bool, given int, now time
 // nextRuns are the runs expected to arrive on their pipelines' rhythm,
 // once three runs showed it: the first task's jobs at the next beat,
 // until a lead after it.
-func (f *foresight) nextRuns(now time.Time, add func(expectKey, expectation)) {
+func (f *foresight) nextRuns(now time.Time, add func(expectKey, expectation), due func(time.Time)) {
 	for dag, d := range f.dags {
 		if d.runs < 3 || d.period <= 0 {
 			continue
@@ -183,6 +183,8 @@ func (f *foresight) nextRuns(now time.Time, add func(expectKey, expectation)) {
 		if now.After(at.Add(d.period / 4)) {
 			continue // the run is late: no longer expected
 		}
+		due(at)
+		due(at.Add(d.period / 4))
 		add(expectKey{from: runKey{dag: dag}, job: "next run", to: d.first}, expectation{Arrival: scheduler.Arrival{Pool: d.first.pool, At: maxTime(at, now), Jobs: d.jobs}, task: d.first})
 	}
 }
@@ -223,6 +225,20 @@ func (f *foresight) forgetOldest() {
 		}
 	}
 	delete(f.runs, oldest)
+}
+
+// stopped forgets the work a run announced once one of its jobs failed
+// or was cancelled: the workflow will not go on as announced.
+func (f *foresight) stopped(j *berth.Job) {
+	rk, ok := runOf(j)
+	if !ok {
+		return
+	}
+	for k := range f.pending {
+		if k.from == rk {
+			delete(f.pending, k)
+		}
+	}
 }
 
 // replay learns what follows what from jobs that ended, as if it had seen
@@ -293,6 +309,20 @@ func expectedEnd(m *learn.Model, j *berth.Job, now time.Time) (time.Time, bool) 
 // too. Jobs of one run that announce the same work announce it once, when
 // the last of them is expected to end.
 func (s *State) expected(now time.Time) (map[string][]scheduler.Arrival, map[string][]time.Time) {
+	c := &s.expectCache
+	if c.ver == s.expectVer && now.Before(c.until) {
+		return c.arrivals, c.ends
+	}
+	// Until something changes, the answer holds until the first time it
+	// depends on comes: a job's expected end (then it is overdue), the
+	// end of a wait for announced work, a rhythm's beat; and for
+	// expectStale at most.
+	until := now.Add(expectStale)
+	due := func(t time.Time) {
+		if t.After(now) && t.Before(until) {
+			until = t
+		}
+	}
 	f, m := &s.foresee, s.learned()
 	at := map[expectKey]expectation{}
 	add := func(k expectKey, e expectation) {
@@ -310,6 +340,7 @@ func (s *State) expected(now time.Time) (map[string][]scheduler.Arrival, map[str
 				continue
 			}
 			ends[j.Pool] = append(ends[j.Pool], end)
+			due(end)
 			f.announce(j, end, func(k expectKey, e expectation) {
 				if _, given := s.runs(j, k.to); !given {
 					add(k, e)
@@ -322,9 +353,10 @@ func (s *State) expected(now time.Time) (map[string][]scheduler.Arrival, map[str
 			delete(f.pending, k)
 			continue
 		}
+		due(p.until.Add(time.Nanosecond))
 		add(k, p.expectation)
 	}
-	f.nextRuns(now, add)
+	f.nextRuns(now, add, due)
 	// Follow known work down its pipeline: breadth first, so that each
 	// step of the chain starts from the latest estimate of the one before.
 	frontier := make([]expectKey, 0, len(at))
@@ -365,7 +397,22 @@ func (s *State) expected(now time.Time) (map[string][]scheduler.Arrival, map[str
 	for _, es := range ends {
 		slices.SortFunc(es, time.Time.Compare)
 	}
+	*c = expectCache{ver: s.expectVer, until: until, arrivals: out, ends: ends}
 	return out, ends
+}
+
+// expectStale bounds how long an answer of expected is reused while
+// nothing changes.
+const expectStale = 30 * time.Second
+
+// expectCache is expected's last answer: good while the state's
+// expectVer is ver, until until. expectVer moves whenever a job starts or
+// stops running, foresight learns, or the model does.
+type expectCache struct {
+	ver      uint64
+	until    time.Time
+	arrivals map[string][]scheduler.Arrival
+	ends     map[string][]time.Time
 }
 
 // How far known work is followed down its pipeline.

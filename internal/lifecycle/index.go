@@ -92,6 +92,7 @@ func (s *State) index(j *berth.Job) {
 		on[j.ID] = j
 		s.runningN[j.Pool]++
 		s.runningSorted = nil
+		s.expectVer++
 	}
 }
 
@@ -114,6 +115,7 @@ func (s *State) unindex(j *berth.Job) {
 		}
 		s.runningN[j.Pool]--
 		s.runningSorted = nil
+		s.expectVer++
 	}
 }
 

@@ -99,6 +99,10 @@ func (s *State) endJob(j *berth.Job, state berth.JobState, reason berth.Reason, 
 	}
 	if state == berth.JobSucceeded {
 		s.foresee.succeeded(j, now)
+		s.expectVer++
+	} else {
+		s.foresee.stopped(j)
+		s.expectVer++
 	}
 	if a := j.CurrentAttempt(); a != nil {
 		as := berth.AttemptFailed

@@ -39,9 +39,13 @@ func (s *State) snapshot(now time.Time) scheduler.Snapshot {
 	expected, ends := s.expected(now)
 	for _, name := range s.poolNames {
 		p := s.pools[name]
+		guess := expected[name]
+		if now.Before(p.GuessAfter) {
+			guess = nil
+		}
 		pv := scheduler.PoolView{
 			Pool: p.Pool, Fallback: p.State.FallbackActive(now), Blocked: p.State.Blocked(), StartAfter: p.StartAfter,
-			Expected: expected[name], BootTime: s.learned().Boot(name), Ends: ends[name], Foreseen: s.foresee.foreseen[name],
+			Expected: guess, BootTime: s.learned().Boot(name), Ends: ends[name], Foreseen: s.foresee.foreseen[name],
 		}
 		if q := s.queues[name]; q != nil {
 			pv.Backlog = s.head(q, free[name], &snap)
@@ -100,11 +104,7 @@ func (s *State) spared(c *Cluster, now time.Time) bool {
 func (s *State) runningByCluster() map[string]int {
 	n := make(map[string]int, len(s.running))
 	for id, on := range s.running {
-		for _, j := range on {
-			if a := j.CurrentAttempt(); a != nil && a.ClusterID == id {
-				n[id]++
-			}
-		}
+		n[id] = len(on) // the jobs running on a cluster are indexed by it
 	}
 	return n
 }

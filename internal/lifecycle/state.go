@@ -80,8 +80,13 @@ type State struct {
 	queues   map[string]*queue
 	running  map[string]map[string]*berth.Job
 	runningN map[string]int
-	// runningSorted caches runningJobs' order; nil when to be made again.
+	// runningSorted caches runningJobs' order, clusterList Clusters'; nil
+	// when to be made again.
 	runningSorted []*berth.Job
+	clusterList   []*Cluster
+	// expectVer and expectCache: see expected.
+	expectVer   uint64
+	expectCache expectCache
 	// foresee is what the pipelines taught so far of what follows what
 	// (foresight.go); a Restore keeps it: it is knowledge, not state to
 	// roll back.
@@ -119,6 +124,9 @@ type Pool struct {
 	// up.
 	CreateFailures int
 	StartAfter     time.Time
+	// GuessAfter is when the pool may start clusters for expected work
+	// again after a person ended one of its clusters (see byHand).
+	GuessAfter time.Time
 	// Ended counts the pool's clusters that ended since the service
 	// started, by terminal state.
 	Ended map[berth.ClusterState]int
@@ -230,7 +238,7 @@ func New(cfg Config, pools []*Pool) *State {
 // returns the clusters with a provider id, whose watchers are to start.
 func (s *State) Restore(jobs []berth.Job, clusters []berth.Cluster, pools []berth.PoolState, affinity map[string]string, now time.Time) (watch []string) {
 	s.now = now
-	s.jobs, s.clusters = map[string]*berth.Job{}, map[string]*Cluster{}
+	s.jobs, s.clusters, s.clusterList = map[string]*berth.Job{}, map[string]*Cluster{}, nil
 	s.affinity = affinity
 	if s.affinity == nil {
 		s.affinity = map[string]string{}
@@ -265,6 +273,7 @@ func (s *State) Restore(jobs []berth.Job, clusters []berth.Cluster, pools []bert
 	for _, c := range clusters {
 		rt := &Cluster{C: c, Pool: s.pools[c.Pool], RestoredAt: now}
 		s.clusters[c.ID] = rt
+		s.clusterList = nil
 		if c.ProviderID != "" {
 			watch = append(watch, c.ID)
 		}
@@ -297,6 +306,7 @@ func (s *State) Committed() {
 	for _, c := range s.fx.EndedClusters {
 		c.Pool.Ended[c.C.State]++
 		delete(s.clusters, c.C.ID)
+		s.clusterList = nil
 	}
 	s.reset()
 }
@@ -311,12 +321,18 @@ func (s *State) Cluster(id string) *Cluster { return s.clusters[id] }
 func (s *State) Pool(name string) *Pool { return s.pools[name] }
 
 // Clusters returns the live clusters in id order.
+//
+// The list is kept until a cluster comes or goes; the caller must not
+// change it.
 func (s *State) Clusters() []*Cluster {
-	out := make([]*Cluster, 0, len(s.clusters))
-	for _, id := range keys(s.clusters) {
-		out = append(out, s.clusters[id])
+	if s.clusterList == nil {
+		out := make([]*Cluster, 0, len(s.clusters))
+		for _, id := range keys(s.clusters) {
+			out = append(out, s.clusters[id])
+		}
+		s.clusterList = out
 	}
-	return out
+	return s.clusterList
 }
 
 // Jobs calls fn for every live job, in no order.
@@ -337,6 +353,7 @@ func (s *State) Submitted(j berth.Job) {
 	s.jobs[j.ID] = &j
 	s.index(&j)
 	s.foresee.submitted(&j, s.now)
+	s.expectVer++
 	s.event(j.ID, "", "queued", fmt.Sprintf("submitted to pool %s", j.Pool))
 	s.fx.Submitted = append(s.fx.Submitted, j.Pool)
 }

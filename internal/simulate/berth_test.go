@@ -125,3 +125,41 @@ pipelines:
 		t.Errorf("ETA error p50 %s, p90 %s over %d jobs: want p50 within two polls", p50, p90, n)
 	}
 }
+
+// Anticipation, end to end: once the first run taught how long phase 1
+// runs, each later run's phase-2 cluster is booted while phase 1 still
+// runs (its jobs' then hints name pool b), so phase 2 waits for no boot;
+// the first run waits a whole one.
+func TestBerthBootsAhead(t *testing.T) {
+	w := parse(t, `
+seed: 1
+pools:
+  - {name: a, provider: sim, slots: 1, max_clusters: 2, idle_timeout: auto, price_per_hour: 1, sim: {boot_time: 5m}}
+  - {name: b, provider: sim, slots: 1, max_clusters: 2, idle_timeout: auto, price_per_hour: 1, sim: {boot_time: 5m}}
+pipelines:
+  - {name: p, count: 3, every: 3h, phases: [{pool: a, duration: 20m}, {pool: b, duration: 10m}]}
+`)
+	tr, err := runBerth(context.Background(), w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range tr.Jobs {
+		if j.Key.Phase != 1 {
+			continue
+		}
+		wait := j.Attempts[0].Start - j.Submitted
+		switch {
+		case j.Key.Instance == 0 && wait < 5*time.Minute:
+			t.Errorf("run 0 phase 2 waited %s: less than a boot, with nothing learned yet", wait)
+		case j.Key.Instance > 0 && wait > time.Minute:
+			t.Errorf("run %d phase 2 waited %s for its cluster: not booted ahead", j.Key.Instance, wait)
+		}
+	}
+	for _, c := range tr.Clusters {
+		// Between runs, nothing is expected within a boot: idle_timeout:
+		// auto ends the clusters rather than keeping them for hours.
+		if c.Ended-c.Requested > 90*time.Minute {
+			t.Errorf("cluster %s of %s lived %s: kept idle between runs", c.ID, c.Pool, c.Ended-c.Requested)
+		}
+	}
+}

@@ -58,4 +58,19 @@
 // (Seed). After a pass, Forecast gives the queued jobs their outlook (see
 // forecast.go): the scheduler's reason for each, and for the head of each
 // queue a start estimated by package forecast from the live state.
+//
+// # What comes next
+//
+// From the jobs' pipeline labels (dag_id, task_id, run_id, as the Airflow
+// provider sets them) the State learns what follows each task — the next
+// task's pool, how soon after the end its first job came, how many jobs it
+// had — and when each pipeline's runs arrive (foresight.go). Each pass
+// tells the scheduler the work it expects: a running job's then hints, or
+// what followed its task before, when the job is expected to end; work a
+// job announced as it ended, awaited a few minutes; the next run of a
+// pipeline on a rhythm; and known work followed down its pipeline a few
+// tasks. The scheduler starts clusters a boot ahead of it. A run whose job
+// failed or was cancelled is no longer awaited, and a pool whose cluster a
+// person drained or terminated starts none for expected work for ten
+// minutes.
 package lifecycle

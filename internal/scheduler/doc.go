@@ -72,12 +72,13 @@
 //     O(jobs · log clusters).
 //  6. scale up starts ceil((demand − supply) / slots) clusters when demand
 //     exceeds supply, and enough to bring up to min_clusters, whichever is
-//     more, never taking live past max_clusters. A pool with max_clusters
+//     more, never taking live past max_clusters (and, with nothing to start
+//     for the queue, clusters for expected work: see Anticipation). A pool with max_clusters
 //     0 starts nothing. Each Start carries the pool's fallback flag.
 //  7. scale down drains ready clusters with no job, idle (IdleSince set)
 //     for at least idle_timeout, longest idle first, while the pool has no
 //     demand and up stays at or above min_clusters. An idle_timeout of 0
-//     never scales down.
+//     never scales down; auto is judged from the expected work.
 //  8. terminate lists every draining cluster with no job, including those
 //     drained in steps 3 and 7: scale-down always passes through draining,
 //     so a cluster is never terminated under a job placed on it.
@@ -88,6 +89,31 @@
 //     is Plan.WakeAt; until then, Schedule gives the same plan for the same
 //     state. A deadline may wake the loop for nothing (an idle cluster kept
 //     by min_clusters); none is ever missed.
+//
+// # Anticipation
+//
+// Work that has not arrived yet is given to the scheduler as
+// PoolView.Expected: arrivals the lifecycle foresees from running jobs'
+// then hints, from what followed their tasks before, and from pipelines
+// that arrive on a rhythm (see package lifecycle, foresight.go). The
+// pool's lead is its learned boot time (BootTime, else DefaultBootTime)
+// plus a minute. Within it:
+//
+//   - scale up, once the queue's own demand starts nothing, starts clusters
+//     for the expected jobs beyond what the pool will have free by then
+//     (free slots, slots of starting clusters, and running jobs expected
+//     to end first, PoolView.Ends), within max_clusters and never for a
+//     blocked pool or one holding starts back; work further ahead wakes
+//     the loop a lead before it comes;
+//   - scale down keeps the idle clusters that expected work will need, the
+//     most recently idle first, but not beyond a lead past their timeout:
+//     a wrong guess costs at most that much idle time;
+//   - idle_timeout: auto (Pool.IdleAuto) drains an idle cluster at once
+//     when the pool's latest work foretold what follows it
+//     (PoolView.Foreseen) and nothing is expected within the lead, and
+//     after a boot time otherwise: keeping a cluster idle as long as a new
+//     one takes to boot costs at most twice the best choice made knowing
+//     the future.
 //
 // Once every pool has had its pass, explain (wait.go) says why each
 // eligible job left unplaced waits (Plan.Waits): for a starting cluster,

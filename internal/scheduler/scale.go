@@ -116,6 +116,12 @@ func (p *pass) freeBy(t time.Time) int {
 			n += max(c.Slots-c.running, 0)
 		}
 	}
+	return n + p.endingBy(t)
+}
+
+// endingBy counts the running jobs expected to end by t.
+func (p *pass) endingBy(t time.Time) int {
+	n := 0
 	for _, e := range p.pool.Ends {
 		if !e.After(t) {
 			n++
@@ -162,6 +168,12 @@ func (p *pass) scaleDown() {
 			}
 		}
 	}
+	slices.SortFunc(idle, func(a, b *cluster) int {
+		if c := a.IdleSince.Compare(b.IdleSince); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
 	// Idle clusters that expected work will need are kept, the most
 	// recently idle first, but not beyond a lead past their timeout: a
 	// wrong guess costs at most that.
@@ -175,12 +187,6 @@ func (p *pass) scaleDown() {
 			}
 		}
 	}
-	slices.SortFunc(idle, func(a, b *cluster) int {
-		if c := a.IdleSince.Compare(b.IdleSince); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.ID, b.ID)
-	})
 	for _, c := range idle {
 		if up <= pool.MinClusters {
 			return
@@ -233,11 +239,7 @@ func (p *pass) keepForExpected() int {
 			spare += c.Slots - c.running
 		}
 	}
-	for _, e := range p.pool.Ends {
-		if !e.After(p.now.Add(p.lead())) {
-			spare++
-		}
-	}
+	spare += p.endingBy(p.now.Add(p.lead()))
 	return ceilDiv(max(soon-spare, 0), max(p.pool.Pool.Slots, 1))
 }
 

@@ -43,6 +43,20 @@ func randomSnapshot(r *rand.Rand) Snapshot {
 		if r.IntN(2) == 0 {
 			pv.Pool.MaxLifetime = 3 * time.Hour
 		}
+		// Now and then idle_timeout: auto, and work expected ahead.
+		if r.IntN(4) == 0 {
+			pv.Pool.IdleTimeout, pv.Pool.IdleAuto = 0, true
+		}
+		pv.Foreseen = r.IntN(2) == 0
+		if r.IntN(2) == 0 {
+			pv.BootTime = time.Duration(r.IntN(12)) * time.Minute
+		}
+		for range r.IntN(3) {
+			pv.Expected = append(pv.Expected, Arrival{Pool: pv.Pool.Name, At: now.Add(minutes(30)), Jobs: 1 + r.IntN(6)})
+		}
+		for range r.IntN(3) {
+			pv.Ends = append(pv.Ends, now.Add(minutes(20)))
+		}
 		// Now and then blocked, or holding back starts.
 		pv.Blocked = r.IntN(8) == 0
 		if r.IntN(8) == 0 {

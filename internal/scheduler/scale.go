@@ -58,10 +58,14 @@ func (p *pass) scaleUp() {
 	// Work expected within a boot gets its clusters now, so that they
 	// are ready when it comes; what the pool has free by then counts.
 	ahead := 0
-	if soon := p.soon(); soon > 0 && n == 0 && !p.pool.Blocked && !p.now.Before(p.pool.StartAfter) {
+	if soon := p.soon(); soon > 0 && n == 0 && !p.pool.Blocked {
 		spare := supply - p.demand + p.freeBy(p.now.Add(p.lead()))
 		if soon > spare {
 			ahead = min(ceilDiv(soon-spare, max(pool.Slots, 1)), pool.MaxClusters-live)
+		}
+		if ahead > 0 && p.now.Before(p.pool.StartAfter) {
+			p.considerWake(p.pool.StartAfter)
+			ahead = 0
 		}
 	}
 	p.wakeForExpected()
@@ -131,13 +135,21 @@ func (p *pass) endingBy(t time.Time) int {
 }
 
 // wakeForExpected wakes the loop when the next expected work comes
-// within the lead, to start its cluster in time.
+// within the lead, to start its cluster in time, and, while work is
+// expected, when the next running job's end does: its slot then counts.
 func (p *pass) wakeForExpected() {
 	horizon := p.now.Add(p.lead())
 	for _, a := range p.pool.Expected {
 		if a.At.After(horizon) {
 			p.considerWake(a.At.Add(-p.lead()))
-			return
+		}
+	}
+	if p.soon() == 0 {
+		return
+	}
+	for _, e := range p.pool.Ends {
+		if e.After(horizon) {
+			p.considerWake(e.Add(-p.lead()))
 		}
 	}
 }

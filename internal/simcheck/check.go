@@ -1,6 +1,7 @@
 package simcheck
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -171,7 +172,9 @@ func (c *checker) providerSide() {
 func (c *checker) storeSide(placedAt time.Time) {
 	r := c.r
 	running := map[string]int{}
-	for id, j := range c.jobs {
+	// In id order: what it logs is part of the seed's replay.
+	for _, id := range slices.Sorted(maps.Keys(c.jobs)) {
+		j := c.jobs[id]
 		if _, ok := c.acked[id]; !ok && !c.adopted(j) {
 			r.failf("job %s is in the store but was never acknowledged", id)
 		}

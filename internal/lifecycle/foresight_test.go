@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/provider"
 	"github.com/berthhq/berth/internal/scheduler"
 )
 
@@ -206,4 +207,30 @@ func poolView(ps []scheduler.PoolView, name string) scheduler.PoolView {
 		}
 	}
 	return scheduler.PoolView{}
+}
+
+// A cluster that ended leaves no retry bookkeeping behind: a service that
+// runs for months must not keep an entry per cluster it terminated.
+func TestEndedClusterForgetsItsCalls(t *testing.T) {
+	w := newWorld(t, berth.Pool{})
+	j, c := w.running(berth.JobSpec{})
+	name := stepName(j, 1, 0)
+	w.report(c, berth.ClusterReady, provider.Step{ID: "step-" + name, Name: name, State: berth.StepSucceeded, ExitCode: exit(0)})
+	w.pass()
+	if err := w.s.Terminate(c.C.ID); err != nil {
+		t.Fatal(err)
+	}
+	term := callOf(w.pass(), CallTerminate)
+	if term == nil {
+		t.Fatal("no terminate call")
+	}
+	w.s.ApplyResult(Result{Call: *term})
+	if len(w.s.retryAt) == 0 {
+		t.Fatal("a taken termination is not scheduled to be asked again")
+	}
+	w.report(c, berth.ClusterTerminated)
+	w.pass()
+	if w.s.Cluster(c.C.ID) != nil || len(w.s.retryAt) != 0 || len(w.s.tries) != 0 {
+		t.Errorf("after the end: cluster %v, retries %v, tries %v", w.s.Cluster(c.C.ID) != nil, w.s.retryAt, w.s.tries)
+	}
 }

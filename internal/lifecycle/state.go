@@ -289,6 +289,16 @@ func (s *State) reset() {
 	}
 }
 
+// forgetCall drops the retry bookkeeping of a call whose job or cluster
+// is gone: nothing will ask for it again, and a long-running service must
+// not keep an entry per cluster it ever terminated.
+func (s *State) forgetCall(key string) {
+	if !s.inflight[key] {
+		delete(s.retryAt, key)
+		delete(s.tries, key)
+	}
+}
+
 // Begin starts a pass at now.
 func (s *State) Begin(now time.Time) { s.now = now }
 
@@ -302,11 +312,21 @@ func (s *State) Committed() {
 	for _, j := range s.fx.EndedJobs {
 		delete(s.jobs, j.ID)
 		delete(s.stopping, j.ID)
+		for _, a := range j.Attempts {
+			for _, st := range a.Steps {
+				name := berth.StepName(j.ID, a.N, st.Index)
+				s.forgetCall("submit:" + name)
+				s.forgetCall("cancel:" + name)
+			}
+		}
 	}
 	for _, c := range s.fx.EndedClusters {
 		c.Pool.Ended[c.C.State]++
 		delete(s.clusters, c.C.ID)
 		s.clusterList = nil
+		for _, kind := range []string{"create:", "terminate:", "find:"} {
+			s.forgetCall(kind + c.C.ID)
+		}
 	}
 	s.reset()
 }

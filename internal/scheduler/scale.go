@@ -22,13 +22,8 @@ import (
 func (p *pass) scaleUp() {
 	var up, live, supply int
 	for _, c := range p.clusters {
-		switch c.State {
-		case berth.ClusterStarting, berth.ClusterReady, berth.ClusterDraining:
+		if c.live() {
 			live++
-		case berth.ClusterTerminating:
-			if !c.Released {
-				live++
-			}
 		}
 		switch c.state {
 		case berth.ClusterStarting:
@@ -256,3 +251,16 @@ func (p *pass) keepForExpected() int {
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// live reports whether the cluster counts against max_clusters, as the
+// snapshot has it: starting, ready and draining clusters, and terminating
+// ones the provider has not let go of yet.
+func (c *cluster) live() bool {
+	switch c.State {
+	case berth.ClusterStarting, berth.ClusterReady, berth.ClusterDraining:
+		return true
+	case berth.ClusterTerminating:
+		return !c.Released
+	}
+	return false
+}

@@ -58,13 +58,8 @@ func (p *pass) explain() {
 	var starting []*cluster
 	live := 0
 	for _, c := range p.clusters {
-		switch c.State {
-		case berth.ClusterStarting, berth.ClusterReady, berth.ClusterDraining:
+		if c.live() {
 			live++
-		case berth.ClusterTerminating:
-			if !c.Released {
-				live++
-			}
 		}
 		if c.state == berth.ClusterStarting {
 			starting = append(starting, c)

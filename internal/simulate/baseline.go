@@ -18,13 +18,6 @@ import (
 // an agenda of events, and clusters that boot, run jobs, get lost and
 // are billed.
 
-// Names of the baseline policies, as traces and tables show them.
-const (
-	policyAirflowStatic   = "airflow-static"
-	policyClusterPerPhase = "cluster-per-phase"
-	policyOracle          = "oracle"
-)
-
 // maxRecoveries bounds how often one phase is recovered from a loss
 // (recreated by a person, or retried by Airflow): past it the phase's
 // unfinished jobs stay unsucceeded and its instance never ends, so that

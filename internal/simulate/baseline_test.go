@@ -21,9 +21,9 @@ var baselines = []struct {
 	name string
 	run  func(*workload.Workload) *Trace
 }{
-	{policyAirflowStatic, runAirflowStatic},
-	{policyClusterPerPhase, runClusterPerPhase},
-	{policyOracle, runOracle},
+	{PolicyAirflowStatic, runAirflowStatic},
+	{PolicyClusterPerPhase, runClusterPerPhase},
+	{PolicyOracle, runOracle},
 }
 
 func parse(t *testing.T, yaml string) *workload.Workload {

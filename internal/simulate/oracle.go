@@ -29,7 +29,7 @@ import (
 // jobs on fewer clusters. It ignores max_clusters, as the Airflow
 // baselines do.
 func runOracle(w *workload.Workload) *Trace {
-	p := newPlan(w, policyOracle)
+	p := newPlan(w, PolicyOracle)
 	byPool := map[string][]int{}
 	for i, in := range p.ins {
 		start := in.Arrival

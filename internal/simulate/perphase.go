@@ -20,7 +20,7 @@ import (
 // and its instance never ends. Airflow does not know max_clusters, so
 // this policy ignores it.
 func runClusterPerPhase(w *workload.Workload) *Trace {
-	f := newFleet(w, policyClusterPerPhase)
+	f := newFleet(w, PolicyClusterPerPhase)
 	for i := range f.ins {
 		in := &phaseInstance{f: f, i: i}
 		f.q.at(f.ins[i].Arrival, func(now time.Duration) {

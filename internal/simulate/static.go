@@ -24,7 +24,7 @@ import (
 // unfinished jobs lost. Airflow does not know max_clusters, so this
 // policy ignores it.
 func runAirflowStatic(w *workload.Workload) *Trace {
-	f := newFleet(w, policyAirflowStatic)
+	f := newFleet(w, PolicyAirflowStatic)
 	for i := range f.ins {
 		in := &staticInstance{f: f, i: i, lanes: map[string][]*lane{}, last: map[string]int{}, width: map[string]int{}}
 		for k, ph := range f.ins[i].Phases {

@@ -193,10 +193,15 @@ func (f *foresight) nextRuns(now time.Time, add func(expectKey, expectation), du
 // end in its run, and what it announces is awaited.
 func (f *foresight) succeeded(j *berth.Job, now time.Time) {
 	t := taskOf(j)
-	f.ended[t]++
+	rk, inRun := runOf(j)
+	if inRun {
+		// Counted for pipeline tasks only: jobs known by a name of their
+		// own would grow the map without end, and teach nothing.
+		f.ended[t]++
+	}
 	f.foreseen[j.Pool] = len(j.Then) > 0 || f.ended[t] >= knownAfter
 	f.announce(j, now, func(k expectKey, e expectation) { f.pending[k] = pending{e, e.At.Add(awaitGrace)} })
-	if rk, ok := runOf(j); ok {
+	if inRun {
 		r := f.run(rk)
 		r.last, r.lastEnd = t, now
 	}

@@ -212,27 +212,30 @@ func idleBackstop(p config.Pool) time.Duration {
 // ids of its own, so that a new cluster never takes an old one's id, and a
 // seed of its own: serving is not meant to replay.
 func newSim(p config.Pool, o Options) (*sim.Provider, error) {
+	start := o.Clock.Now().UnixNano()
+	h := fnv.New64a()
+	h.Write([]byte(p.Name))
+	opts := SimOptions(p)
+	opts.Seed = uint64(start) ^ h.Sum64()
+	opts.IDPrefix = "sim-" + strconv.FormatInt(start, 36)
+	opts.Clock, opts.Log = o.Clock, o.Log.With("pool", p.Name)
+	return sim.New(opts)
+}
+
+// SimOptions is how a sim pool's clusters behave, as its configuration
+// says: the models of its sim block and its fallback's, its price and
+// poll interval. The caller gives the clock, seed and ids.
+func SimOptions(p config.Pool) sim.Options {
 	spec := p.Sim
 	if spec == nil {
 		spec = &config.SimSpec{}
 	}
-	start := o.Clock.Now().UnixNano()
-	h := fnv.New64a()
-	h.Write([]byte(p.Name))
-	opts := sim.Options{
-		Primary:      SimModel(spec),
-		PricePerHour: p.PricePerHour,
-		PollInterval: spec.PollInterval.Std(),
-		Seed:         uint64(start) ^ h.Sum64(),
-		IDPrefix:     "sim-" + strconv.FormatInt(start, 36),
-		Clock:        o.Clock,
-		Log:          o.Log.With("pool", p.Name),
-	}
+	opts := sim.Options{Primary: simModel(spec), PricePerHour: p.PricePerHour, PollInterval: spec.PollInterval.Std()}
 	if fb := p.FallbackSim(); fb != nil {
-		m := SimModel(fb)
+		m := simModel(fb)
 		opts.Fallback = &m
 	}
-	return sim.New(opts)
+	return opts
 }
 
 // expectedBoot is how long a new cluster of the pool should take until
@@ -256,8 +259,8 @@ func expectedBoot(p config.Pool, prov provider.Provider) time.Duration {
 	return boot + poll
 }
 
-// SimModel is the sim provider's model of a pool's sim block.
-func SimModel(s *config.SimSpec) sim.Model {
+// simModel is the sim provider's model of a sim block.
+func simModel(s *config.SimSpec) sim.Model {
 	return sim.Model{
 		BootTime:           sim.Fixed(s.BootTime.Std()),
 		TerminateTime:      sim.Fixed(s.TerminateTime.Std()),

@@ -83,19 +83,12 @@ func runBerth(ctx context.Context, w *workload.Workload) (*Trace, error) {
 	r.exec.Latency = func(rng *rand.Rand) time.Duration { return time.Duration(rng.IntN(400)) * time.Millisecond }
 	var pools []service.Pool
 	for _, p := range w.Pools {
-		poll := simPollInterval
-		if p.Sim.PollInterval > 0 {
-			poll = p.Sim.PollInterval.Std()
+		opts := server.SimOptions(p)
+		if opts.PollInterval == 0 {
+			opts.PollInterval = simPollInterval
 		}
-		opts := sim.Options{
-			Primary: server.SimModel(p.Sim), PricePerHour: p.PricePerHour, PollInterval: poll,
-			Seed: w.Seed, Clock: r.exec, IDPrefix: "sim-" + p.Name,
-			LossAfter: func(n int) time.Duration { return w.LossAfter(p.Name, n) },
-		}
-		if fb := p.FallbackSim(); fb != nil {
-			m := server.SimModel(fb)
-			opts.Fallback = &m
-		}
+		opts.Seed, opts.Clock, opts.IDPrefix = w.Seed, r.exec, "sim-"+p.Name
+		opts.LossAfter = func(n int) time.Duration { return w.LossAfter(p.Name, n) }
 		prov, err := sim.New(opts)
 		if err != nil {
 			return nil, fmt.Errorf("pool %s: %w", p.Name, err)

@@ -53,7 +53,7 @@ const (
 
 // Model is what has been learned. The zero value is not usable; call New.
 type Model struct {
-	tasks map[task]*list.Element
+	tasks map[Task]*list.Element
 	// lru holds the tasks, the most recently observed at the front.
 	lru   *list.List
 	pools map[string]*pool
@@ -61,16 +61,15 @@ type Model struct {
 	maxTasks int
 }
 
-// task names the work a job does, for its run time.
-type task struct {
-	pool string
-	// kind is "task" (a, b: dag_id and task_id) or "name" (a: the name).
-	kind string
-	a, b string
+// Task names the work a job does, for its run time: a pipeline's task
+// (DAG and Name from the dag_id and task_id labels) or, with DAG "", a job
+// known by its name, on Pool.
+type Task struct {
+	Pool, DAG, Name string
 }
 
 type taskEntry struct {
-	key task
+	key Task
 	avg time.Duration
 }
 
@@ -92,7 +91,7 @@ type pool struct {
 
 // New returns a model that has seen nothing.
 func New() *Model {
-	return &Model{tasks: map[task]*list.Element{}, lru: list.New(), pools: map[string]*pool{}, maxTasks: MaxTasks}
+	return &Model{tasks: map[Task]*list.Element{}, lru: list.New(), pools: map[string]*pool{}, maxTasks: MaxTasks}
 }
 
 func (m *Model) pool(name string) *pool {
@@ -111,17 +110,17 @@ func (m *Model) Configure(poolName string, boot time.Duration) {
 	p.configured, p.hasConfigured = max(boot, 0), true
 }
 
-// taskOf is the task a job is known by; ok is false for a job known only
+// TaskOf is the task a job is known by; ok is false for a job known only
 // by its pool.
-func taskOf(j *berth.Job) (task, bool) {
+func TaskOf(j *berth.Job) (Task, bool) {
 	dag, taskID := j.Labels["dag_id"], j.Labels["task_id"]
 	switch {
 	case dag != "" && taskID != "":
-		return task{pool: j.Pool, kind: "task", a: dag, b: taskID}, true
+		return Task{Pool: j.Pool, DAG: dag, Name: taskID}, true
 	case j.Name != "":
-		return task{pool: j.Pool, kind: "name", a: j.Name}, true
+		return Task{Pool: j.Pool, Name: j.Name}, true
 	}
-	return task{}, false
+	return Task{}, false
 }
 
 // RunTime is how long a succeeded job's work took: its last attempt, the
@@ -156,7 +155,7 @@ func (m *Model) ObserveJob(j *berth.Job) {
 	p.sum += d
 	p.next = (p.next + 1) % poolWindow
 
-	key, ok := taskOf(j)
+	key, ok := TaskOf(j)
 	if !ok {
 		return
 	}
@@ -177,7 +176,7 @@ func (m *Model) ObserveJob(j *berth.Job) {
 // Run is the expected run time of a job: its task's average, else its
 // pool's mean, else DefaultRun.
 func (m *Model) Run(j *berth.Job) time.Duration {
-	if key, ok := taskOf(j); ok {
+	if key, ok := TaskOf(j); ok {
 		if el, seen := m.tasks[key]; seen {
 			return el.Value.(*taskEntry).avg
 		}
@@ -188,15 +187,10 @@ func (m *Model) Run(j *berth.Job) time.Duration {
 	return DefaultRun
 }
 
-// Known is the average run time of a task that has succeeded before: a
-// pipeline's task by dag and task id, or, with dag "", a job name. ok is
-// false for a task never seen, where Run would guess from the pool.
-func (m *Model) Known(poolName, dag, taskID string) (d time.Duration, ok bool) {
-	key := task{pool: poolName, kind: "task", a: dag, b: taskID}
-	if dag == "" {
-		key = task{pool: poolName, kind: "name", a: taskID}
-	}
-	if el, seen := m.tasks[key]; seen {
+// Known is the average run time of a task that has succeeded before; ok
+// is false for a task never seen, where Run would guess from the pool.
+func (m *Model) Known(t Task) (d time.Duration, ok bool) {
+	if el, seen := m.tasks[t]; seen {
 		return el.Value.(*taskEntry).avg, true
 	}
 	return 0, false

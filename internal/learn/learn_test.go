@@ -110,7 +110,7 @@ func TestTasksAreBounded(t *testing.T) {
 		t.Fatalf("%d tasks kept, want 3", len(m.tasks))
 	}
 	for name, want := range map[string]bool{"0": true, "1": false, "2": true, "3": true} {
-		if _, ok := m.tasks[task{pool: "p", kind: "name", a: name}]; ok != want {
+		if _, ok := m.tasks[Task{Pool: "p", Name: name}]; ok != want {
 			t.Errorf("task %s kept: %v, want %v", name, ok, want)
 		}
 	}

@@ -58,9 +58,9 @@ type foresight struct {
 	seq uint64
 }
 
-// taskKey names a task of a pipeline on a pool; a job without pipeline
-// labels is its own task, by name.
-type taskKey struct{ pool, dag, task string }
+// taskKey names a task of a pipeline on a pool, as the learned model
+// does; a job without pipeline labels is its own task, by name.
+type taskKey = learn.Task
 
 type runKey struct{ dag, run string }
 
@@ -95,11 +95,12 @@ func newForesight() foresight {
 		runs: map[runKey]*runTrack{}, dags: map[string]*rhythm{}, pending: map[expectKey]pending{}}
 }
 
+// taskOf is the job's task; a job known only by its pool is the pool's
+// task of no name.
 func taskOf(j *berth.Job) taskKey {
-	if t := j.Labels[labelTask]; t != "" {
-		return taskKey{j.Pool, j.Labels[labelDAG], t}
-	}
-	return taskKey{pool: j.Pool, task: j.Name}
+	t, _ := learn.TaskOf(j)
+	t.Pool = j.Pool
+	return t
 }
 
 func runOf(j *berth.Job) (runKey, bool) {
@@ -125,7 +126,7 @@ func (f *foresight) submitted(j *berth.Job, now time.Time) {
 	r := f.run(rk)
 	t := taskOf(j)
 	delete(f.pending, expectKey{from: rk, to: t})
-	delete(f.pending, expectKey{from: rk, to: taskKey{pool: t.pool}})
+	delete(f.pending, expectKey{from: rk, to: taskKey{Pool: t.Pool}})
 	r.given[t]++
 	f.beat(rk.dag, t, !known, r.given[t], now)
 	if r.last == (taskKey{}) || r.last == t {
@@ -185,7 +186,7 @@ func (f *foresight) nextRuns(now time.Time, add func(expectKey, expectation), du
 		}
 		due(at)
 		due(at.Add(d.period / 4))
-		add(expectKey{from: runKey{dag: dag}, job: "next run", to: d.first}, expectation{Arrival: scheduler.Arrival{Pool: d.first.pool, At: maxTime(at, now), Jobs: d.jobs}, task: d.first})
+		add(expectKey{from: runKey{dag: dag}, job: "next run", to: d.first}, expectation{Arrival: scheduler.Arrival{Pool: d.first.Pool, At: maxTime(at, now), Jobs: d.jobs}, task: d.first})
 	}
 }
 
@@ -287,7 +288,7 @@ func (f *foresight) replay(jobs []*berth.Job) {
 }
 
 // run is a task's learned run time, when it has been seen.
-func run(m *learn.Model, t taskKey) (time.Duration, bool) { return m.Known(t.pool, t.dag, t.task) }
+func run(m *learn.Model, t taskKey) (time.Duration, bool) { return m.Known(t) }
 
 // expectedEnd is when a running job is expected to end, if its task's run
 // time is known: a guess from the pool would start clusters for nothing.
@@ -374,7 +375,7 @@ func (s *State) expected(now time.Time) (map[string][]scheduler.Arrival, map[str
 		for _, k := range frontier {
 			e := at[k]
 			d, ok := run(m, e.task)
-			if !ok || e.task.task == "" {
+			if !ok || e.task.Name == "" {
 				continue
 			}
 			for t, fl := range f.next[e.task] {
@@ -386,7 +387,7 @@ func (s *State) expected(now time.Time) (map[string][]scheduler.Arrival, map[str
 				if _, seen := at[nk]; !seen {
 					next = append(next, nk)
 				}
-				add(nk, expectation{Arrival: scheduler.Arrival{Pool: t.pool, At: a, Jobs: fl.jobs}, task: t})
+				add(nk, expectation{Arrival: scheduler.Arrival{Pool: t.Pool, At: a, Jobs: fl.jobs}, task: t})
 			}
 		}
 		slices.SortFunc(next, compareExpectKeys)
@@ -442,7 +443,7 @@ type expectKey struct {
 
 func compareExpectKeys(a, b expectKey) int {
 	return cmp.Or(cmp.Compare(a.from.dag, b.from.dag), cmp.Compare(a.from.run, b.from.run), cmp.Compare(a.job, b.job),
-		cmp.Compare(a.to.pool, b.to.pool), cmp.Compare(a.to.dag, b.to.dag), cmp.Compare(a.to.task, b.to.task))
+		cmp.Compare(a.to.Pool, b.to.Pool), cmp.Compare(a.to.DAG, b.to.DAG), cmp.Compare(a.to.Name, b.to.Name))
 }
 
 // expectation is expected work and, when known, its task, to follow it
@@ -473,12 +474,12 @@ func (f *foresight) announce(j *berth.Job, end time.Time, out func(expectKey, ex
 			// The hint names a pool; the task learned to follow on it, if
 			// one, lets the chain go on from there.
 			for t := range follows {
-				if t.pool == h.Pool && (e.task == taskKey{} || t.task < e.task.task) {
+				if t.Pool == h.Pool && (e.task == taskKey{} || t.Name < e.task.Name) {
 					e.task = t
 				}
 			}
 			k := from
-			k.to = taskKey{pool: h.Pool}
+			k.to = taskKey{Pool: h.Pool}
 			out(k, e)
 		}
 		return
@@ -486,7 +487,7 @@ func (f *foresight) announce(j *berth.Job, end time.Time, out func(expectKey, ex
 	for t, fl := range follows {
 		k := from
 		k.to = t
-		out(k, expectation{Arrival: scheduler.Arrival{Pool: t.pool, At: end.Add(fl.gap), Jobs: fl.jobs}, task: t})
+		out(k, expectation{Arrival: scheduler.Arrival{Pool: t.Pool, At: end.Add(fl.gap), Jobs: fl.jobs}, task: t})
 	}
 }
 

@@ -15,6 +15,9 @@ func pjob(id, pool, dag, run, task string, created time.Time) *berth.Job {
 		Labels: map[string]string{labelDAG: dag, labelRun: run, labelTask: task}}
 }
 
+// task is a pipeline's task on a pool.
+func task(pool, dag, name string) taskKey { return taskKey{Pool: pool, DAG: dag, Name: name} }
+
 // succeed makes j a job that ran from start to end and succeeded.
 func succeed(j *berth.Job, start, end time.Time) *berth.Job {
 	j.State, j.StartedAt, j.EndedAt = berth.JobSucceeded, start, end
@@ -36,7 +39,7 @@ func TestForesightLearnsWhatFollows(t *testing.T) {
 			f.submitted(pjob("bin"+run+string(rune('a'+i)), "bins", "d", run, "bin", base), base.Add(5*time.Minute+gap))
 		}
 	}
-	fl := f.next[taskKey{"small", "d", "plan"}][taskKey{"bins", "d", "bin"}]
+	fl := f.next[task("small", "d", "plan")][task("bins", "d", "bin")]
 	if fl == nil {
 		t.Fatalf("nothing learned to follow plan: %+v", f.next)
 	}
@@ -92,8 +95,8 @@ func TestExpectedFromHints(t *testing.T) {
 func TestExpectedFromShape(t *testing.T) {
 	s := foreseeWorld(t)
 	f := &s.foresee
-	f.next[taskKey{"a", "d", "t1"}] = map[taskKey]*follow{{"b", "d", "t2"}: {gap: time.Minute, jobs: 4}}
-	f.next[taskKey{"b", "d", "t2"}] = map[taskKey]*follow{{"c", "d", "t3"}: {gap: 2 * time.Minute, jobs: 1}}
+	f.next[task("a", "d", "t1")] = map[taskKey]*follow{task("b", "d", "t2"): {gap: time.Minute, jobs: 4}}
+	f.next[task("b", "d", "t2")] = map[taskKey]*follow{task("c", "d", "t3"): {gap: 2 * time.Minute, jobs: 1}}
 	runAt(s, pjob("j1", "a", "d", "r1", "t1", t0), t0)
 	got, _ := s.expected(t0)
 	if b := got["b"]; len(b) != 1 || !b[0].At.Equal(t0.Add(11*time.Minute)) || b[0].Jobs != 4 {
@@ -192,7 +195,7 @@ func TestReplayLearns(t *testing.T) {
 	a := succeed(pjob("a", "small", "d", "r1", "plan", t0), t0, t0.Add(5*time.Minute))
 	b := succeed(pjob("b", "bins", "d", "r1", "bin", t0.Add(6*time.Minute)), t0.Add(6*time.Minute), t0.Add(20*time.Minute))
 	f.replay([]*berth.Job{b, a})
-	if fl := f.next[taskKey{"small", "d", "plan"}][taskKey{"bins", "d", "bin"}]; fl == nil || fl.gap != time.Minute {
+	if fl := f.next[task("small", "d", "plan")][task("bins", "d", "bin")]; fl == nil || fl.gap != time.Minute {
 		t.Errorf("replay learned %+v, want bin a minute after plan", f.next)
 	}
 	if len(f.pending) != 0 {

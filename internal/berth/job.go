@@ -228,6 +228,17 @@ type AttemptStep struct {
 	Message    string    `json:"message,omitempty"`
 }
 
+// The labels a workflow engine's jobs carry to say where in a pipeline
+// they stand (the Airflow provider sets them): the DAG, its task, the DAG
+// run, and the index of a mapped task's instance. Berth learns pipelines'
+// shapes and run times from them.
+const (
+	LabelDAG      = "dag_id"
+	LabelTask     = "task_id"
+	LabelRun      = "run_id"
+	LabelMapIndex = "map_index"
+)
+
 // StepName is the name a step of an attempt carries on the provider. It
 // carries the attempt's identity, so that after a crash the restarted service
 // recognises the step it had submitted and adopts it instead of submitting it

@@ -113,7 +113,7 @@ func (m *Model) Configure(poolName string, boot time.Duration) {
 // TaskOf is the task a job is known by; ok is false for a job known only
 // by its pool.
 func TaskOf(j *berth.Job) (Task, bool) {
-	dag, taskID := j.Labels["dag_id"], j.Labels["task_id"]
+	dag, taskID := j.Labels[berth.LabelDAG], j.Labels[berth.LabelTask]
 	switch {
 	case dag != "" && taskID != "":
 		return Task{Pool: j.Pool, DAG: dag, Name: taskID}, true

@@ -10,14 +10,6 @@ import (
 	"github.com/berthhq/berth/internal/scheduler"
 )
 
-// Labels the workflow engine's jobs carry (the Airflow provider sets
-// them): which pipeline, which task of it, which run.
-const (
-	labelDAG  = "dag_id"
-	labelTask = "task_id"
-	labelRun  = "run_id"
-)
-
 // What foresight keeps, and how far it trusts it.
 const (
 	// learnWeight is the weight of the newest observation in a moving
@@ -104,8 +96,8 @@ func taskOf(j *berth.Job) taskKey {
 }
 
 func runOf(j *berth.Job) (runKey, bool) {
-	dag, run := j.Labels[labelDAG], j.Labels[labelRun]
-	return runKey{dag, run}, dag != "" && run != "" && j.Labels[labelTask] != ""
+	dag, run := j.Labels[berth.LabelDAG], j.Labels[berth.LabelRun]
+	return runKey{dag, run}, dag != "" && run != "" && j.Labels[berth.LabelTask] != ""
 }
 
 func average(old, v time.Duration, known bool) time.Duration {

@@ -12,7 +12,7 @@ import (
 // pjob is a job of a pipeline run's task, created at created.
 func pjob(id, pool, dag, run, task string, created time.Time) *berth.Job {
 	return &berth.Job{ID: id, Pool: pool, State: berth.JobQueued, CreatedAt: created,
-		Labels: map[string]string{labelDAG: dag, labelRun: run, labelTask: task}}
+		Labels: map[string]string{berth.LabelDAG: dag, berth.LabelRun: run, berth.LabelTask: task}}
 }
 
 // task is a pipeline's task on a pool.

@@ -118,9 +118,9 @@ func genWorkload(r *rand.Rand, active time.Duration) workload {
 			// A pipeline's task, as the Airflow provider labels it, so that
 			// the scheduler learns and anticipates; sometimes with hints of
 			// what follows.
-			spec.Labels["dag_id"] = fmt.Sprintf("dag%d", r.IntN(2))
-			spec.Labels["run_id"] = fmt.Sprintf("run%d", i/6)
-			spec.Labels["task_id"] = fmt.Sprintf("task%d", r.IntN(4))
+			spec.Labels[berth.LabelDAG] = fmt.Sprintf("dag%d", r.IntN(2))
+			spec.Labels[berth.LabelRun] = fmt.Sprintf("run%d", i/6)
+			spec.Labels[berth.LabelTask] = fmt.Sprintf("task%d", r.IntN(4))
 		}
 		if r.IntN(4) == 0 {
 			spec.Then = []berth.Hint{{Pool: w.pools[r.IntN(len(w.pools))].pool.Name, Jobs: 1 + r.IntN(8)}}

@@ -22,14 +22,6 @@ import (
 // Epoch is where every simulated run's clock starts.
 var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// Labels the berth policy's jobs carry, as the Airflow provider sets them.
-const (
-	labelDAG   = "dag_id"
-	labelTask  = "task_id"
-	labelRun   = "run_id"
-	labelIndex = "map_index"
-)
-
 // simPollInterval is how often the service looks at a simulated cluster
 // unless the pool's sim block says otherwise: EMR's pace, not the sim
 // provider's default of a second.
@@ -180,8 +172,8 @@ func (r *berthRun) startPhase(i int) {
 			Pool:  ph.Pool,
 			Steps: []berth.Step{{Name: "run", Args: []string{"sleep", d.String()}}},
 			Labels: map[string]string{
-				labelDAG: in.Pipeline, labelTask: "phase-" + strconv.Itoa(k+1),
-				labelRun: strconv.Itoa(in.N), labelIndex: strconv.Itoa(j),
+				berth.LabelDAG: in.Pipeline, berth.LabelTask: "phase-" + strconv.Itoa(k+1),
+				berth.LabelRun: strconv.Itoa(in.N), berth.LabelMapIndex: strconv.Itoa(j),
 			},
 			Then: then,
 		}

@@ -25,14 +25,6 @@ const (
 	ReplayTerminateTime = time.Minute
 )
 
-// The labels the Airflow provider puts on every job it submits.
-const (
-	labelDAG      = "dag_id"
-	labelTask     = "task_id"
-	labelRun      = "run_id"
-	labelMapIndex = "map_index"
-)
-
 // Summary says what FromStore read and what it left out, for the caller
 // to show beside the replay's results.
 type Summary struct {
@@ -173,8 +165,8 @@ func readJobs(ctx context.Context, st store.Store, from, now time.Time) ([]ranJo
 			}
 			d, ran := runTime(j)
 			out = append(out, ranJob{
-				pool: j.Pool, dag: j.Labels[labelDAG], run: j.Labels[labelRun],
-				task: j.Labels[labelTask], mapIndex: j.Labels[labelMapIndex],
+				pool: j.Pool, dag: j.Labels[berth.LabelDAG], run: j.Labels[berth.LabelRun],
+				task: j.Labels[berth.LabelTask], mapIndex: j.Labels[berth.LabelMapIndex],
 				created: j.CreatedAt, ran: ran, duration: d,
 			})
 		}

@@ -66,7 +66,7 @@ func openStore(t *testing.T) store.Store {
 
 // airflow is the labels the Airflow provider puts on a task's job.
 func airflow(dag, run, task, mapIndex string) map[string]string {
-	return map[string]string{labelDAG: dag, labelRun: run, labelTask: task, labelMapIndex: mapIndex}
+	return map[string]string{berth.LabelDAG: dag, berth.LabelRun: run, berth.LabelTask: task, berth.LabelMapIndex: mapIndex}
 }
 
 // attempt is an attempt that ran step first (and only it) from start to
@@ -152,7 +152,7 @@ func TestFromStoreInstances(t *testing.T) {
 	// Never succeeded: its longest attempt.
 	addJob(t, st, "r1-load", "small", 47*m, airflow("nightly", "r1", "load", "-1"), attempt(failed, 0, 47*m, 50*m), attempt(failed, 0, 51*m, 55*m))
 	// A DAG without a run is no run: a job of its own.
-	addJob(t, st, "dag-only", "small", 60*m, map[string]string{labelDAG: "nightly"}, attempt(ok, 0, 60*m, 62*m))
+	addJob(t, st, "dag-only", "small", 60*m, map[string]string{berth.LabelDAG: "nightly"}, attempt(ok, 0, 60*m, 62*m))
 	// Resumed after a loss at its second step: both steps' run times.
 	lostAt := attempt(lost, 0, 70*m, 82*m)
 	lostAt.Steps = []berth.AttemptStep{

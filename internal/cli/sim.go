@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -163,11 +164,7 @@ func policyList(s string) ([]string, error) {
 	seen := map[string]bool{}
 	for _, n := range strings.Split(s, ",") {
 		n = strings.TrimSpace(n)
-		known := false
-		for _, p := range simulate.Policies {
-			known = known || p == n
-		}
-		if !known {
+		if !slices.Contains(simulate.Policies, n) {
 			return nil, fmt.Errorf("--policies: unknown policy %q; want some of %s", n, strings.Join(simulate.Policies, ", "))
 		}
 		if !seen[n] {

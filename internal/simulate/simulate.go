@@ -62,14 +62,19 @@ func Run(ctx context.Context, w *workload.Workload, names []string) (*Report, er
 			rep.Jobs += len(ph.Durations)
 		}
 	}
-	traces := make([]*Trace, len(names))
-	errs := make([]error, len(names))
-	var wg sync.WaitGroup
+	runs := make([]policy, len(names))
 	for i, name := range names {
 		run, ok := policyOf(name)
 		if !ok {
 			return nil, fmt.Errorf("unknown policy %q", name)
 		}
+		runs[i] = run
+	}
+	traces := make([]*Trace, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		run := runs[i]
 		wg.Go(func() {
 			traces[i], errs[i] = run(ctx, w)
 			if errs[i] == nil {

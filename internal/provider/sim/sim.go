@@ -447,6 +447,8 @@ func (p *Provider) create(req provider.CreateRequest) (string, error) {
 		byName:   map[string]*step{},
 		byStep:   map[string]*step{},
 	}
+	// Drawn even when LossAfter decides, so that the draws after it are
+	// the same either way.
 	after := m.lossAfter(p.rng)
 	if p.lossAfter != nil {
 		if after = p.lossAfter(p.nextCluster - 1); after <= 0 {

@@ -87,6 +87,19 @@ func (e *Error) Unwrap() []error {
 	return out
 }
 
+// Within says where in a request err happened: its public message gets
+// where as a prefix ("jobs[3]: ..."), its kind stays.
+func Within(err error, where string) error {
+	if err == nil {
+		return nil
+	}
+	msg := Public(err)
+	if msg == "" {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	return &Error{Kind: KindOf(err), Public: where + ": " + msg, Err: err}
+}
+
 // Public returns the public message of err: that of the outermost *Error
 // in its chain that has one, "" when none has.
 func Public(err error) string {

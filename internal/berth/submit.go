@@ -22,7 +22,18 @@ const (
 	MaxTimeout        = 30 * 24 * time.Hour
 	// MaxRoleARNBytes is the longest execution role ARN EMR takes.
 	MaxRoleARNBytes = 2048
+	// MaxBatch is the most jobs one batch submission takes.
+	MaxBatch = 1000
 )
+
+// Submitted is one job of a batch submission's answer, in the batch's
+// order.
+type Submitted struct {
+	// Created is false when the job's idempotency key was taken: Job is
+	// then the job that holds it.
+	Created bool `json:"created"`
+	Job     Job  `json:"job"`
+}
 
 // JobSpec is what a workflow task submits.
 type JobSpec struct {

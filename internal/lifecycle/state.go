@@ -374,7 +374,8 @@ func (s *State) Submitted(j berth.Job) {
 	s.index(&j)
 	s.foresee.submitted(&j, s.now)
 	s.expectVer++
-	s.event(j.ID, "", "queued", fmt.Sprintf("submitted to pool %s", j.Pool))
+	// The store wrote its queued event with the job (store.QueuedEvent):
+	// a submission costs one commit.
 	s.fx.Submitted = append(s.fx.Submitted, j.Pool)
 }
 

@@ -343,3 +343,16 @@ func (f *flakyStore) CreateJob(ctx context.Context, j berth.Job) (berth.Job, boo
 	}
 	return stored, created, err
 }
+
+func (f *flakyStore) CreateJobs(ctx context.Context, jobs []berth.Job, held func(int, *berth.Job) error) ([]berth.Submitted, error) {
+	if f.failP > 0 && f.rng.Float64() < f.failP {
+		return nil, errInjected
+	}
+	out, err := f.Store.CreateJobs(ctx, jobs, held)
+	for _, c := range out {
+		if c.Created && f.created != nil {
+			f.created(c.Job)
+		}
+	}
+	return out, err
+}

@@ -20,11 +20,20 @@ import (
 
 // Store keeps jobs, attempts, clusters, pool state and events.
 type Store interface {
-	// CreateJob stores a new queued job and returns it with its Seq set and
-	// created true. When job.IdempotencyKey is set and a job with that key
-	// exists, it stores nothing and returns the existing job and false. The
-	// job is durable when CreateJob returns.
+	// CreateJob stores a new queued job with its queued event (QueuedEvent)
+	// and returns it with its Seq set and created true. When
+	// job.IdempotencyKey is set and a job with that key exists, it stores
+	// nothing and returns the existing job and false. The job is durable
+	// when CreateJob returns: its submission costs one commit, not one
+	// more when the loop picks it up.
 	CreateJob(ctx context.Context, job berth.Job) (stored berth.Job, created bool, err error)
+	// CreateJobs stores several jobs as CreateJob stores each, in one
+	// transaction: all of them or, on an error, none. It answers in their
+	// order; a later job with the key of an earlier one in the same call
+	// gets that one, created false. When held is not nil it is called,
+	// inside the transaction, for each job i whose key is taken, with the
+	// job that holds it: an error from it fails the call, as it is.
+	CreateJobs(ctx context.Context, jobs []berth.Job, held func(i int, holder *berth.Job) error) ([]berth.Submitted, error)
 	// GetJob returns one job with its attempts, or berth.ErrNotFound.
 	GetJob(ctx context.Context, id string) (berth.Job, error)
 	// ListJobs returns jobs newest first, with a cursor for the next page
@@ -88,6 +97,15 @@ type Store interface {
 	// Close closes the store and gives up its Lock. It may be called more
 	// than once.
 	Close() error
+}
+
+// EventQueued is the kind of the event that CreateJob appends for a new
+// job; QueuedEvent makes it, so every driver writes the same.
+const EventQueued = "queued"
+
+// QueuedEvent is the event of a job's submission.
+func QueuedEvent(j *berth.Job) berth.Event {
+	return berth.Event{At: j.CreatedAt, JobID: j.ID, Kind: EventQueued, Message: "submitted to pool " + j.Pool}
 }
 
 // EventCancelRequested is the kind of the event RequestCancel appends; every

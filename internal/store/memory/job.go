@@ -12,40 +12,91 @@ import (
 	"github.com/berthhq/berth/internal/store"
 )
 
-// CreateJob stores a new job, or returns the one that holds its
-// idempotency key. A job with an id that exists already is
-// berth.ErrConflict. The job is durable when CreateJob returns, as far as
-// memory is: until the process ends.
+// CreateJob stores a new job: CreateJobs with one.
 func (s *Store) CreateJob(ctx context.Context, job berth.Job) (berth.Job, bool, error) {
-	if job.ID == "" {
-		return berth.Job{}, false, fmt.Errorf("memory: create job: %w: empty id", berth.ErrInvalid)
+	out, err := s.CreateJobs(ctx, []berth.Job{job}, nil)
+	if err != nil {
+		return berth.Job{}, false, err
+	}
+	return out[0].Job, out[0].Created, nil
+}
+
+// CreateJobs stores new jobs with their queued events, all or none, or
+// returns the ones that hold their idempotency keys. A job with an id that
+// exists already is berth.ErrConflict. The jobs are durable when it
+// returns, as far as memory is: until the process ends.
+func (s *Store) CreateJobs(ctx context.Context, jobs []berth.Job, held func(int, *berth.Job) error) ([]berth.Submitted, error) {
+	for _, job := range jobs {
+		if job.ID == "" {
+			return nil, fmt.Errorf("memory: create job: %w: empty id", berth.ErrInvalid)
+		}
+	}
+	if len(jobs) == 0 {
+		return nil, nil
 	}
 	if err := s.enter(ctx); err != nil {
-		return berth.Job{}, false, failed("create job "+job.ID, err)
+		return nil, failed("create job "+jobs[0].ID, err)
 	}
 	db := s.db
 	defer db.mu.Unlock()
-	if job.IdempotencyKey != "" {
-		if e := db.keys[job.IdempotencyKey]; e != nil {
-			return cloneJob(&e.job), false, nil
+	// Every job is checked before any is stored: all or none. A used key
+	// wins over a used id, as in the sqlite driver.
+	ids, keys := map[string]bool{}, map[string]int{}
+	hit := make([]int, len(jobs)) // 1 + the index of the job of the same key in this call
+	for i, job := range jobs {
+		if k := job.IdempotencyKey; k != "" {
+			var holder *berth.Job
+			if e := db.keys[k]; e != nil {
+				holder = &e.job
+			} else if first, ok := keys[k]; ok {
+				hit[i], holder = first+1, &jobs[first]
+			}
+			if holder != nil {
+				if held != nil {
+					if err := held(i, holder); err != nil {
+						return nil, err
+					}
+				}
+				continue
+			}
+			keys[k] = i
 		}
+		if db.jobs[job.ID] != nil || ids[job.ID] {
+			// No public message, as from the sqlite driver: ids are the
+			// service's, so this is its bug, not the user's.
+			return nil, &berth.Error{Kind: berth.ErrConflict, Op: "memory: create job " + job.ID,
+				Err: fmt.Errorf("a job with id %s exists", job.ID)}
+		}
+		ids[job.ID] = true
 	}
-	if db.jobs[job.ID] != nil {
-		// No public message, as from the sqlite driver: ids are the
-		// service's, so this is its bug, not the user's.
-		return berth.Job{}, false, &berth.Error{Kind: berth.ErrConflict, Op: "memory: create job " + job.ID,
-			Err: fmt.Errorf("a job with id %s exists", job.ID)}
+	out := make([]berth.Submitted, len(jobs))
+	for i, job := range jobs {
+		if hit[i] > 0 {
+			out[i] = berth.Submitted{Job: out[hit[i]-1].Job}
+			out[i].Job = cloneJob(&out[i].Job)
+			continue
+		}
+		if job.IdempotencyKey != "" {
+			if e := db.keys[job.IdempotencyKey]; e != nil {
+				out[i] = berth.Submitted{Job: cloneJob(&e.job)}
+				continue
+			}
+		}
+		e := &jobEntry{job: cloneJob(&job)}
+		if e.job.State == "" {
+			e.job.State = berth.JobQueued
+		}
+		e.job.CancelRequested = false
+		e.job.Seq = int64(len(db.bySeq)) + 1
+		db.bySeq = append(db.bySeq, e)
+		db.jobs[job.ID] = e
+		db.reindex(e, nil)
+		if !e.job.State.Terminal() {
+			db.appendEvent(store.QueuedEvent(&e.job))
+		}
+		out[i] = berth.Submitted{Job: cloneJob(&e.job), Created: true}
 	}
-	e := &jobEntry{job: cloneJob(&job)}
-	if e.job.State == "" {
-		e.job.State = berth.JobQueued
-	}
-	e.job.CancelRequested = false
-	e.job.Seq = int64(len(db.bySeq)) + 1
-	db.bySeq = append(db.bySeq, e)
-	db.jobs[job.ID] = e
-	db.reindex(e, nil)
-	return cloneJob(&e.job), true, nil
+	return out, nil
 }
 
 // reindex brings the indexes up to date with e.job, which was old before

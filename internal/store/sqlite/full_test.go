@@ -90,8 +90,8 @@ func TestDiskFull(t *testing.T) {
 	if !reflect.DeepEqual(after, before) {
 		t.Errorf("failed writes changed the state:\n got %+v\nwant %+v", after, before)
 	}
-	if evs, err := s.ListEvents(ctx, store.EventFilter{}); err != nil || len(evs) != 0 {
-		t.Errorf("failed writes left events %+v (%v)", evs, err)
+	if evs, err := s.ListEvents(ctx, store.EventFilter{}); err != nil || len(evs) != 1 || evs[0].JobID != "job-kept" {
+		t.Errorf("failed writes left events %+v (%v), want job-kept's queued event alone", evs, err)
 	}
 	if _, err := s.GetJob(ctx, big.ID); !errors.Is(err, berth.ErrNotFound) {
 		t.Errorf("a failed submission was stored: %v", err)
@@ -145,7 +145,7 @@ func TestDiskFullGroup(t *testing.T) {
 				tt.big(&big)
 				var reqs []*createReq
 				for _, j := range []berth.Job{job("job-a" + suffix), big, job("job-b" + suffix)} {
-					r, _, err := newCreateReq(ctx, j)
+					r, err := newCreateReq(ctx, []berth.Job{j})
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 
@@ -17,52 +18,68 @@ import (
 // pays one fsync as before; under load, many share it. Every caller still
 // hears back only after its job is on disk.
 //
-// Each submission runs inside its own savepoint, so one that fails (a
+// Each call runs inside its own savepoint, so one that fails (a
 // repeated id) is undone alone and the others still commit. A full disk
 // may be the exception: when SQLite cannot undo the failed write alone it
 // rolls back the whole transaction, and every submission of the group
 // fails with berth.ErrUnavailable, none stored.
 
-// maxGroup bounds one transaction, so no submission waits behind an
-// unbounded queue.
+// maxGroup bounds one transaction, in jobs, so no submission waits
+// behind an unbounded queue. A call with more jobs than that is a group
+// alone.
 const maxGroup = 128
 
+// createReq is one CreateJobs call.
 type createReq struct {
-	ctx    context.Context
+	ctx  context.Context
+	jobs []newJob
+	// held, if set, judges the job that holds a taken key (see
+	// store.Store.CreateJobs).
+	held func(i int, holder *berth.Job) error
+	done chan createResult // buffered: the loop never waits for a caller
+}
+
+// newJob is one job of a call, encoded.
+type newJob struct {
 	job    berth.Job
+	steps  string // as stored
 	args   []any
 	labels any
 	// attempts are the upsertAttempt arguments of attempts the new job
 	// already carries (normally none).
 	attempts [][]any
-	done     chan createResult // buffered: the loop never waits for a caller
+	// event is the insertEvent arguments of its queued event.
+	event []any
 }
 
 type createResult struct {
-	// job is the stored job on an idempotency hit; on an insert only its
-	// Seq is set.
-	job     berth.Job
-	created bool
-	err     error
+	// jobs are in the call's order: the stored job on an idempotency
+	// hit, only its Seq on an insert.
+	jobs []berth.Submitted
+	err  error
 }
 
 // submit hands a submission to the group loop and waits for its answer.
 // When ctx ends while the submission is in the loop's hands, the job may
 // still be stored: the caller's retry with the same idempotency key finds
 // it.
-func (s *Store) submit(ctx context.Context, r *createReq) (createResult, error) {
+func (s *Store) submit(ctx context.Context, r *createReq) ([]berth.Submitted, error) {
+	op := "create job " + r.jobs[0].job.ID
+	if len(r.jobs) > 1 {
+		op = fmt.Sprintf("create %d jobs from %s", len(r.jobs), r.jobs[0].job.ID)
+	}
 	select {
 	case s.creates <- r:
 	case <-ctx.Done():
-		return createResult{}, fmt.Errorf("sqlite: create job %s: %w", r.job.ID, ctx.Err())
+		return nil, fmt.Errorf("sqlite: %s: %w", op, ctx.Err())
 	case <-s.quit:
-		return createResult{}, &berth.Error{Kind: berth.ErrUnavailable, Op: "sqlite: create job " + r.job.ID, Public: "the store is closed"}
+		return nil, &berth.Error{Kind: berth.ErrUnavailable, Op: "sqlite: " + op, Public: "the store is closed"}
 	}
 	select {
 	case res := <-r.done:
-		return res, res.err
+		return res.jobs, res.err
 	case <-ctx.Done():
-		return createResult{}, fmt.Errorf("sqlite: create job %s: %w (it may have been stored)", r.job.ID, ctx.Err())
+		return nil, fmt.Errorf("sqlite: %s: %w (it may have been stored)", op, ctx.Err())
 	}
 }
 
@@ -74,12 +91,13 @@ func (s *Store) createLoop() {
 		case <-s.quit:
 			return
 		case r := <-s.creates:
-			group := []*createReq{r}
+			group, n := []*createReq{r}, len(r.jobs)
 		more:
-			for len(group) < maxGroup {
+			for n < maxGroup {
 				select {
 				case r := <-s.creates:
 					group = append(group, r)
+					n += len(r.jobs)
 				default:
 					break more
 				}
@@ -111,7 +129,7 @@ func (s *Store) createGroup(group []*createReq) {
 	}
 	for i, r := range group {
 		if err := r.ctx.Err(); err != nil {
-			results[i] = createResult{err: fmt.Errorf("sqlite: create job %s: %w", r.job.ID, err)}
+			results[i] = createResult{err: fmt.Errorf("sqlite: create job %s: %w", r.jobs[0].job.ID, err)}
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, `SAVEPOINT create_job`); err != nil {
@@ -119,7 +137,7 @@ func (s *Store) createGroup(group []*createReq) {
 			failAll(s.fail(ctx, "create jobs: savepoint", err))
 			return
 		}
-		results[i] = s.insertJob(ctx, tx, r)
+		results[i] = s.insertJobs(ctx, tx, r)
 		if results[i].err != nil {
 			if _, err := tx.ExecContext(ctx, `ROLLBACK TO create_job`); err != nil {
 				_ = tx.Rollback()
@@ -148,4 +166,22 @@ func (s *Store) createGroup(group []*createReq) {
 	for i, r := range group {
 		r.done <- results[i]
 	}
+}
+
+// insertJobs writes one call's jobs inside the group's transaction; the
+// caller undoes them all when one fails.
+func (s *Store) insertJobs(ctx context.Context, tx *sql.Tx, r *createReq) createResult {
+	out := make([]berth.Submitted, len(r.jobs))
+	for i := range r.jobs {
+		var held func(*berth.Job) error
+		if r.held != nil {
+			held = func(j *berth.Job) error { return r.held(i, j) }
+		}
+		c, err := s.insertJob(ctx, tx, &r.jobs[i], held)
+		if err != nil {
+			return createResult{err: err}
+		}
+		out[i] = c
+	}
+	return createResult{jobs: out}
 }

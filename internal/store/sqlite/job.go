@@ -23,90 +23,122 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// CreateJob stores a new job. The insert absorbs a repeated idempotency key
-// through the unique index rather than a read before it, so racing
-// submissions of one key cannot both insert; the labels are one more
-// statement. Submissions that arrive together share one transaction and
-// one fsync (see createGroup). A job with an id that exists already is
-// berth.ErrConflict. The returned job is what GetJob would return.
+// CreateJob stores a new job: CreateJobs with one.
 func (s *Store) CreateJob(ctx context.Context, job berth.Job) (berth.Job, bool, error) {
-	req, steps, err := newCreateReq(ctx, job)
+	out, err := s.CreateJobs(ctx, []berth.Job{job}, nil)
 	if err != nil {
 		return berth.Job{}, false, err
 	}
-	res, err := s.submit(ctx, req)
-	if err != nil {
-		return berth.Job{}, false, err
-	}
-	if !res.created {
-		return res.job, false, nil
-	}
-	out := req.job
-	out.Seq = res.job.Seq
-	if err := normalizeNew(&out, steps); err != nil {
-		return berth.Job{}, false, fmt.Errorf("sqlite: create job %s: %w", job.ID, err)
-	}
-	return out, true, nil
+	return out[0].Job, out[0].Created, nil
 }
 
-// newCreateReq checks and encodes a submission before it joins a group, so
-// that what can be wrong with one job alone fails it alone. It also returns
-// the steps as stored.
-func newCreateReq(ctx context.Context, job berth.Job) (*createReq, string, error) {
-	if job.ID == "" {
-		return nil, "", fmt.Errorf("sqlite: create job: %w: empty id", berth.ErrInvalid)
+// CreateJobs stores new jobs, each with its queued event. The insert
+// absorbs a repeated idempotency key through the unique index rather than
+// a read before it, so racing submissions of one key cannot both insert;
+// the labels and the event are two more statements. Submissions that
+// arrive together share one transaction and one fsync (see createGroup);
+// the jobs of one call are stored all or none. A job with an id that
+// exists already is berth.ErrConflict. The returned jobs are what GetJob
+// would return.
+func (s *Store) CreateJobs(ctx context.Context, jobs []berth.Job, held func(int, *berth.Job) error) ([]berth.Submitted, error) {
+	if len(jobs) == 0 {
+		return nil, nil
 	}
-	if job.State == "" {
-		job.State = berth.JobQueued
+	req, err := newCreateReq(ctx, jobs)
+	if err != nil {
+		return nil, err
 	}
-	var (
-		enc    encoder
-		labels = enc.labels(job.Labels)
-		steps  = enc.json(job.Steps)
-		req    = &createReq{
-			ctx:    ctx,
+	req.held = held
+	res, err := s.submit(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	for i := range res {
+		if !res[i].Created {
+			continue
+		}
+		seq := res[i].Job.Seq
+		res[i].Job = req.jobs[i].job
+		res[i].Job.Seq = seq
+		if err := normalizeNew(&res[i].Job, req.jobs[i].steps); err != nil {
+			return nil, fmt.Errorf("sqlite: create job %s: %w", res[i].Job.ID, err)
+		}
+	}
+	return res, nil
+}
+
+// newCreateReq checks and encodes submissions before they join a group, so
+// that what can be wrong with one call alone fails it alone.
+func newCreateReq(ctx context.Context, jobs []berth.Job) (*createReq, error) {
+	req := &createReq{ctx: ctx, jobs: make([]newJob, len(jobs)), done: make(chan createResult, 1)}
+	var enc encoder
+	for i, job := range jobs {
+		if job.ID == "" {
+			return nil, fmt.Errorf("sqlite: create job: %w: empty id", berth.ErrInvalid)
+		}
+		if job.State == "" {
+			job.State = berth.JobQueued
+		}
+		labels, steps := enc.labels(job.Labels), enc.json(job.Steps)
+		nj := newJob{
 			job:    job,
+			steps:  steps,
 			args:   append([]any{job.ID, enc.time(job.CreatedAt)}, jobWriteArgs(&enc, &job, steps, labels)...),
 			labels: labels,
-			done:   make(chan createResult, 1),
 		}
-	)
-	for i := range job.Attempts {
-		req.attempts = append(req.attempts, attemptArgs(&enc, job.ID, &job.Attempts[i]))
+		if !job.State.Terminal() {
+			ev := store.QueuedEvent(&job)
+			nj.event = []any{enc.time(ev.At), ev.JobID, ev.ClusterID, ev.Kind, ev.Message}
+		}
+		for k := range job.Attempts {
+			nj.attempts = append(nj.attempts, attemptArgs(&enc, job.ID, &job.Attempts[k]))
+		}
+		if enc.err != nil {
+			return nil, fmt.Errorf("sqlite: create job %s: %w", job.ID, enc.err)
+		}
+		req.jobs[i] = nj
 	}
-	if enc.err != nil {
-		return nil, "", fmt.Errorf("sqlite: create job %s: %w", job.ID, enc.err)
-	}
-	return req, steps, nil
+	return req, nil
 }
 
 // insertJob writes one submission inside a group's transaction. On an
-// idempotency hit it writes nothing and returns the job that holds the key.
-func (s *Store) insertJob(ctx context.Context, tx *sql.Tx, r *createReq) createResult {
+// idempotency hit it writes nothing and returns the job that holds the key,
+// or held's error about it.
+func (s *Store) insertJob(ctx context.Context, tx *sql.Tx, r *newJob, held func(*berth.Job) error) (berth.Submitted, error) {
 	op := "create job " + r.job.ID
 	var seq int64
 	err := tx.StmtContext(ctx, s.stmt.insertJob).QueryRowContext(ctx, r.args...).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		j, err := getJobBy(ctx, tx, "idempotency_key = ?", r.job.IdempotencyKey)
 		if err != nil {
-			return createResult{err: s.fail(ctx, op+": read job with idempotency key", err)}
+			return berth.Submitted{}, s.fail(ctx, op+": read job with idempotency key", err)
 		}
-		return createResult{job: j}
+		if held != nil {
+			if err := held(&j); err != nil {
+				return berth.Submitted{}, err
+			}
+		}
+		return berth.Submitted{Job: j}, nil
 	}
 	if err != nil {
-		return createResult{err: s.fail(ctx, op, err)}
+		return berth.Submitted{}, s.fail(ctx, op, err)
 	}
 	if r.labels != nil {
 		if _, err := tx.StmtContext(ctx, s.stmt.insertLabels).ExecContext(ctx, r.job.ID, r.labels); err != nil {
-			return createResult{err: s.fail(ctx, op+": labels", err)}
+			return berth.Submitted{}, s.fail(ctx, op+": labels", err)
 		}
 	}
 	for _, args := range r.attempts {
 		if _, err := tx.StmtContext(ctx, s.stmt.upsertAttempt).ExecContext(ctx, args...); err != nil {
-			return createResult{err: s.fail(ctx, op+": attempts", err)}
+			return berth.Submitted{}, s.fail(ctx, op+": attempts", err)
 		}
 	}
-	return createResult{job: berth.Job{Seq: seq}, created: true}
+	if r.event != nil {
+		if _, err := tx.StmtContext(ctx, s.stmt.insertEvent).ExecContext(ctx, r.event...); err != nil {
+			return berth.Submitted{}, s.fail(ctx, op+": event", err)
+		}
+	}
+	return berth.Submitted{Job: berth.Job{Seq: seq}, Created: true}, nil
 }
 
 // normalizeNew makes a job just inserted look as GetJob would return it:

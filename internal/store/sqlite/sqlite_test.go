@@ -125,7 +125,8 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(eventsAfter, eventsBefore) || len(eventsAfter) != 2 {
+	// Four queued, one placed, one cancel request.
+	if !reflect.DeepEqual(eventsAfter, eventsBefore) || len(eventsAfter) != 6 {
 		t.Errorf("events after reopening:\n got %+v\nwant %+v", eventsAfter, eventsBefore)
 	}
 	got, err := s.GetJob(ctx, done.ID)
@@ -531,7 +532,8 @@ func TestCommitFailsLate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Jobs) != 1 || st.Jobs[0].State != berth.JobQueued || len(st.Clusters)+len(st.Pools)+len(st.Affinity)+len(evs) != 0 {
+	// The one event is the job's queued one, written with it.
+	if len(st.Jobs) != 1 || st.Jobs[0].State != berth.JobQueued || len(st.Clusters)+len(st.Pools)+len(st.Affinity)+len(evs) != 1 {
 		t.Errorf("a failed batch was partly written: %+v, events %+v", st, evs)
 	}
 }
@@ -572,12 +574,12 @@ func TestCreateGroup(t *testing.T) {
 	}
 	var group []*createReq
 	for _, c := range cases {
-		r, _, err := newCreateReq(c.ctx, c.job)
+		r, err := newCreateReq(c.ctx, []berth.Job{c.job})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if c.job.ID == halfway.ID {
-			r.labels = `{"k": "1", "k": "2"}`
+			r.jobs[0].labels = `{"k": "1", "k": "2"}`
 		}
 		group = append(group, r)
 	}
@@ -591,17 +593,18 @@ func TestCreateGroup(t *testing.T) {
 			}
 			continue
 		}
-		if res.err != nil || res.created != c.created {
-			t.Errorf("submission %d (%s): created %v, error %v; want created %v", i, c.job.ID, res.created, res.err, c.created)
+		if res.err != nil || len(res.jobs) != 1 || res.jobs[0].Created != c.created {
+			t.Errorf("submission %d (%s): %+v, error %v; want created %v", i, c.job.ID, res.jobs, res.err, c.created)
 			continue
 		}
+		got := res.jobs[0].Job
 		if c.created {
-			if res.job.Seq <= lastSeq {
-				t.Errorf("submission %d: Seq %d after %d", i, res.job.Seq, lastSeq)
+			if got.Seq <= lastSeq {
+				t.Errorf("submission %d: Seq %d after %d", i, got.Seq, lastSeq)
 			}
-			lastSeq = res.job.Seq
-		} else if res.job.ID != c.wantID {
-			t.Errorf("submission %d: returned job %s, want %s", i, res.job.ID, c.wantID)
+			lastSeq = got.Seq
+		} else if got.ID != c.wantID {
+			t.Errorf("submission %d: returned job %s, want %s", i, got.ID, c.wantID)
 		}
 	}
 

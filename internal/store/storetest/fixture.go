@@ -141,6 +141,27 @@ func create(t *testing.T, s store.Store, j berth.Job) berth.Job {
 	return got
 }
 
+// loopEvents lists the events but the queued ones CreateJob writes: what
+// the loop's commits and cancel requests wrote.
+func loopEvents(t *testing.T, s store.Store, f store.EventFilter) []berth.Event {
+	t.Helper()
+	evs, err := s.ListEvents(t.Context(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.DeleteFunc(evs, func(e berth.Event) bool { return e.Kind == store.EventQueued })
+}
+
+// eventsOf lists the events of one kind.
+func eventsOf(t *testing.T, s store.Store, kind string) []berth.Event {
+	t.Helper()
+	evs, err := s.ListEvents(t.Context(), store.EventFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.DeleteFunc(evs, func(e berth.Event) bool { return e.Kind != kind })
+}
+
 func commit(t *testing.T, s store.Store, b store.Batch) {
 	t.Helper()
 	if err := s.Commit(t.Context(), b); err != nil {

@@ -56,6 +56,9 @@ func Run(t *testing.T, newDB func(t *testing.T) (open func() store.Store)) {
 		{"CreateJob/Idempotent", testCreateIdempotent},
 		{"CreateJob/IdempotentConcurrent", testCreateIdempotentConcurrent},
 		{"CreateJob/DuplicateID", testCreateDuplicateID},
+		{"CreateJob/QueuedEvent", testCreateQueuedEvent},
+		{"CreateJobs", testCreateJobs},
+		{"CreateJobs/AllOrNone", testCreateJobsAllOrNone},
 		{"GetJob/NotFound", testGetJobNotFound},
 		{"ListJobs/Pages", testListJobsPages},
 		{"ListJobs/Limits", testListJobsLimits},
@@ -136,6 +139,109 @@ func testCreateRoundTrip(t *testing.T, s store.Store) {
 			equal(t, "CreateJob result", got, want)
 			equal(t, "GetJob", getJob(t, s, c.job.ID), want)
 		})
+	}
+}
+
+// testCreateQueuedEvent: a created job comes with its queued event, in
+// the same write; a used key writes none.
+func testCreateQueuedEvent(t *testing.T, s store.Store) {
+	j := create(t, s, newJob("job-1"))
+	again := newJob("job-again")
+	again.IdempotencyKey = j.IdempotencyKey
+	if _, created, err := s.CreateJob(t.Context(), again); err != nil || created {
+		t.Fatalf("CreateJob with a used key: created %v, error %v", created, err)
+	}
+	evs, err := s.ListEvents(t.Context(), store.EventFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := store.QueuedEvent(&j)
+	if len(evs) != 1 {
+		t.Fatalf("events %+v, want one: %+v", evs, want)
+	}
+	want.Seq = evs[0].Seq
+	equal(t, "queued event", evs[0], want)
+}
+
+// testCreateJobs: a call stores its jobs in order, each as CreateJob
+// would, and a key used earlier, or earlier in the same call, gets the job
+// that holds it.
+func testCreateJobs(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	old := create(t, s, newJob("job-old"))
+	a, b, c := newJob("job-a"), newJob("job-b"), newJob("job-c")
+	b.IdempotencyKey = old.IdempotencyKey
+	c.IdempotencyKey = a.IdempotencyKey
+	var heldBy []string
+	out, err := s.CreateJobs(ctx, []berth.Job{a, b, c}, func(i int, holder *berth.Job) error {
+		heldBy = append(heldBy, fmt.Sprintf("%d:%s", i, holder.ID))
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("CreateJobs: %v", err)
+	}
+	equal(t, "held called for", heldBy, []string{"1:job-old", "2:job-a"})
+	if len(out) != 3 {
+		t.Fatalf("CreateJobs answered %d jobs, want 3", len(out))
+	}
+	storedA := getJob(t, s, "job-a")
+	equal(t, "new job", out[0], berth.Submitted{Job: storedA, Created: true})
+	equal(t, "job of a key used before", out[1], berth.Submitted{Job: old})
+	equal(t, "job of a key used earlier in the call", out[2], berth.Submitted{Job: storedA})
+	if storedA.Seq <= old.Seq {
+		t.Errorf("Seq %d after %d", storedA.Seq, old.Seq)
+	}
+	for _, id := range []string{"job-b", "job-c"} {
+		if _, err := s.GetJob(ctx, id); !isNotFound(err) {
+			t.Errorf("GetJob(%s): error %v, want not found", id, err)
+		}
+	}
+	if evs := eventsOf(t, s, store.EventQueued); len(evs) != 2 {
+		t.Errorf("queued events %+v, want two (job-old, job-a)", evs)
+	}
+	if out, err := s.CreateJobs(ctx, nil, nil); err != nil || len(out) != 0 {
+		t.Errorf("CreateJobs of none: %+v, %v", out, err)
+	}
+}
+
+// testCreateJobsAllOrNone: one bad job fails the call, and none of its
+// jobs is stored.
+func testCreateJobsAllOrNone(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	taken := create(t, s, newJob("job-taken"))
+	for name, bad := range map[string]berth.Job{
+		"empty id":  {Pool: "p"},
+		"id in use": newJob(taken.ID),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if bad.ID == taken.ID {
+				bad.IdempotencyKey = "a new key"
+			}
+			_, err := s.CreateJobs(ctx, []berth.Job{newJob("job-x" + name), bad, newJob("job-y" + name)}, nil)
+			if err == nil {
+				t.Fatal("CreateJobs with a bad job: no error")
+			}
+			for _, id := range []string{"job-x" + name, "job-y" + name} {
+				if _, err := s.GetJob(ctx, id); !isNotFound(err) {
+					t.Errorf("GetJob(%s) after the failed call: error %v, want not found", id, err)
+				}
+			}
+		})
+	}
+	t.Run("held says no", func(t *testing.T) {
+		again := newJob("job-again")
+		again.IdempotencyKey = taken.IdempotencyKey
+		no := berth.Errorf(berth.ErrConflict, "not that one")
+		_, err := s.CreateJobs(ctx, []berth.Job{newJob("job-z"), again}, func(int, *berth.Job) error { return no })
+		if !errors.Is(err, no) {
+			t.Fatalf("CreateJobs: error %v, want held's", err)
+		}
+		if _, err := s.GetJob(ctx, "job-z"); !isNotFound(err) {
+			t.Errorf("GetJob(job-z) after the failed call: error %v, want not found", err)
+		}
+	})
+	if evs := eventsOf(t, s, store.EventQueued); len(evs) != 1 {
+		t.Errorf("queued events %+v, want only job-taken's", evs)
 	}
 }
 
@@ -408,11 +514,7 @@ func testRequestCancel(t *testing.T, s store.Store) {
 				isErr(t, "RequestCancel of an ended job", err, berth.ErrConflict)
 				equal(t, "job returned with the conflict", got, j)
 				equal(t, "job stored", getJob(t, s, j.ID), j)
-				evs, err := s.ListEvents(ctx, store.EventFilter{JobID: j.ID})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(evs) != 0 {
+				if evs := loopEvents(t, s, store.EventFilter{JobID: j.ID}); len(evs) != 0 {
 					t.Errorf("events after a refused request: %+v", evs)
 				}
 				return
@@ -431,10 +533,7 @@ func testRequestCancel(t *testing.T, s store.Store) {
 				t.Fatalf("second RequestCancel: %v", err)
 			}
 			equal(t, "second RequestCancel result", again, want)
-			evs, err := s.ListEvents(ctx, store.EventFilter{JobID: j.ID})
-			if err != nil {
-				t.Fatal(err)
-			}
+			evs := loopEvents(t, s, store.EventFilter{JobID: j.ID})
 			if len(evs) != 1 {
 				t.Fatalf("%d events, want 1: %+v", len(evs), evs)
 			}
@@ -518,10 +617,7 @@ func testCommitRoundTrip(t *testing.T, s store.Store) {
 	equal(t, "pool state", st.Pools, []berth.PoolState{pools[1], pools[0]})
 	equal(t, "affinity", st.Affinity, map[string]string{"nightly-2026-11-24": "cl-2"})
 
-	evs, err := s.ListEvents(ctx, store.EventFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	evs := loopEvents(t, s, store.EventFilter{})
 	if len(evs) != len(events) {
 		t.Fatalf("%d events, want %d", len(evs), len(events))
 	}
@@ -563,11 +659,7 @@ func testCommitAtomic(t *testing.T, s store.Store) {
 	if _, err := s.GetCluster(ctx, "cl-1"); !isNotFound(err) {
 		t.Errorf("cluster of the failed batch: error %v, want not found", err)
 	}
-	evs, err := s.ListEvents(ctx, store.EventFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(evs) != 0 {
+	if evs := loopEvents(t, s, store.EventFilter{}); len(evs) != 0 {
 		t.Errorf("events of the failed batch were written: %+v", evs)
 	}
 	st, err := s.Load(ctx)
@@ -980,12 +1072,8 @@ func testConcurrent(t *testing.T, s store.Store) {
 	if len(jobs) != writers*perWriter {
 		t.Errorf("%d running jobs, want %d", len(jobs), writers*perWriter)
 	}
-	evs, err := s.ListEvents(ctx, store.EventFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(evs) != writers*perWriter {
-		t.Errorf("%d events, want %d", len(evs), writers*perWriter)
+	if evs := loopEvents(t, s, store.EventFilter{}); len(evs) != writers*perWriter {
+		t.Errorf("%d events of the loop, want %d", len(evs), writers*perWriter)
 	}
 }
 

@@ -51,6 +51,11 @@ import (
 // DefaultMaxBodyBytes bounds a request body when Options.MaxBodyBytes is 0.
 const DefaultMaxBodyBytes = 1 << 20
 
+// batchBodyFactor is how many times the bound of one submission's body a
+// batch's may be: a batch of berth.MaxBatch jobs of a few hundred bytes
+// each fits well, one that carries large specs gets a 413 and can be cut.
+const batchBodyFactor = 16
+
 // MaxWait is the longest long poll GET /v1/jobs/{id}?wait= accepts. A server
 // in front of the handler needs a WriteTimeout above it, or none: the handler
 // clears the write deadline of a long poll where it can.
@@ -114,6 +119,7 @@ func (s *server) routes() {
 		s.mux.Handle(pattern, s.handle(f))
 	}
 	h("POST /v1/jobs", s.submit)
+	h("POST /v1/jobs/batch", s.submitBatch)
 	h("GET /v1/jobs", s.listJobs)
 	h("GET /v1/jobs/{id}", s.getJob)
 	h("POST /v1/jobs/{id}/cancel", s.cancelJob)

@@ -245,6 +245,78 @@ func TestSubmit(t *testing.T) {
 	})
 }
 
+// A batch is stored whole, answered in its order with created true or
+// false per job, and a bad job anywhere in it is an error that names it
+// and stores none.
+func TestSubmitBatch(t *testing.T) {
+	backends(t, testSubmitBatch)
+}
+
+func testSubmitBatch(t *testing.T, h *harness) {
+	used := h.submit(`{"pool": "small", "steps": [{"args": ["x"]}], "idempotency_key": "used"}`)
+	keyed := func(key, args string) string {
+		return `{"pool": "small", "steps": [{"args": ["` + args + `"]}], "idempotency_key": "` + key + `"}`
+	}
+	batch := func(specs ...string) string { return `{"jobs": [` + strings.Join(specs, ",") + `]}` }
+
+	r := h.do("POST", "/v1/jobs/batch", batch(goodSpec, keyed("used", "x"), keyed("new", "y"), keyed("new", "y")), "Content-Type", "application/json")
+	if r.status != http.StatusOK {
+		t.Fatalf("status %d, want 200: %s", r.status, r.body)
+	}
+	var got struct {
+		Jobs []berth.Submitted `json:"jobs"`
+	}
+	r.decode(t, &got)
+	if len(got.Jobs) != 4 {
+		t.Fatalf("%d jobs answered, want 4: %s", len(got.Jobs), r.body)
+	}
+	first, again, fresh, repeat := got.Jobs[0], got.Jobs[1], got.Jobs[2], got.Jobs[3]
+	if !first.Created || first.Job.Name != "phase-3" || first.Job.State != berth.JobQueued || first.Job.Priority != 3 {
+		t.Errorf("first job %+v does not reflect its spec", first)
+	}
+	if again.Created || again.Job.ID != used.ID {
+		t.Errorf("job of a used key: created %v, id %s; want false and %s", again.Created, again.Job.ID, used.ID)
+	}
+	if !fresh.Created || repeat.Created || repeat.Job.ID != fresh.Job.ID || fresh.Job.ID == first.Job.ID {
+		t.Errorf("a key twice in one batch: %v %s, then %v %s; want one job, created once", fresh.Created, fresh.Job.ID, repeat.Created, repeat.Job.ID)
+	}
+	for _, s := range []berth.Submitted{first, fresh} {
+		if _, err := h.service.Job(context.Background(), s.Job.ID); err != nil {
+			t.Errorf("job %s is not in the service: %v", s.Job.ID, err)
+		}
+	}
+
+	many := make([]string, berth.MaxBatch+1)
+	for i := range many {
+		many[i] = `{"pool": "small", "steps": [{"args": ["x"]}]}`
+	}
+	for _, tt := range []struct {
+		name, body string
+		status     int
+		code, msg  string
+	}{
+		{"no jobs", `{"jobs": []}`, 400, "invalid", "jobs: 0 given, want 1 to 1000"},
+		{"jobs missing", `{}`, 400, "invalid", "jobs: 0 given"},
+		{"too many", batch(many...), 400, "invalid", "jobs: 1001 given"},
+		{"a bad job", batch(goodSpec, goodSpec, `{"pool": "small", "steps": []}`), 400, "invalid", "jobs[2]: steps"},
+		{"an unknown pool", batch(goodSpec, `{"pool": "huge", "steps": [{"args": ["x"]}]}`), 422, "unprocessable", `jobs[1]: `},
+		{"a used key with another spec", batch(goodSpec, keyed("used", "other")), 409, "conflict", `jobs[1]: idempotency_key "used" was used for job ` + used.ID},
+		{"a key twice with two specs", batch(keyed("twice", "a"), goodSpec, keyed("twice", "b")), 409, "conflict", `jobs[2]: idempotency_key "twice"`},
+		{"unknown field", `{"jobs": [], "colour": "red"}`, 400, "invalid", `unknown field "colour"`},
+		{"not a list", `{"jobs": {"pool": "small"}}`, 400, "invalid", "jobs"},
+		{"malformed", `{"jobs": [`, 400, "invalid", "malformed JSON"},
+		{"oversized", `{"jobs": [{"pool": "small", "name": "` + strings.Repeat("x", 17<<20) + `"}]}`, 413, "too_large", "larger than"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before := h.state()
+			h.do("POST", "/v1/jobs/batch", tt.body).wantError(t, tt.status, tt.code, tt.msg)
+			if got := h.state(); got != before {
+				t.Errorf("a rejected batch changed the service: %s, was %s", got, before)
+			}
+		})
+	}
+}
+
 func TestSubmitIdempotent(t *testing.T) {
 	backends(t, testSubmitIdempotent)
 }

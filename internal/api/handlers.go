@@ -30,6 +30,13 @@ type (
 	status struct {
 		Status string `json:"status"`
 	}
+	// The request and the answer of POST /v1/jobs/batch.
+	batchRequest struct {
+		Jobs []berth.JobSpec `json:"jobs"`
+	}
+	batchAnswer struct {
+		Jobs []berth.Submitted `json:"jobs"`
+	}
 )
 
 func orEmpty[T any](s []T) []T {
@@ -70,6 +77,20 @@ func (s *server) submit(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Location", "/v1/jobs/"+job.ID)
 	return s.reply(w, http.StatusCreated, job)
+}
+
+// submitBatch stores up to berth.MaxBatch jobs in one write, all or none:
+// 200 with each job in the request's order, created true or false.
+func (s *server) submitBatch(w http.ResponseWriter, r *http.Request) error {
+	var req batchRequest
+	if err := s.decodeBodyMax(w, r, &req, s.maxBody*batchBodyFactor); err != nil {
+		return err
+	}
+	out, err := s.svc.SubmitBatch(r.Context(), req.Jobs)
+	if err != nil {
+		return err
+	}
+	return s.reply(w, http.StatusOK, batchAnswer{Jobs: out})
 }
 
 func (s *server) listJobs(w http.ResponseWriter, r *http.Request) error {

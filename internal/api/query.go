@@ -140,6 +140,11 @@ func (q *query) jobFilter() store.JobFilter {
 // decodeBody reads one JSON value into v: no unknown fields, nothing after
 // it, at most the configured number of bytes.
 func (s *server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	return s.decodeBodyMax(w, r, v, s.maxBody)
+}
+
+// decodeBodyMax is decodeBody with a bound of its own.
+func (s *server) decodeBodyMax(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
@@ -147,7 +152,7 @@ func (s *server) decodeBody(w http.ResponseWriter, r *http.Request, v any) error
 				"Content-Type must be application/json, got " + strconv.Quote(ct)}
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.maxBody))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return bodyError(err)

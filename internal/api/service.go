@@ -14,6 +14,9 @@ type Service interface {
 	// Submit validates and stores a job; created is false when the
 	// idempotency key matched an existing job, which is returned instead.
 	Submit(ctx context.Context, spec berth.JobSpec) (job berth.Job, created bool, err error)
+	// SubmitBatch validates and stores 1 to berth.MaxBatch jobs, all or
+	// none, and answers in their order.
+	SubmitBatch(ctx context.Context, specs []berth.JobSpec) ([]berth.Submitted, error)
 	Job(ctx context.Context, id string) (berth.Job, error)
 	// WaitJob returns once the job has ended or wait has passed, whichever
 	// comes first, or when ctx ends.

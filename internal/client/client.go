@@ -193,6 +193,18 @@ func (c *Client) Submit(ctx context.Context, spec berth.JobSpec) (job berth.Job,
 	return job, status == http.StatusCreated, err
 }
 
+// SubmitBatch submits up to berth.MaxBatch jobs in one request: all are
+// stored or, on an error, none. The answer is in the specs' order.
+func (c *Client) SubmitBatch(ctx context.Context, specs []berth.JobSpec) ([]berth.Submitted, error) {
+	var out struct {
+		Jobs []berth.Submitted `json:"jobs"`
+	}
+	_, err := c.do(ctx, http.MethodPost, "/v1/jobs/batch", nil, struct {
+		Jobs []berth.JobSpec `json:"jobs"`
+	}{specs}, &out)
+	return out.Jobs, err
+}
+
 // Job returns one job.
 func (c *Client) Job(ctx context.Context, id string) (berth.Job, error) {
 	var j berth.Job

@@ -325,20 +325,8 @@ func (s *Service) Ready(ctx context.Context) error {
 
 // Submit validates and stores a job, then wakes the loop to place it.
 func (s *Service) Submit(ctx context.Context, spec berth.JobSpec) (berth.Job, bool, error) {
-	if err := spec.Validate(); err != nil {
+	if err := s.check(&spec); err != nil {
 		return berth.Job{}, false, err
-	}
-	if err := spec.CheckPools(s.poolNames); err != nil {
-		return berth.Job{}, false, err
-	}
-	p := s.pools[spec.Pool]
-	if sc, ok := p.prov.(provider.StepChecker); ok {
-		for i, st := range spec.Steps {
-			if err := sc.CheckStep(st); err != nil {
-				return berth.Job{}, false, &berth.Error{Kind: berth.ErrUnprocessable, Err: err,
-					Public: fmt.Sprintf("steps[%d]: pool %s (provider %s) cannot run it: %s", i, p.pool.Name, p.pool.Provider, cmp.Or(berth.Public(err), "not a step this provider runs"))}
-			}
-		}
 	}
 	now := s.clock.Now()
 	job, created, err := s.store.CreateJob(ctx, spec.NewJob(s.newID("job", now), now))
@@ -352,6 +340,64 @@ func (s *Service) Submit(ctx context.Context, spec berth.JobSpec) (berth.Job, bo
 	}
 	s.annotate(&job)
 	return job, created, nil
+}
+
+// SubmitBatch validates and stores up to berth.MaxBatch jobs in one write:
+// all of them, or on any error none. The answer is in the batch's order; a
+// job whose idempotency key was taken, before or earlier in the batch, is
+// answered with the job that holds it.
+func (s *Service) SubmitBatch(ctx context.Context, specs []berth.JobSpec) ([]berth.Submitted, error) {
+	if len(specs) == 0 || len(specs) > berth.MaxBatch {
+		return nil, berth.Errorf(berth.ErrInvalid, "jobs: %d given, want 1 to %d", len(specs), berth.MaxBatch)
+	}
+	now := s.clock.Now()
+	jobs := make([]berth.Job, len(specs))
+	for i := range specs {
+		if err := s.check(&specs[i]); err != nil {
+			return nil, berth.Within(err, fmt.Sprintf("jobs[%d]", i))
+		}
+		jobs[i] = specs[i].NewJob(s.newID("job", now), now)
+	}
+	out, err := s.store.CreateJobs(ctx, jobs, func(i int, holder *berth.Job) error {
+		if field := specs[i].Mismatch(holder); field != "" {
+			return berth.Within(berth.IdempotencyConflict(specs[i].IdempotencyKey, holder.ID, field), fmt.Sprintf("jobs[%d]", i))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("submit batch: %w", err)
+	}
+	for i := range out {
+		if out[i].Created {
+			s.stored()
+			break
+		}
+	}
+	for i := range out {
+		s.annotate(&out[i].Job)
+	}
+	return out, nil
+}
+
+// check is what a submission must pass before it is stored: the spec on
+// its own, its pool, and its steps as the pool's provider sees them.
+func (s *Service) check(spec *berth.JobSpec) error {
+	if err := spec.Validate(); err != nil {
+		return err
+	}
+	if err := spec.CheckPools(s.poolNames); err != nil {
+		return err
+	}
+	p := s.pools[spec.Pool]
+	if sc, ok := p.prov.(provider.StepChecker); ok {
+		for i, st := range spec.Steps {
+			if err := sc.CheckStep(st); err != nil {
+				return &berth.Error{Kind: berth.ErrUnprocessable, Err: err,
+					Public: fmt.Sprintf("steps[%d]: pool %s (provider %s) cannot run it: %s", i, p.pool.Name, p.pool.Provider, cmp.Or(berth.Public(err), "not a step this provider runs"))}
+			}
+		}
+	}
+	return nil
 }
 
 // Job returns one job.

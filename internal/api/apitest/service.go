@@ -175,6 +175,11 @@ func (s *Service) Submit(ctx context.Context, spec berth.JobSpec) (berth.Job, bo
 			return cloneJob(*j), false, nil
 		}
 	}
+	return s.createLocked(spec), true, nil
+}
+
+// createLocked makes the job of a spec that passed every check.
+func (s *Service) createLocked(spec berth.JobSpec) berth.Job {
 	s.ids++
 	j := spec.NewJob(fmt.Sprintf("job-%04d", s.ids), s.clk.Now())
 	j.Seq = int64(s.ids)
@@ -185,7 +190,56 @@ func (s *Service) Submit(ctx context.Context, spec berth.JobSpec) (berth.Job, bo
 	}
 	s.eventLocked(j.ID, "", "queued", "submitted to pool "+j.Pool)
 	s.changedLocked()
-	return cloneJob(j), true, nil
+	return cloneJob(j)
+}
+
+// SubmitBatch implements api.Service: every spec is checked, taken keys
+// included, before any job is made.
+func (s *Service) SubmitBatch(ctx context.Context, specs []berth.JobSpec) ([]berth.Submitted, error) {
+	if len(specs) == 0 || len(specs) > berth.MaxBatch {
+		return nil, berth.Errorf(berth.ErrInvalid, "jobs: %d given, want 1 to %d", len(specs), berth.MaxBatch)
+	}
+	at := func(i int) string { return fmt.Sprintf("jobs[%d]", i) }
+	for i := range specs {
+		if err := specs[i].Validate(); err != nil {
+			return nil, berth.Within(err, at(i))
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clk.Now()
+	held := make([]*berth.Job, len(specs))
+	first := map[string]int{}
+	for i, spec := range specs {
+		if err := spec.CheckPools(slices.Sorted(maps.Keys(s.pools))); err != nil {
+			return nil, berth.Within(err, at(i))
+		}
+		k := spec.IdempotencyKey
+		if k == "" {
+			continue
+		}
+		if id, ok := s.keys[k]; ok {
+			held[i] = s.jobs[id]
+		} else if f, ok := first[k]; ok {
+			j := specs[f].NewJob("", now)
+			held[i] = &j
+		} else {
+			first[k] = i
+			continue
+		}
+		if field := spec.Mismatch(held[i]); field != "" {
+			return nil, berth.Within(berth.IdempotencyConflict(k, held[i].ID, field), at(i))
+		}
+	}
+	out := make([]berth.Submitted, len(specs))
+	for i, spec := range specs {
+		if held[i] != nil {
+			out[i] = berth.Submitted{Job: cloneJob(*s.jobs[s.keys[spec.IdempotencyKey]])}
+			continue
+		}
+		out[i] = berth.Submitted{Job: s.createLocked(spec), Created: true}
+	}
+	return out, nil
 }
 
 // Job implements api.Service.

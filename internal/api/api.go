@@ -41,6 +41,7 @@ import (
 	"crypto/subtle"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -74,6 +75,9 @@ type Options struct {
 	Metrics http.Handler
 	// MaxBodyBytes bounds a request body; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Pprof serves net/http/pprof's handlers under /debug/pprof/, behind
+	// the token like /metrics; off, those paths answer 404.
+	Pprof bool
 }
 
 type server struct {
@@ -111,6 +115,13 @@ func New(o Options) http.Handler {
 		s.tokenSum = sha256.Sum256([]byte(o.Token))
 	}
 	s.routes()
+	if o.Pprof {
+		s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		s.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		s.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return s
 }
 
@@ -209,7 +220,7 @@ func (s *server) route(w http.ResponseWriter, r *http.Request) {
 }
 
 func needsToken(path string) bool {
-	return path == "/v1" || strings.HasPrefix(path, "/v1/") || path == "/metrics"
+	return path == "/v1" || strings.HasPrefix(path, "/v1/") || path == "/metrics" || strings.HasPrefix(path, "/debug/")
 }
 
 func (s *server) authorized(r *http.Request) bool {

@@ -1096,6 +1096,24 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// The profiler is off unless asked for, and then behind the token.
+func TestPprof(t *testing.T) {
+	h := newHarness(t)
+	h.do("GET", "/debug/pprof/", "").wantError(t, 404, "not_found", "/debug/pprof/")
+
+	h = newHarness(t, func(o *api.Options) { o.Pprof = true; o.Token = "s3cret" })
+	h.do("GET", "/debug/pprof/", "").wantError(t, 401, "unauthorized", "token")
+	h.do("GET", "/debug/pprof/heap?debug=1", "").wantError(t, 401, "unauthorized", "token")
+	r := h.do("GET", "/debug/pprof/heap?debug=1", "", "Authorization", "Bearer s3cret")
+	if r.status != 200 || !strings.Contains(string(r.body), "heap profile") {
+		t.Errorf("heap profile: %d %.200q", r.status, r.body)
+	}
+	r = h.do("GET", "/debug/pprof/", "", "Authorization", "Bearer s3cret")
+	if r.status != 200 || !strings.Contains(string(r.body), "goroutine") {
+		t.Errorf("pprof index: %d %.200q", r.status, r.body)
+	}
+}
+
 func TestAuth(t *testing.T) {
 	backends(t, testAuth, func(o *api.Options) { o.Token = "s3cret" })
 }

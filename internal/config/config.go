@@ -91,6 +91,10 @@ type Config struct {
 	Token string `yaml:"token,omitempty"`
 	// LogLevel is one of debug, info, warn, error. Default info.
 	LogLevel string `yaml:"log_level"`
+	// Pprof serves Go's profiler at /debug/pprof/, behind the token when
+	// one is set, so that a live server can be profiled. Off by default:
+	// it shows how the server works, and a profile costs CPU while it runs.
+	Pprof bool `yaml:"pprof,omitempty"`
 	// Pools are the cluster templates jobs name; at least one is required
 	// and their names are unique.
 	Pools []Pool `yaml:"pools"`

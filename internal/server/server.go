@@ -111,6 +111,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (*Server, error) {
 		Token:   cfg.Token,
 		Log:     o.Log,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		Pprof:   cfg.Pprof,
 	})
 	return &Server{
 		log:   o.Log,

@@ -116,6 +116,7 @@ func TestServerRunsAJobOverHTTP(t *testing.T) {
 		`berth_clusters{pool="p",state="ready"} 1`,
 		`berth_jobs{pool="p",state="queued"} 0`,
 		`berth_cluster_cost_live{pool="p"}`,
+		`berth_loop_pass_seconds_count`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)

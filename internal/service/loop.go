@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/clock"
 	"github.com/berthhq/berth/internal/lifecycle"
 	"github.com/berthhq/berth/internal/provider"
 	"github.com/berthhq/berth/internal/store"
@@ -178,7 +179,10 @@ func (c command) answer(err error) {
 func (l *loop) pass(inputs []any) Pass {
 	l.pending = append(l.pending, inputs...)
 	p := Pass{At: l.s.clock.Now(), Inputs: len(l.pending)}
+	start := clock.Real{}.Now()
 	p.Err = l.runOnce(l.ctx, p.At, &p)
+	p.Took = clock.Real{}.Now().Sub(start)
+	l.s.metrics.pass(p.Took)
 	return p
 }
 

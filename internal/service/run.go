@@ -57,6 +57,9 @@ type Pass struct {
 	Illegal int
 	// Err is the commit's error (or the reload's), if any.
 	Err error
+	// Took is the pass's wall time (in a simulation too: it measures the
+	// code, not the simulated world).
+	Took time.Duration
 }
 
 // post hands an input to the loop and wakes it.

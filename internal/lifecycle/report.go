@@ -213,6 +213,10 @@ func (s *State) applyStep(j *berth.Job, c *Cluster, a *berth.Attempt, cur *berth
 		return
 	}
 	cur.EndedAt, cur.ExitCode, cur.Message = or(ps.EndedAt, now), ps.ExitCode, ps.Message
+	if s.fx.StepsEnded == nil {
+		s.fx.StepsEnded = map[string][]string{}
+	}
+	s.fx.StepsEnded[c.C.ID] = append(s.fx.StepsEnded[c.C.ID], ps.ID)
 	stop, stopping := s.stopReason(j, now)
 	switch ps.State {
 	case berth.StepSucceeded:

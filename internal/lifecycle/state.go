@@ -181,6 +181,10 @@ type Effects struct {
 	// Readied lists the clusters that came up, for the learned boot
 	// times.
 	Readied []*Cluster
+	// StepsEnded lists, by cluster, the provider ids of the steps whose
+	// end the pass recorded: once committed, their provider need not list
+	// them again (provider.Forgetter).
+	StepsEnded map[string][]string
 	// Wake asks for another pass soon.
 	Wake bool
 	// WakeAt is when something comes due that a pass must see.

@@ -131,6 +131,17 @@ type StepTracker interface {
 	TrackSteps(clusterID string, steps []TrackedStep)
 }
 
+// Forgetter is the optional capability of a provider that lists ended
+// steps for a while (ListSteps): the service tells it the steps whose end
+// it has committed, and it lists them no more, so that a poll costs the
+// steps under way and not the cluster's recent history. It only changes
+// what the Provider value lists from now on (a restarted service asks
+// again), so it must be cheap and must not block: the loop calls it after
+// each commit.
+type Forgetter interface {
+	ForgetSteps(clusterID string, stepIDs []string)
+}
+
 // TrackedStep is a step a StepTracker is told to watch.
 type TrackedStep struct {
 	// ID is the provider's id; empty when Berth never learnt it.

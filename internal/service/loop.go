@@ -348,6 +348,7 @@ func (l *loop) commit(ctx context.Context, now time.Time) ([]lifecycle.Call, err
 	for _, j := range b.Jobs {
 		written[j.ID] = true
 	}
+	l.forgetSteps(fx.StepsEnded)
 	l.wakeAt = fx.WakeAt
 	calls, watch, poke, wake := fx.Calls, fx.Watch, fx.Poke, fx.Wake
 	l.st.Committed()
@@ -364,6 +365,20 @@ func (l *loop) commit(ctx context.Context, now time.Time) ([]lifecycle.Call, err
 	}
 	l.publish(now, written)
 	return calls, nil
+}
+
+// forgetSteps tells the providers that can forget (provider.Forgetter)
+// the steps whose end the commit recorded.
+func (l *loop) forgetSteps(ended map[string][]string) {
+	for _, id := range keys(ended) {
+		c := l.st.Cluster(id)
+		if c == nil || c.C.ProviderID == "" {
+			continue
+		}
+		if f, ok := l.s.pools[c.C.Pool].prov.(provider.Forgetter); ok {
+			f.ForgetSteps(c.C.ProviderID, ended[id])
+		}
+	}
 }
 
 // publish hands readers a copy of the live counts and tells long polls

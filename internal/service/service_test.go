@@ -50,6 +50,12 @@ func TestJobRunsItsStepsInOrder(t *testing.T) {
 			t.Errorf("step %d started %d times at the provider", i, n)
 		}
 	}
+	// Once their ends are committed the provider lists the steps no more
+	// (provider.Forgetter): a poll costs what runs, not the history.
+	listed, err := h.prov.ListSteps(context.Background(), h.cluster(j.ClusterID).ProviderID)
+	if err != nil || len(listed) != 0 {
+		t.Errorf("the provider still lists %d steps (%v), want none", len(listed), err)
+	}
 }
 
 func TestIdempotentSubmit(t *testing.T) {

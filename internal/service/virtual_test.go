@@ -303,16 +303,8 @@ func (h *vharness) simCluster(providerID string) sim.ClusterInfo {
 // reports it; "" when it has none of that name.
 func (h *vharness) stepState(providerID, name string) berth.StepState {
 	h.t.Helper()
-	steps, err := h.prov.ListSteps(context.Background(), providerID)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	for _, s := range steps {
-		if s.Name == name {
-			return s.State
-		}
-	}
-	return ""
+	s, _ := h.prov.StepByName(providerID, name)
+	return s.State
 }
 
 // kill reclaims one of Berth's clusters at the provider, as a spot

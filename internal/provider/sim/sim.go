@@ -118,6 +118,7 @@ var (
 	_ provider.LogReader   = (*Provider)(nil)
 	_ provider.Poller      = (*Provider)(nil)
 	_ provider.Attributor  = (*Provider)(nil)
+	_ provider.Forgetter   = (*Provider)(nil)
 )
 
 // New returns a Provider with no clusters.
@@ -251,7 +252,7 @@ type cluster struct {
 	// found it gone already.
 	termAsked bool
 
-	steps  []*step // in submission order; ListSteps drops those ended over listWindow ago
+	steps  []*step // in submission order; ListSteps drops those forgotten or ended over listWindow ago
 	byName map[string]*step
 	byStep map[string]*step
 	// active are the steps that may still be running: Snapshot prunes

@@ -192,6 +192,35 @@ func TestStepOutcomes(t *testing.T) {
 	}
 }
 
+// A step the service says it recorded is listed no more once it ended;
+// one still running stays listed, and StepByName still finds both.
+func TestForgetSteps(t *testing.T) {
+	p, fc := newFake(t, sim.Options{})
+	cluster := create(t, p, false)
+	at(fc, time.Minute)
+	done := submit(t, p, cluster, "step-done", "sleep", "10s")
+	long := submit(t, p, cluster, "step-long", "sleep", "1h")
+	fc.Advance(time.Minute)
+	p.ForgetSteps(cluster, []string{done, long, "no-such-step"})
+	p.ForgetSteps("no-such-cluster", []string{done})
+	steps, err := p.ListSteps(ctx, cluster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) != 1 || steps[0].ID != long {
+		t.Fatalf("listed %v, want only the running step %s", steps, long)
+	}
+	for name, want := range map[string]berth.StepState{"step-done": berth.StepSucceeded, "step-long": berth.StepRunning} {
+		if s, ok := p.StepByName(cluster, name); !ok || s.State != want {
+			t.Errorf("StepByName(%s) = %s, %v; want %s", name, providertest.Format(s), ok, want)
+		}
+	}
+	// Forgetting is not a call of the provider's API.
+	if n := p.Snapshot().Calls[cluster]; n != 3 {
+		t.Errorf("%d calls counted on the cluster, want 3 (two submits, one list)", n)
+	}
+}
+
 func TestStepTimeDefaultsToZero(t *testing.T) {
 	p, _ := newFake(t, sim.Options{})
 	cluster := create(t, p, false)

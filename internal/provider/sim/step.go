@@ -32,6 +32,9 @@ type step struct {
 	ok   bool
 	// cancelAt is when CancelStep stopped it; zero when it did not.
 	cancelAt time.Time
+	// forgotten is set once the service recorded its end: ListSteps
+	// drops it.
+	forgotten bool
 }
 
 // outcome is how a step ends, which may lie in the future.
@@ -181,6 +184,9 @@ func (p *Provider) ListSteps(ctx context.Context, clusterID string) ([]provider.
 	steps := make([]provider.Step, 0, len(c.steps))
 	kept := c.steps[:0]
 	for _, s := range c.steps {
+		if s.forgotten {
+			continue
+		}
 		v := s.view(c, now)
 		if !v.EndedAt.IsZero() && now.Sub(v.EndedAt) > listWindow {
 			continue
@@ -191,6 +197,36 @@ func (p *Provider) ListSteps(ctx context.Context, clusterID string) ([]provider.
 	clear(c.steps[len(kept):])
 	c.steps = kept
 	return reply(lost, op, steps, nil)
+}
+
+// ForgetSteps lists the given steps no more once they have ended (see
+// provider.Forgetter); one that has not ended yet stays listed. It is no
+// provider call: it counts as none, and no fault touches it.
+func (p *Provider) ForgetSteps(clusterID string, stepIDs []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := p.byID[clusterID]
+	if c == nil {
+		return
+	}
+	now := p.clock.Now()
+	for _, id := range stepIDs {
+		if s := c.byStep[id]; s != nil && s.ended(c, now) {
+			s.forgotten = true
+		}
+	}
+}
+
+// StepByName reports the step of that name on a cluster as ListSteps
+// would, forgotten or not: for checks of what the provider ran.
+func (p *Provider) StepByName(clusterID, name string) (provider.Step, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := p.byID[clusterID]
+	if c == nil || c.byName[name] == nil {
+		return provider.Step{}, false
+	}
+	return c.byName[name].view(c, p.clock.Now()), true
 }
 
 // listWindow is how long ListSteps goes on reporting a step after it

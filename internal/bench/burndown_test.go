@@ -1,0 +1,122 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/client"
+	"github.com/berthhq/berth/internal/config"
+	"github.com/berthhq/berth/internal/server"
+	"github.com/berthhq/berth/internal/store/sqlite"
+)
+
+// burnJobs is how many jobs BenchmarkBurnDown queues before it lets the
+// pool run them.
+var burnJobs = 20_000
+
+// BenchmarkBurnDown queues burnJobs one-step jobs on a sim pool whose
+// clusters are up and whose steps end at once, then measures how fast the
+// loop runs them to success: every move (placed, running, succeeded) a
+// commit to SQLite with synchronous=FULL. It is the service's own cost per
+// job, with no provider time in it.
+func BenchmarkBurnDown(b *testing.B) {
+	for _, tt := range []struct{ slots, clusters int }{{32, 1}, {32, 32}} {
+		b.Run(fmt.Sprintf("slots=%d", tt.slots*tt.clusters), func(b *testing.B) {
+			for range b.N {
+				burnDown(b, tt.slots, tt.clusters)
+			}
+		})
+	}
+}
+
+func burnDown(b *testing.B, slots, clusters int) {
+	b.StopTimer()
+	dir := b.TempDir()
+	db := filepath.Join(dir, "berth.db")
+	// The queue is filled in the store before the server starts, so the
+	// clock starts with all jobs queued.
+	st, err := sqlite.Open(context.Background(), db, discardLog())
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	batch := make([]berth.Job, 0, berth.MaxBatch)
+	for i := range burnJobs {
+		spec := job(fmt.Sprintf("burn/%d", i), "true")
+		batch = append(batch, spec.NewJob(berth.NewID("job", now), now))
+		if len(batch) == berth.MaxBatch || i == burnJobs-1 {
+			if _, err := st.CreateJobs(context.Background(), batch, nil); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := config.Parse(fmt.Appendf(nil, `
+listen: 127.0.0.1:0
+store: sqlite://%s
+pools:
+  - name: %s
+    provider: sim
+    slots: %d
+    min_clusters: %d
+    max_clusters: %d
+    idle_timeout: 1h
+    price_per_hour: 1.0
+    sim: {boot_time: 0s, step_time: 0s, poll_interval: 1ms}
+`, filepath.ToSlash(db), poolName, slots, clusters, clusters))
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv, err := server.New(context.Background(), cfg, server.Options{Log: discardLog()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.StartTimer()
+	start := time.Now()
+	h := newHarness(b, srv)
+	h.check = func(context.Context) error { return nil }
+	ctx := b.Context()
+	// Until the loop's first pass the pool's status is empty: the burn is
+	// over when its queue, once seen, is empty.
+	for seen := false; ; time.Sleep(5 * time.Millisecond) {
+		p, err := h.c.Pool(ctx, poolName)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if left := p.Queued + p.Running; left > 0 {
+			seen = true
+		} else if seen {
+			break
+		}
+	}
+	took := time.Since(start)
+	b.StopTimer()
+	var done int
+	for q := (client.JobsQuery{State: berth.JobSucceeded, Limit: 1000}); ; {
+		jobs, next, err := h.c.Jobs(ctx, q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		done += len(jobs)
+		if next == "" {
+			break
+		}
+		q.Cursor = next
+	}
+	if done != burnJobs {
+		b.Fatalf("%d jobs succeeded, want %d", done, burnJobs)
+	}
+	b.ReportMetric(float64(burnJobs)/took.Seconds(), "jobs/s")
+	h.close()
+	b.StartTimer()
+}
+
+func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }

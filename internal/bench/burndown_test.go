@@ -1,10 +1,14 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,6 +103,7 @@ pools:
 	}
 	took := time.Since(start)
 	b.StopTimer()
+	b.ReportMetric(passCount(b, h)/float64(burnJobs), "passes/job")
 	var done int
 	for q := (client.JobsQuery{State: berth.JobSucceeded, Limit: 1000}); ; {
 		jobs, next, err := h.c.Jobs(ctx, q)
@@ -120,3 +125,25 @@ pools:
 }
 
 func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// passCount reads how many passes the loop made from the server's
+// metrics.
+func passCount(b *testing.B, h *harness) float64 {
+	resp, err := http.Get(h.srv.URL() + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if n, ok := strings.CutPrefix(sc.Text(), "berth_loop_pass_seconds_count "); ok {
+			f, err := strconv.ParseFloat(n, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return f
+		}
+	}
+	b.Fatal("no berth_loop_pass_seconds_count in the metrics")
+	return 0
+}

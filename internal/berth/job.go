@@ -169,6 +169,17 @@ type Job struct {
 	Seq int64 `json:"-"`
 }
 
+// SetRun copies from's run state into j: what changes while the job runs
+// (state, cluster, reason, times, failure counts, cost, the steps with
+// their states), not what its submission fixed, nor the attempts, which a
+// store merges by number. Steps are shared, not copied.
+func (j *Job) SetRun(from *Job) {
+	j.State, j.ClusterID, j.Reason = from.State, from.ClusterID, from.Reason
+	j.StartedAt, j.EndedAt, j.NotBefore = from.StartedAt, from.EndedAt, from.NotBefore
+	j.UserFailures, j.InfraFailures, j.Cost = from.UserFailures, from.InfraFailures, from.Cost
+	j.Steps = from.Steps
+}
+
 // CurrentAttempt returns the job's running attempt, or nil.
 func (j *Job) CurrentAttempt() *Attempt {
 	if n := len(j.Attempts); n > 0 && j.Attempts[n-1].State == AttemptRunning {

@@ -62,7 +62,18 @@ type loop struct {
 	// the one published last.
 	outlooks [2]lifecycle.Outlook
 	flip     int
+	// forecastAt is when the outlook was last made; forecastDue is set
+	// while a pass since has left it as it was.
+	forecastAt  time.Time
+	forecastDue bool
 }
+
+// forecastEvery is how often at most the loop makes the outlook: it runs
+// the head of every queue forward in time, a millisecond or two that a
+// pass of a busy loop must not pay each time. A pass that skips it asks
+// for one when it comes due, so the last outlook is never older than this
+// after the work settles.
+const forecastEvery = 250 * time.Millisecond
 
 func (s *Service) newLoop(ctx context.Context) (*loop, error) {
 	var pools []*lifecycle.Pool
@@ -419,9 +430,19 @@ func (l *loop) publish(now time.Time, jobs map[string]bool) {
 		ps.Queued, ps.Running = l.st.QueueLen(name), l.st.RunningIn(name)
 		v.pools[name] = ps
 	}
-	v.outlook, v.seq = &l.outlooks[l.flip], l.lastSeq
-	l.flip ^= 1
-	l.st.Forecast(now, v.outlook)
+	v.seq = l.lastSeq
+	if next := l.forecastAt.Add(forecastEvery); l.forecastAt.IsZero() || !now.Before(next) {
+		v.outlook = &l.outlooks[l.flip]
+		l.flip ^= 1
+		l.st.Forecast(now, v.outlook)
+		l.forecastAt, l.forecastDue = now, false
+	} else {
+		v.outlook = &l.outlooks[l.flip^1]
+		if !l.forecastDue {
+			l.forecastDue = true
+			l.s.exec.AfterFunc(next.Sub(now), l.s.Wake)
+		}
+	}
 	l.s.metrics.observe(v, now)
 	l.s.publish(v, jobs)
 }

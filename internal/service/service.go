@@ -426,9 +426,20 @@ func (s *Service) annotate(j *berth.Job) {
 	}
 	seen := j.Seq <= s.view.seq
 	s.mu.Unlock()
-	if !known {
+	now := s.clock.Now()
+	// The outlook is made at most every forecastEvery, so the job as read
+	// may be newer: its own backoff comes first, one the outlook saw that
+	// is over is not shown, and a start it foresaw that has passed while
+	// the job still waits is due now.
+	if known && w.WaitReason == berth.WaitBackoff && !w.WaitUntil.Equal(j.NotBefore) {
+		known = false
+	}
+	if known && !w.ETA.IsZero() && w.ETA.Before(now) {
+		w.ETA = now
+	}
+	if !known || (j.NotBefore.After(now) && w.WaitReason != berth.WaitBackoff) {
 		switch {
-		case j.NotBefore.After(s.clock.Now()):
+		case j.NotBefore.After(now):
 			w = berth.Wait{WaitReason: berth.WaitBackoff, WaitUntil: j.NotBefore}
 		case ps.Blocked:
 			w = berth.Wait{WaitReason: berth.WaitPoolBlocked}

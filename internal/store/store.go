@@ -65,9 +65,11 @@ type Store interface {
 	// cancel request.
 	CancelRequests(ctx context.Context) ([]string, error)
 	// Commit writes a batch of the loop's changes in one transaction: all of
-	// it or none. Jobs and clusters are written whole (attempts included),
-	// except a job's CancelRequested, Seq and CreatedAt, which only the store
-	// sets. Events are appended.
+	// it or none. Of a job it writes the run state (berth.Job.SetRun): what
+	// its submission fixed stays as stored, and so do CancelRequested, Seq
+	// and CreatedAt, which only the store sets. A job's attempts are
+	// upserted by number, and one the batch does not list stays. Clusters
+	// are written whole; events are appended.
 	Commit(ctx context.Context, b Batch) error
 
 	// Lock takes the exclusive right to run the loop over this store, for

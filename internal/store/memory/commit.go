@@ -33,10 +33,13 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) error {
 	for i := range b.Jobs {
 		e := db.jobs[b.Jobs[i].ID]
 		old := e.job
-		j := cloneJobOver(&b.Jobs[i], &old)
-		// Only the store sets these; the loop's copy of CancelRequested
-		// may be older than a request the API recorded since.
-		j.Seq, j.CreatedAt, j.CancelRequested = old.Seq, old.CreatedAt, old.CancelRequested
+		given := cloneJobOver(&b.Jobs[i], &old)
+		// The submission's fields stay, and so do the store's own (the
+		// loop's copy of CancelRequested may be older than a request the
+		// API recorded since).
+		j := old
+		j.SetRun(&given)
+		j.Attempts = mergeAttempts(old.Attempts, given.Attempts)
 		e.job = j
 		db.reindex(e, &old)
 	}
@@ -46,9 +49,26 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) error {
 	return nil
 }
 
+// mergeAttempts upserts given into old by number, in a new slice ordered
+// by number.
+func mergeAttempts(old, given []berth.Attempt) []berth.Attempt {
+	out := slices.Clone(old)
+	for _, a := range given {
+		if i := slices.IndexFunc(out, func(o berth.Attempt) bool { return o.N == a.N }); i >= 0 {
+			out[i] = a
+		} else {
+			out = append(out, a)
+		}
+	}
+	slices.SortFunc(out, func(a, b berth.Attempt) int { return cmp.Compare(a.N, b.N) })
+	if out == nil {
+		out = []berth.Attempt{}
+	}
+	return out
+}
+
 // check finds what would make the sqlite driver fail the batch: an empty
-// cluster id or pool, a job that does not exist, an idempotency key that
-// another job holds.
+// cluster id or pool, a job that does not exist.
 func (db *DB) check(b *store.Batch) error {
 	for _, c := range b.Clusters {
 		if c.ID == "" {
@@ -60,33 +80,10 @@ func (db *DB) check(b *store.Batch) error {
 			return fmt.Errorf("memory: commit: %w: pool state with empty pool", berth.ErrInvalid)
 		}
 	}
-	// claimed holds the keys the batch gives to jobs that did not have
-	// them; the loop never changes a key, so it is almost always nil.
-	var claimed map[string]string
 	for i := range b.Jobs {
-		j := &b.Jobs[i]
-		e := db.jobs[j.ID]
-		if e == nil {
-			return notFound("commit", "job "+j.ID)
+		if db.jobs[b.Jobs[i].ID] == nil {
+			return notFound("commit", "job "+b.Jobs[i].ID)
 		}
-		k := j.IdempotencyKey
-		if k == "" || k == e.job.IdempotencyKey {
-			continue
-		}
-		holder := ""
-		if other := db.keys[k]; other != nil && other != e {
-			holder = other.job.ID
-		} else if by, ok := claimed[k]; ok && by != j.ID {
-			holder = by
-		}
-		if holder != "" {
-			return &berth.Error{Kind: berth.ErrConflict, Op: "memory: commit: job " + j.ID,
-				Public: fmt.Sprintf("idempotency key %q is held by job %s", k, holder)}
-		}
-		if claimed == nil {
-			claimed = map[string]string{}
-		}
-		claimed[k] = j.ID
 	}
 	return nil
 }

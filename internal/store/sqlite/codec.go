@@ -203,9 +203,9 @@ func scanJob(sc scanner) (berth.Job, error) {
 	return j, nil
 }
 
-// jobWriteCols are the columns CreateJob and Commit write from a job, in
-// the order of jobWriteArgs. Commit leaves out what only the store sets:
-// seq, id, created_at and cancel_requested.
+// jobWriteCols are the columns CreateJob writes from a job, in the order
+// of jobWriteArgs: all but what only the store sets (seq, id, created_at
+// and cancel_requested).
 var jobWriteCols = []string{
 	"pool", "name", "steps", "priority", "affinity", "affinity_required",
 	"retries", "max_infra_retries", "timeout_ns", "resume", "idempotency_key", "labels",
@@ -220,6 +220,21 @@ func jobWriteArgs(e *encoder, j *berth.Job, steps string, labels any) []any {
 		j.Retries, j.MaxInfraRetries, int64(j.Timeout), string(j.Resume), nullString(j.IdempotencyKey), labels,
 		string(j.State), j.ClusterID, string(j.Reason), e.time(j.StartedAt), e.time(j.EndedAt), e.time(j.NotBefore),
 		j.UserFailures, j.InfraFailures, j.Cost, j.ExecutionRoleArn, e.hints(j.Then),
+	}
+}
+
+// jobRunCols are the columns Commit writes: a job's run state, in the
+// order of jobRunArgs. The rest of the row is the submission's and never
+// changes; steps are written whole because they carry their states.
+var jobRunCols = []string{
+	"state", "cluster_id", "reason", "started_at", "ended_at", "not_before",
+	"user_failures", "infra_failures", "cost", "steps",
+}
+
+func jobRunArgs(e *encoder, j *berth.Job) []any {
+	return []any{
+		string(j.State), j.ClusterID, string(j.Reason), e.time(j.StartedAt), e.time(j.EndedAt), e.time(j.NotBefore),
+		j.UserFailures, j.InfraFailures, j.Cost, e.json(j.Steps),
 	}
 }
 

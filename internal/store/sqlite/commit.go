@@ -3,25 +3,15 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
-	"slices"
 
 	"github.com/berthhq/berth/internal/berth"
 	"github.com/berthhq/berth/internal/store"
 )
 
-// stored is what Commit needs to know about a job row before it rewrites
-// it: its labels as stored, and which attempts it has.
-type stored struct {
-	labels   sql.NullString
-	attempts []int
-}
-
-// Commit writes a batch in one transaction. It first reads the batch's
-// jobs in one query, so an unknown job fails the batch before anything is
-// written, and so labels and attempts are only rewritten where they
-// changed shape; the rest is one prepared statement per row.
+// Commit writes a batch in one transaction, one prepared statement per
+// row: a job's run state, each of its attempts, each cluster and event. A
+// job that does not exist fails the batch, which then writes nothing.
 func (s *Store) Commit(ctx context.Context, b store.Batch) error {
 	if b.Empty() {
 		return nil
@@ -37,10 +27,6 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) error {
 		}
 	}
 	return s.writeTx(ctx, "commit", func(tx *sql.Tx) error {
-		known, err := s.readStored(ctx, tx, b.Jobs)
-		if err != nil {
-			return err
-		}
 		var enc encoder
 		for i := range b.Clusters {
 			if _, err := tx.StmtContext(ctx, s.stmt.upsertCluster).ExecContext(ctx, clusterArgs(&enc, &b.Clusters[i])...); err != nil {
@@ -68,7 +54,7 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) error {
 			}
 		}
 		for i := range b.Jobs {
-			if err := s.writeJob(ctx, tx, &enc, &b.Jobs[i], known); err != nil {
+			if err := s.writeJob(ctx, tx, &enc, &b.Jobs[i]); err != nil {
 				return err
 			}
 		}
@@ -84,96 +70,23 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) error {
 	})
 }
 
-// readStored reads what writeJob compares against, and fails with
-// berth.ErrNotFound when a job of the batch does not exist.
-func (s *Store) readStored(ctx context.Context, tx *sql.Tx, jobs []berth.Job) (map[string]*stored, error) {
-	known := map[string]*stored{}
-	if len(jobs) == 0 {
-		return known, nil
-	}
-	ids := make([]string, len(jobs))
-	for i, j := range jobs {
-		ids[i] = j.ID
-	}
-	idJSON, err := json.Marshal(ids)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: commit: %w", err)
-	}
-	rows, err := tx.QueryContext(ctx, `SELECT id, labels, (SELECT json_group_array(n) FROM attempts a WHERE a.job_id = jobs.id)
-		FROM jobs WHERE id IN (SELECT value FROM json_each(?))`, string(idJSON))
-	if err != nil {
-		return nil, s.fail(ctx, "commit: read jobs", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			id, ns string
-			st     stored
-		)
-		if err := rows.Scan(&id, &st.labels, &ns); err != nil {
-			return nil, s.fail(ctx, "commit: read jobs", err)
-		}
-		if err := json.Unmarshal([]byte(ns), &st.attempts); err != nil {
-			return nil, fmt.Errorf("sqlite: commit: read attempts of job %s: %w", id, err)
-		}
-		known[id] = &st
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.fail(ctx, "commit: read jobs", err)
-	}
-	for _, id := range ids {
-		if known[id] == nil {
-			return nil, fmt.Errorf("sqlite: commit: job %q: %w", id, berth.ErrNotFound)
-		}
-	}
-	return known, nil
-}
-
-// writeJob rewrites one job row and its attempts, leaving seq, created_at
-// and cancel_requested as they are: those are the store's, and the loop's
-// copy of cancel_requested may be older than a request the API recorded
-// since.
-func (s *Store) writeJob(ctx context.Context, tx *sql.Tx, enc *encoder, j *berth.Job, known map[string]*stored) error {
+// writeJob writes one job's run state and upserts its attempts. An
+// attempt it does not list stays: the loop never drops one.
+func (s *Store) writeJob(ctx context.Context, tx *sql.Tx, enc *encoder, j *berth.Job) error {
 	op := "commit: job " + j.ID
-	st := known[j.ID]
-	labels := enc.labels(j.Labels)
-	args := append(jobWriteArgs(enc, j, enc.json(j.Steps), labels), j.ID)
-	if _, err := tx.StmtContext(ctx, s.stmt.updateJob).ExecContext(ctx, args...); err != nil {
+	res, err := tx.StmtContext(ctx, s.stmt.updateJob).ExecContext(ctx, append(jobRunArgs(enc, j), j.ID)...)
+	if err != nil {
 		return s.fail(ctx, op, err)
 	}
-
-	newLabels := sql.NullString{}
-	if labels != nil {
-		newLabels = sql.NullString{String: labels.(string), Valid: true}
+	if n, err := res.RowsAffected(); err != nil {
+		return s.fail(ctx, op, err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlite: commit: job %q: %w", j.ID, berth.ErrNotFound)
 	}
-	if newLabels != st.labels {
-		if _, err := tx.StmtContext(ctx, s.stmt.deleteLabels).ExecContext(ctx, j.ID); err != nil {
-			return s.fail(ctx, op+": labels", err)
-		}
-		if labels != nil {
-			if _, err := tx.StmtContext(ctx, s.stmt.insertLabels).ExecContext(ctx, j.ID, labels); err != nil {
-				return s.fail(ctx, op+": labels", err)
-			}
-		}
-		st.labels = newLabels
-	}
-
-	ns := make([]int, len(j.Attempts))
 	for i := range j.Attempts {
-		ns[i] = j.Attempts[i].N
 		if _, err := tx.StmtContext(ctx, s.stmt.upsertAttempt).ExecContext(ctx, attemptArgs(enc, j.ID, &j.Attempts[i])...); err != nil {
 			return s.fail(ctx, fmt.Sprintf("%s: attempt %d", op, j.Attempts[i].N), err)
 		}
 	}
-	// The job is written whole: attempts it no longer lists go. The loop
-	// never drops one, so this is the rare path.
-	for _, n := range st.attempts {
-		if !slices.Contains(ns, n) {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM attempts WHERE job_id = ? AND n = ?`, j.ID, n); err != nil {
-				return s.fail(ctx, fmt.Sprintf("%s: drop attempt %d", op, n), err)
-			}
-		}
-	}
-	st.attempts = ns
 	return nil
 }

@@ -12,7 +12,6 @@ type statements struct {
 	insertJob     *sql.Stmt
 	updateJob     *sql.Stmt
 	insertLabels  *sql.Stmt
-	deleteLabels  *sql.Stmt
 	upsertAttempt *sql.Stmt
 	upsertCluster *sql.Stmt
 	insertEvent   *sql.Stmt
@@ -25,10 +24,9 @@ var (
 		VALUES (?, ?, ` + placeholders(len(jobWriteCols)) + `)
 		ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 		RETURNING seq`
-	updateJobSQL = `UPDATE jobs SET ` + strings.Join(jobWriteCols, " = ?, ") + ` = ? WHERE id = ?`
+	updateJobSQL = `UPDATE jobs SET ` + strings.Join(jobRunCols, " = ?, ") + ` = ? WHERE id = ?`
 
 	insertLabelsSQL = `INSERT INTO job_labels (job_id, key, value) SELECT ?, key, value FROM json_each(?)`
-	deleteLabelsSQL = `DELETE FROM job_labels WHERE job_id = ?`
 
 	upsertAttemptSQL = `INSERT INTO attempts (` + attemptCols + `) VALUES (` + placeholders(10) + `)
 		ON CONFLICT (job_id, n) DO UPDATE SET
@@ -55,7 +53,6 @@ func (st *statements) prepare(ctx context.Context, db *sql.DB) error {
 		{&st.insertJob, insertJobSQL},
 		{&st.updateJob, updateJobSQL},
 		{&st.insertLabels, insertLabelsSQL},
-		{&st.deleteLabels, deleteLabelsSQL},
 		{&st.upsertAttempt, upsertAttemptSQL},
 		{&st.upsertCluster, upsertClusterSQL},
 		{&st.insertEvent, insertEventSQL},
@@ -70,7 +67,7 @@ func (st *statements) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (st *statements) close() {
-	for _, s := range []*sql.Stmt{st.insertJob, st.updateJob, st.insertLabels, st.deleteLabels, st.upsertAttempt, st.upsertCluster, st.insertEvent} {
+	for _, s := range []*sql.Stmt{st.insertJob, st.updateJob, st.insertLabels, st.upsertAttempt, st.upsertCluster, st.insertEvent} {
 		if s != nil {
 			_ = s.Close()
 		}

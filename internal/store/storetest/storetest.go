@@ -71,8 +71,7 @@ func Run(t *testing.T, newDB func(t *testing.T) (open func() store.Store)) {
 		{"Commit/Atomic", testCommitAtomic},
 		{"Commit/KeepsStoreFields", testCommitKeepsStoreFields},
 		{"Commit/Attempts", testCommitAttempts},
-		{"Commit/Labels", testCommitLabels},
-		{"Commit/Then", testCommitThen},
+		{"Commit/SpecFixed", testCommitSpecFixed},
 		{"Commit/Upserts", testCommitUpserts},
 		{"Load", testLoad},
 		{"Load/Empty", testLoadEmpty},
@@ -723,59 +722,45 @@ func testCommitAttempts(t *testing.T, s store.Store) {
 	commit(t, s, store.Batch{Jobs: []berth.Job{r}})
 	equal(t, "job with two attempts", getJob(t, s, j.ID), stored(r, j.Seq, j.CreatedAt, false))
 
-	// Written whole: an attempt the job no longer lists is gone.
-	fewer := r
-	fewer.Attempts = r.Attempts[:1]
-	commit(t, s, store.Batch{Jobs: []berth.Job{fewer}})
-	equal(t, "job with the second attempt dropped", getJob(t, s, j.ID), stored(fewer, j.Seq, j.CreatedAt, false))
+	// Upserted, not written whole: an attempt the batch does not list
+	// stays.
+	last := r
+	last.Attempts = r.Attempts[1:]
+	last.Attempts[0].Cost = 42
+	commit(t, s, store.Batch{Jobs: []berth.Job{last}})
+	want := r
+	want.Attempts = []berth.Attempt{r.Attempts[0], last.Attempts[0]}
+	equal(t, "job after a commit of its last attempt", getJob(t, s, j.ID), stored(want, j.Seq, j.CreatedAt, false))
 }
 
-func testCommitLabels(t *testing.T, s store.Store) {
+// testCommitSpecFixed: a commit writes a job's run state; what its
+// submission fixed (pool, name, labels, then, key, ...) stays as stored,
+// whatever the batch's copy says, and so do the labels' matches.
+func testCommitSpecFixed(t *testing.T, s store.Store) {
 	j := create(t, s, newJob("job-1"))
-	j.Labels = map[string]string{"dag_id": "weekly", "new": "yes"}
-	commit(t, s, store.Batch{Jobs: []berth.Job{j}})
-	equal(t, "job", getJob(t, s, j.ID), j)
-	for _, c := range []struct {
-		labels map[string]string
-		want   int
-	}{
-		{map[string]string{"dag_id": "weekly"}, 1},
-		{map[string]string{"new": "yes"}, 1},
-		{map[string]string{"dag_id": "nightly"}, 0},
-		{map[string]string{"task_id": "phase_3"}, 0},
-	} {
-		jobs, _, err := s.ListJobs(t.Context(), store.JobFilter{Labels: c.labels})
+	w := ran(j, "cl-1", "cl-2")
+	changed := w
+	changed.Pool, changed.Name, changed.Priority, changed.Affinity, changed.AffinityRequired = "other", "renamed", 7, "elsewhere", !j.AffinityRequired
+	changed.Retries, changed.MaxInfraRetries, changed.Timeout, changed.Resume = 9, 9, berth.Duration(time.Minute), berth.ResumeUnfinished
+	changed.IdempotencyKey, changed.ExecutionRoleArn = "another key", "arn:aws:iam::123456789012:role/other"
+	changed.Labels = map[string]string{"dag_id": "weekly"}
+	changed.Then = []berth.Hint{{Pool: "small", Jobs: 2}}
+	commit(t, s, store.Batch{Jobs: []berth.Job{changed}})
+	equal(t, "job", getJob(t, s, j.ID), stored(w, j.Seq, j.CreatedAt, false))
+	for labels, want := range map[string]int{"weekly": 0, j.Labels["dag_id"]: 1} {
+		jobs, _, err := s.ListJobs(t.Context(), store.JobFilter{Labels: map[string]string{"dag_id": labels}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(jobs) != c.want {
-			t.Errorf("ListJobs(labels %v): %d jobs, want %d", c.labels, len(jobs), c.want)
+		if len(jobs) != want {
+			t.Errorf("ListJobs(dag_id %s): %d jobs, want %d", labels, len(jobs), want)
 		}
 	}
-	j.Labels = nil
-	commit(t, s, store.Batch{Jobs: []berth.Job{j}})
-	equal(t, "job without labels", getJob(t, s, j.ID), j)
-	jobs, _, err := s.ListJobs(t.Context(), store.JobFilter{Labels: map[string]string{"new": "yes"}})
-	if err != nil {
-		t.Fatal(err)
+	again := newJob("job-again")
+	again.IdempotencyKey = j.IdempotencyKey
+	if got, created, err := s.CreateJob(t.Context(), again); err != nil || created || got.ID != j.ID {
+		t.Errorf("CreateJob with the job's key: %s, created %v, %v; want %s", got.ID, created, err, j.ID)
 	}
-	if len(jobs) != 0 {
-		t.Errorf("a removed label still matches %d jobs", len(jobs))
-	}
-}
-
-// testCommitThen: a job's then list is written whole by a commit, and an
-// empty one comes back absent. The loop never changes it today; a store
-// must still not keep a stale copy.
-func testCommitThen(t *testing.T, s store.Store) {
-	j := create(t, s, newJob("job-1"))
-	j.Then = []berth.Hint{{Pool: "small", Jobs: 2}}
-	commit(t, s, store.Batch{Jobs: []berth.Job{j}})
-	equal(t, "job with another then", getJob(t, s, j.ID), j)
-	j.Then = []berth.Hint{}
-	commit(t, s, store.Batch{Jobs: []berth.Job{j}})
-	j.Then = nil
-	equal(t, "job with an empty then", getJob(t, s, j.ID), j)
 }
 
 func testCommitUpserts(t *testing.T, s store.Store) {

@@ -302,6 +302,9 @@ func (s *Server) Service() *service.Service { return s.svc }
 func (s *Server) Stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
+	// Long polls answer first, so that the requests Shutdown waits for
+	// are the short ones.
+	s.svc.EndWaits()
 	herr := s.http.Shutdown(ctx)
 	if errors.Is(herr, context.DeadlineExceeded) {
 		// Requests still open after the grace (a long poll, a client that

@@ -114,6 +114,9 @@ type Service struct {
 	l      *loop
 	// unlock gives up the store's Lock, held from Start to Stop.
 	unlock func() error
+	// waitsEnd is closed by EndWaits: long polls answer at once.
+	waitsEnd     chan struct{}
+	waitsEndOnce sync.Once
 }
 
 // view is what the loop publishes for readers after each pass.
@@ -159,6 +162,7 @@ func New(o Options) (*Service, error) {
 		callRetry: lifecycle.DefaultCallRetry,
 		pools:     map[string]*poolRT{},
 		next:      newCommitNote(),
+		waitsEnd:  make(chan struct{}),
 	}
 	for _, p := range o.Pools {
 		if p.Provider == nil {
@@ -455,6 +459,11 @@ func (s *Service) annotate(j *berth.Job) {
 
 // WaitJob returns the job once it has ended or wait has passed.
 func (s *Service) WaitJob(ctx context.Context, id string, wait time.Duration) (berth.Job, error) {
+	select {
+	case <-s.waitsEnd:
+		wait = 0
+	default:
+	}
 	deadline := s.clock.After(wait)
 	next := s.upcoming()
 	job, err := s.store.GetJob(ctx, id)
@@ -474,8 +483,19 @@ func (s *Service) WaitJob(ctx context.Context, id string, wait time.Duration) (b
 		case <-ctx.Done():
 			s.annotate(&job)
 			return job, nil
+		case <-s.waitsEnd:
+			s.annotate(&job)
+			return job, nil
 		}
 	}
+}
+
+// EndWaits answers every long poll at once with its job as it is, and
+// those that come later without waiting: a server that shuts down must
+// not wait minutes for them. Clients poll again, elsewhere or after the
+// restart.
+func (s *Service) EndWaits() {
+	s.waitsEndOnce.Do(func() { close(s.waitsEnd) })
 }
 
 // Jobs lists jobs.

@@ -664,3 +664,33 @@ func TestStepRequestsCarryTheExecutionRole(t *testing.T) {
 		}
 	}
 }
+
+// A server that shuts down ends its long polls: each answers at once with
+// its job as it is, and a later one does not wait either.
+func TestEndWaits(t *testing.T) {
+	h := newVirtual(t, simPool(), booting)
+	j := h.submit(berth.JobSpec{Steps: sleepSteps("1h")})
+	poll := func() <-chan berth.Job {
+		got := make(chan berth.Job, 1)
+		go func() {
+			w, err := h.svc.WaitJob(context.Background(), j.ID, time.Hour)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- w
+		}()
+		return got
+	}
+	before := poll()
+	h.svc.EndWaits()
+	for _, got := range []<-chan berth.Job{before, poll()} {
+		select {
+		case w := <-got:
+			if w.ID != j.ID || w.State.Terminal() {
+				t.Errorf("long poll answered %s %s, want the unfinished job %s", w.ID, w.State, j.ID)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("a long poll still waits after EndWaits")
+		}
+	}
+}

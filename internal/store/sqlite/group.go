@@ -127,6 +127,10 @@ func (s *Store) createGroup(group []*createReq) {
 		failAll(s.fail(ctx, "create jobs: begin", err))
 		return
 	}
+	if len(group) == 1 {
+		s.createAlone(ctx, tx, group[0])
+		return
+	}
 	for i, r := range group {
 		if err := r.ctx.Err(); err != nil {
 			results[i] = createResult{err: fmt.Errorf("sqlite: create job %s: %w", r.jobs[0].job.ID, err)}
@@ -184,4 +188,26 @@ func (s *Store) insertJobs(ctx context.Context, tx *sql.Tx, r *createReq) create
 		out[i] = c
 	}
 	return createResult{jobs: out}
+}
+
+// createAlone writes a call that has its transaction to itself, without
+// the savepoint: a failure undoes the whole transaction, which is its
+// alone. A savepoint over a batch of many jobs would keep a sub-journal
+// of every page the batch changes.
+func (s *Store) createAlone(ctx context.Context, tx *sql.Tx, r *createReq) {
+	var res createResult
+	if err := r.ctx.Err(); err != nil {
+		res.err = fmt.Errorf("sqlite: create job %s: %w", r.jobs[0].job.ID, err)
+	} else {
+		res = s.insertJobs(ctx, tx, r)
+	}
+	if res.err != nil {
+		_ = tx.Rollback()
+		r.done <- res
+		return
+	}
+	if err := tx.Commit(); err != nil {
+		res = createResult{err: s.fail(ctx, "create jobs: commit", err)}
+	}
+	r.done <- res
 }

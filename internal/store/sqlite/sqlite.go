@@ -120,6 +120,11 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 			"journal_mode(WAL)",
 			"synchronous(FULL)",
 			"foreign_keys(1)",
+			// 64 MiB of pages (the default is 2 MiB): the indexes a
+			// commit touches stay in memory as the tables grow, and a
+			// batch of a thousand jobs does not spill to the WAL before
+			// its commit.
+			"cache_size(-65536)",
 		},
 	})
 	w, err := sql.Open("sqlite", writeDSN)

@@ -476,11 +476,17 @@ func (s *Store) Load(ctx context.Context) (store.State, error) {
 }
 
 func readLiveJobs(ctx context.Context, q querier) ([]berth.Job, error) {
+	// Counted first: a million queued jobs appended to a growing slice
+	// would be copied over and over.
+	var n int
+	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE state IN `+liveJobStates).Scan(&n); err != nil {
+		return nil, err
+	}
 	rows, err := q.QueryContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE state IN `+liveJobStates+` ORDER BY seq`)
 	if err != nil {
 		return nil, err
 	}
-	jobs := []berth.Job{}
+	jobs := make([]berth.Job, 0, n)
 	for rows.Next() {
 		j, err := scanJob(rows)
 		if err != nil {

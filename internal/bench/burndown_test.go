@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -20,8 +21,8 @@ import (
 )
 
 // burnJobs is how many jobs BenchmarkBurnDown queues before it lets the
-// pool run them.
-var burnJobs = 20_000
+// pool run them (-burn.jobs=100000 for the figures in BENCHMARKS.md).
+var burnJobsFlag = flag.Int("burn.jobs", 20_000, "jobs BenchmarkBurnDown queues")
 
 // BenchmarkBurnDown queues burnJobs one-step jobs on a sim pool whose
 // clusters are up and whose steps end at once, then measures how fast the
@@ -40,6 +41,7 @@ func BenchmarkBurnDown(b *testing.B) {
 
 func burnDown(b *testing.B, slots, clusters int) {
 	b.StopTimer()
+	burnJobs := *burnJobsFlag
 	dir := b.TempDir()
 	db := filepath.Join(dir, "berth.db")
 	// The queue is filled in the store before the server starts, so the
@@ -103,7 +105,9 @@ pools:
 	}
 	took := time.Since(start)
 	b.StopTimer()
-	b.ReportMetric(passCount(b, h)/float64(burnJobs), "passes/job")
+	passes, busy := passStats(b, h)
+	b.ReportMetric(passes/float64(burnJobs), "passes/job")
+	b.ReportMetric(busy/took.Seconds(), "loop-busy")
 	var done int
 	for q := (client.JobsQuery{State: berth.JobSucceeded, Limit: 1000}); ; {
 		jobs, next, err := h.c.Jobs(ctx, q)
@@ -126,24 +130,30 @@ pools:
 
 func discardLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// passCount reads how many passes the loop made from the server's
-// metrics.
-func passCount(b *testing.B, h *harness) float64 {
+// passStats reads from the server's metrics how many passes the loop
+// made and the seconds they took.
+func passStats(b *testing.B, h *harness) (n, seconds float64) {
 	resp, err := http.Get(h.srv.URL() + "/metrics")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
+	found := 0
 	for sc.Scan() {
-		if n, ok := strings.CutPrefix(sc.Text(), "berth_loop_pass_seconds_count "); ok {
-			f, err := strconv.ParseFloat(n, 64)
-			if err != nil {
-				b.Fatal(err)
+		for name, into := range map[string]*float64{"berth_loop_pass_seconds_count ": &n, "berth_loop_pass_seconds_sum ": &seconds} {
+			if v, ok := strings.CutPrefix(sc.Text(), name); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					b.Fatal(err)
+				}
+				*into = f
+				found++
 			}
-			return f
 		}
 	}
-	b.Fatal("no berth_loop_pass_seconds_count in the metrics")
-	return 0
+	if found != 2 {
+		b.Fatal("no berth_loop_pass_seconds in the metrics")
+	}
+	return n, seconds
 }

@@ -167,6 +167,7 @@ func (s *Store) createGroup(group []*createReq) {
 		failAll(s.fail(ctx, "create jobs: commit", err))
 		return
 	}
+	s.wrote()
 	for i, r := range group {
 		r.done <- results[i]
 	}
@@ -209,5 +210,6 @@ func (s *Store) createAlone(ctx context.Context, tx *sql.Tx, r *createReq) {
 	if err := tx.Commit(); err != nil {
 		res = createResult{err: s.fail(ctx, "create jobs: commit", err)}
 	}
+	s.wrote()
 	r.done <- res
 }

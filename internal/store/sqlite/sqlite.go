@@ -58,6 +58,11 @@ type Store struct {
 	creates  chan *createReq
 	quit     chan struct{}
 	loopDone chan struct{}
+	// ckpt is checkpointLoop's connection; written wakes it, ckptDone
+	// says it has stopped (checkpoint.go).
+	ckpt     *sql.DB
+	written  chan struct{}
+	ckptDone chan struct{}
 
 	// lock is the loop's lock file while Lock holds it (lock.go); closed
 	// says Close ran, so no lock is taken after it.
@@ -125,6 +130,8 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 			// batch of a thousand jobs does not spill to the WAL before
 			// its commit.
 			"cache_size(-65536)",
+			// checkpointLoop checkpoints, not the commit (checkpoint.go).
+			"wal_autocheckpoint(0)",
 		},
 	})
 	w, err := sql.Open("sqlite", writeDSN)
@@ -169,10 +176,24 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 		_ = w.Close()
 		return nil, s.fail(ctx, "prepare statements", err)
 	}
+	c, err := sql.Open("sqlite", dsn(path, url.Values{
+		"_pragma": {fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS), "synchronous(FULL)"},
+	}))
+	if err != nil {
+		s.stmt.close()
+		_ = r.Close()
+		_ = w.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %v", path, err)
+	}
+	c.SetMaxOpenConns(1)
+	s.ckpt = c
 	s.creates = make(chan *createReq)
 	s.quit = make(chan struct{})
 	s.loopDone = make(chan struct{})
+	s.written = make(chan struct{}, 1)
+	s.ckptDone = make(chan struct{})
 	go s.createLoop()
+	go s.checkpointLoop()
 	log.Debug("sqlite store open", "path", path)
 	return s, nil
 }
@@ -214,10 +235,11 @@ func (s *Store) Close() error {
 		// The group in flight is committed and answered first.
 		close(s.quit)
 		<-s.loopDone
+		<-s.ckptDone
 		s.stmt.close()
 		// Readers first: the writer's close is the last one, which
 		// checkpoints the WAL into the main file.
-		err := errors.Join(s.read.Close(), s.write.Close())
+		err := errors.Join(s.ckpt.Close(), s.read.Close(), s.write.Close())
 		if err != nil {
 			s.closeErr = fmt.Errorf("sqlite: close: %v", err)
 		}
@@ -258,5 +280,6 @@ func (s *Store) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) erro
 	if err := tx.Commit(); err != nil {
 		return s.fail(ctx, op+": commit", err)
 	}
+	s.wrote()
 	return nil
 }

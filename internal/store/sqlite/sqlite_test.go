@@ -722,3 +722,24 @@ func BenchmarkCreateJobParallel(b *testing.B) {
 		}
 	})
 }
+
+// The log is checkpointed into the database file while the store runs,
+// by the store's own checkpointer: the commits that write it do not.
+func TestCheckpointsInTheBackground(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "berth.db")
+	s := openAt(t, path)
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	before := size()
+	for i := range 200 {
+		if _, _, err := s.CreateJob(t.Context(), job(fmt.Sprintf("job-%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait.For(t, time.Minute, "the database file to take in the log", func() bool { return size() > before })
+}

@@ -80,8 +80,9 @@ type Provider struct {
 	// procfs is false where /proc is missing: liveness then rests on
 	// signal 0 alone.
 	procfs bool
-	// startTimeout is the package's startTimeout; tests shorten it.
+	// startTimeout and stepLockWait are the package's; tests shorten them.
 	startTimeout time.Duration
+	stepLockWait time.Duration
 	// finished holds the steps ListSteps has seen end for good.
 	finished *finishedSteps
 	// submitHook, set only by tests, is called at the hook points of
@@ -125,6 +126,7 @@ func New(opts Options) (*Provider, error) {
 		log:              opts.Log,
 		mv:               "mv",
 		startTimeout:     startTimeout,
+		stepLockWait:     stepLockWait,
 		finished:         newFinishedSteps(),
 	}
 	if p.fallbackBootTime == 0 {
@@ -443,13 +445,7 @@ func (p *Provider) lockCluster(id string, how int) (unlock func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open cluster lock: %w", err)
 	}
-	for {
-		err = syscall.Flock(int(f.Fd()), how)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if err != nil {
+	if err := flock(f, how); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock cluster: %w", err)
 	}

@@ -110,6 +110,11 @@
 // releases them if the holder dies. The cluster's orders claims, cancels
 // and terminations against each other and against ListSteps.
 //
+// The Provider is the parent of every wrapper it starts, so it sees each
+// end at once and tells the service (provider.Notifier), whose watcher
+// then polls the cluster without waiting for its interval. A wrapper
+// adopted after a restart is not its child: polls find that one's end.
+//
 // A watcher lists a cluster's steps every poll, and a warm cluster's history
 // only grows, so a Provider keeps in memory each step it has read in a state
 // that can never change (finished.go says which) and reads from disk only

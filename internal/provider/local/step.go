@@ -478,8 +478,12 @@ func (p *Provider) start(clusterID, id, dir string, lock *os.File, spec *stepSpe
 	}
 	rec.procRecord = pr
 	// Reap in the background so that an ended step does not linger as the
-	// server's zombie. After a restart its orphan is init's to reap.
-	go cmd.Wait()
+	// server's zombie (after a restart its orphan is init's to reap), and
+	// tell whoever listens that the cluster changed the moment it ends.
+	go func() {
+		_ = cmd.Wait() // the exit file, not the wrapper's status, is the outcome
+		p.notify(clusterID)
+	}()
 	// The wrapper starts while its record is written and synced: the two
 	// slow parts of a submission overlap.
 	p.hook(hookStarted, id, pr.PID)

@@ -152,6 +152,21 @@ type TrackedStep struct {
 	Since time.Time
 }
 
+// Notifier is the optional capability to tell the service at once that
+// something about a cluster changed (a step ended), so that it polls the
+// cluster now instead of at the next interval. A notice carries no news of
+// its own: what changed is what the poll it prompts reads. Polling stays
+// the safety net, because a notice may be lost (a restart, a step the
+// provider did not start itself) and is never the only way to learn.
+type Notifier interface {
+	// Notify makes the provider call fn with a cluster's provider id soon
+	// after something about that cluster changed, once the change shows
+	// in DescribeCluster and ListSteps. fn is called from the provider's
+	// own goroutines, possibly at once from several, and must return
+	// quickly. A later call replaces fn; nil stops the notices.
+	Notify(fn func(providerClusterID string))
+}
+
 // DefaultPollInterval is used for providers that do not implement Poller.
 const DefaultPollInterval = 10 * time.Second
 

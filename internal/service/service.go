@@ -96,6 +96,8 @@ type Service struct {
 	poolNames []string
 
 	run runner
+	// notices lead providers' notices to the watchers (see watch.go).
+	notices notices
 
 	mu sync.Mutex
 	// next is the commit to come; long polls wait for it.
@@ -214,6 +216,7 @@ func (s *Service) Start(ctx context.Context) error {
 	s.run.mu.Lock()
 	s.l = l
 	s.run.mu.Unlock()
+	s.listen()
 	s.Wake()
 	return nil
 }

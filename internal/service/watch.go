@@ -35,6 +35,7 @@ type report struct {
 type watcher struct {
 	s       *Service
 	id, pid string
+	pool    string
 	prov    provider.Provider
 	log     *slog.Logger
 
@@ -68,10 +69,13 @@ func (l *loop) watch(id string) {
 		t.TrackSteps(c.C.ProviderID, l.st.TrackedSteps(id))
 	}
 	w := &watcher{
-		s: l.s, id: id, pid: c.C.ProviderID, prov: prov,
+		s: l.s, id: id, pid: c.C.ProviderID, pool: c.C.Pool, prov: prov,
 		log: l.s.log.With("cluster_id", id, "provider_id", c.C.ProviderID), wait: pollInterval(prov),
 	}
 	l.watchers[id] = w
+	if _, ok := prov.(provider.Notifier); ok {
+		l.s.notices.add(w)
+	}
 	w.mu.Lock()
 	w.polling = true
 	w.mu.Unlock()
@@ -81,6 +85,7 @@ func (l *loop) watch(id string) {
 }
 
 func (w *watcher) stop() {
+	w.s.notices.remove(w)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.stopped = true
@@ -91,12 +96,21 @@ func (w *watcher) stop() {
 }
 
 // poke asks for a poll now rather than at the next interval.
-func (w *watcher) poke() {
+func (w *watcher) poke() { w.pollNow(true) }
+
+// nudge asks for a poll now on a provider's notice. Unlike a poke it asks
+// for no report: nobody waits on this poll, which reports only what
+// changed, as a timed one does.
+func (w *watcher) nudge() { w.pollNow(false) }
+
+func (w *watcher) pollNow(force bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	// The loop wants to hear back even if nothing changed: it may be
-	// waiting on a fresh look (a held step failure).
-	w.force = true
+	if force {
+		// The loop wants to hear back even if nothing changed: it may be
+		// waiting on a fresh look (a held step failure).
+		w.force = true
+	}
 	switch {
 	case w.stopped:
 	case w.polling:
@@ -240,4 +254,63 @@ func (w *watcher) changed(r report) bool {
 	}
 	w.lastStep = now
 	return news
+}
+
+// notices finds the watchers of the clusters that providers' notices name
+// (provider.Notifier), by pool and provider id. A notice comes from the
+// provider's goroutine, not from a pass, so it cannot read the loop's
+// watchers, which only passes touch; watch and stop keep this map beside
+// them. The notice pokes the watcher itself rather than posting an input
+// for a pass to do it: a pass would only add its own wait (the passes and
+// the commit before it) ahead of the poll, and what the poll finds reaches
+// the loop as a report either way. A notice that races with a watcher
+// being stopped or replaced finds the old watcher, which ignores it once
+// stopped, or none; the new watcher polls at once when it starts anyway.
+type notices struct {
+	mu       sync.Mutex
+	watchers map[noticeKey]*watcher
+}
+
+type noticeKey struct{ pool, pid string }
+
+func (n *notices) add(w *watcher) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.watchers == nil {
+		n.watchers = map[noticeKey]*watcher{}
+	}
+	n.watchers[noticeKey{w.pool, w.pid}] = w
+}
+
+// remove forgets w, unless a newer watcher of its cluster replaced it.
+func (n *notices) remove(w *watcher) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if k := (noticeKey{w.pool, w.pid}); n.watchers[k] == w {
+		delete(n.watchers, k)
+	}
+}
+
+// notified pokes the watcher of the pool's cluster pid, if there is one.
+func (n *notices) notified(pool, pid string) {
+	n.mu.Lock()
+	w := n.watchers[noticeKey{pool, pid}]
+	n.mu.Unlock()
+	// Outside n.mu, which guards the map only: notices for other clusters
+	// need not wait for this poke.
+	if w != nil {
+		w.nudge()
+	}
+}
+
+// listen asks the pools' providers that can notify to tell the service
+// when one of their clusters changes. A later service's Start on the same
+// provider replaces the registration; until then, notices for a stopped
+// service find no watchers.
+func (s *Service) listen() {
+	for _, name := range s.poolNames {
+		if n, ok := s.pools[name].prov.(provider.Notifier); ok {
+			n.Notify(func(pid string) { s.notices.notified(name, pid) })
+		}
+	}
 }

@@ -15,7 +15,7 @@ import (
 
 // exitTokens are the secrets a step's wrapper signs its exit file with:
 // it writes ok after exit code 0 and fail after any other. They reach the
-// wrapper only through its gate and are never written down: proc.json
+// wrapper only through its gate and are never written down: step.json
 // holds their hashes. A step that finds its exit file and writes a code of
 // its own therefore cannot write the token that makes the provider believe
 // it, and the token of a real failure, which a step's leftover children
@@ -35,7 +35,7 @@ func (t exitTokens) gateLine() string {
 	return "go " + t.ok + " " + t.fail + "\n"
 }
 
-// record puts the tokens' hashes into the step's proc.json.
+// record puts the tokens' hashes into the step's record.
 func (t exitTokens) record(r *procRecord) {
 	r.OKHash, r.FailHash = tokenHash(t.ok), tokenHash(t.fail)
 }

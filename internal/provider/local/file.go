@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
+	"time"
 )
 
 // maxLogBytes caps each stream StepLogs returns; the end of a log is the
@@ -73,6 +75,48 @@ func syncDir(dir string) error {
 		err = cerr
 	}
 	return err
+}
+
+// flock takes an flock on f (LOCK_EX or LOCK_SH), waiting for it. Closing
+// f releases it, and so does the kernel when its holder dies.
+func flock(f *os.File, how int) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), how)
+		if !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
+}
+
+// tryFlock takes an exclusive flock on f unless someone holds one; held
+// says someone does.
+func tryFlock(f *os.File) (held bool, err error) {
+	err = flock(f, syscall.LOCK_EX|syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return true, nil
+	}
+	return false, err
+}
+
+// flockWithin takes an flock on f (LOCK_EX or LOCK_SH) if it can within d
+// of wall-clock time, and reports whether it did. The wait is for another
+// process or goroutine, not for anything of Berth's time (see waitClosed).
+func flockWithin(f *os.File, how int, d time.Duration) (bool, error) {
+	timeout := time.NewTimer(d)
+	defer timeout.Stop()
+	tick := time.NewTicker(settleTick)
+	defer tick.Stop()
+	for {
+		err := flock(f, how|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return err == nil, err
+		}
+		select {
+		case <-timeout.C:
+			return false, nil
+		case <-tick.C:
+		}
+	}
 }
 
 // readTail returns the last max bytes of the file at path; a missing file

@@ -111,16 +111,15 @@ func (f cacheFixture) submit(t *testing.T, name string, step berth.Step) string 
 	return id
 }
 
-// handMade places a step directory whose proc.json names a process the
-// test starts from argv (as startDetached does), as a server that started
-// it would have left it, so that the test can kill parts of it at will.
+// handMade places a step directory whose record names a process the test
+// starts from argv (as startDetached does), as a server that started it
+// would have left it, so that the test can kill parts of it at will.
 func (f cacheFixture) handMade(t *testing.T, name string, argv ...string) (string, *exec.Cmd, procRecord) {
 	t.Helper()
-	id := f.place(t, name)
+	spec := f.spec(name)
+	id, dir := placeStep(t, f.p, f.cluster, spec, false)
 	cmd, rec := startDetached(t, argv...)
-	if err := writeJSON(filepath.Join(f.p.stepsDir(f.cluster), id, "proc.json"), rec); err != nil {
-		t.Fatal(err)
-	}
+	recordStep(t, dir, spec, rec, false)
 	return id, cmd, rec
 }
 
@@ -141,16 +140,16 @@ func shStep(script string, args ...string) berth.Step {
 	return berth.Step{Args: append([]string{"sh", "-c", script, "sh"}, args...)}
 }
 
-// place places a step directory without proc.json: a submission whose
-// server died before it started the wrapper.
+// place places a step directory without a record: a submission whose
+// server died before it recorded the step.
 func (f cacheFixture) place(t *testing.T, name string) string {
 	t.Helper()
-	id := stepID(name)
-	spec := stepSpec{Name: name, Argv: []string{"true"}, SubmittedAt: f.clk.Now()}
-	if err := f.p.placeStepDir(filepath.Join(f.p.stepsDir(f.cluster), id), &spec); err != nil {
-		t.Fatal(err)
-	}
+	id, _ := placeStep(t, f.p, f.cluster, f.spec(name), false)
 	return id
+}
+
+func (f cacheFixture) spec(name string) stepSpec {
+	return stepSpec{Name: name, Argv: []string{"true"}, SubmittedAt: f.clk.Now()}
 }
 
 // waitFile waits until the file at path has content, and returns it.

@@ -46,7 +46,7 @@ near)
 records)
 	forge "$records" 0 ;;
 hash)
-	forge "$records" "0 $(sed -n 's/.*"ok_hash": *"\([0-9a-f]*\)".*/\1/p' "$records/proc.json")" ;;
+	forge "$records" "0 $(sed -n 's/.*"ok_hash": *"\([0-9a-f]*\)".*/\1/p' "$records/step.json")" ;;
 everything)
 	for d in $(find "$fence" -type d); do forge "$d" 0; done ;;
 later)
@@ -98,7 +98,7 @@ func TestStepCannotForgeItsExit(t *testing.T) {
 			reaches: true, code: -1, message: local.MessageForgedExit,
 		},
 		{
-			name: "with the token hash from its proc.json", how: "hash",
+			name: "with the token hash from its record", how: "hash",
 			reaches: true, code: -1, message: local.MessageForgedExit,
 		},
 		{
@@ -206,7 +206,7 @@ func TestStepIsNotToldWhereItsRecordsAre(t *testing.T) {
 			t.Fatalf("the step was told of %s:\n%s", records, logs.Stdout)
 		}
 	}
-	b, err := os.ReadFile(filepath.Join(logs.Location, "proc.json"))
+	b, err := os.ReadFile(filepath.Join(logs.Location, "step.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func TestStepIsNotToldWhereItsRecordsAre(t *testing.T) {
 		Fail string `json:"fail_hash"`
 	}
 	if err := json.Unmarshal(b, &hashes); err != nil || hashes.OK == "" || hashes.Fail == "" {
-		t.Fatalf("proc.json %s (err %v) has no token hashes", b, err)
+		t.Fatalf("step.json %s (err %v) has no token hashes", b, err)
 	}
 	words := strings.FieldsFunc(logs.Stdout, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
 	for _, w := range words {

@@ -179,18 +179,70 @@ type stepFixture struct {
 	name    string
 	id      string
 	dir     string
+	spec    stepSpec
+	// legacy lays the step out as the version before step.json did.
+	legacy bool
 }
 
-func newStepFixture(t *testing.T) stepFixture {
+// newStepFixture places the step's directory as a submission leaves it
+// before it records the step (a server that died there): see placeStep.
+func newStepFixture(t *testing.T, legacy bool) stepFixture {
 	t.Helper()
 	p, cluster := readyCluster(t)
-	name := "berth:job-x:1:0"
-	id := stepID(name)
-	dir := filepath.Join(p.stepsDir(cluster), id)
-	if err := p.placeStepDir(dir, &stepSpec{Name: name, Argv: []string{"true"}, SubmittedAt: clock.Real{}.Now()}); err != nil {
+	f := stepFixture{p: p, cluster: cluster, name: "berth:job-x:1:0", legacy: legacy}
+	f.spec = stepSpec{Name: f.name, Argv: []string{"true"}, SubmittedAt: clock.Real{}.Now()}
+	f.id, f.dir = placeStep(t, p, cluster, f.spec, legacy)
+	return f
+}
+
+// record records pr as the step's process, as its submitter does once the
+// wrapper runs.
+func (f stepFixture) record(t *testing.T, pr procRecord) {
+	t.Helper()
+	recordStep(t, f.dir, f.spec, pr, f.legacy)
+}
+
+// placeStep makes the directory of a step as its submission leaves it
+// before the step's record: the directory and its output files, or, with
+// legacy, the spec.json the version before step.json wrote first.
+func placeStep(t *testing.T, p *Provider, cluster string, spec stepSpec, legacy bool) (id, dir string) {
+	t.Helper()
+	id = stepID(spec.Name)
+	dir = filepath.Join(p.stepsDir(cluster), id)
+	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return stepFixture{p, cluster, name, id, dir}
+	files := map[string]any{"stdout": nil, "stderr": nil}
+	if legacy {
+		files["spec.json"] = spec
+	}
+	for name, v := range files {
+		var err error
+		if v == nil {
+			err = os.WriteFile(filepath.Join(dir, name), nil, 0o644)
+		} else {
+			err = writeJSON(filepath.Join(dir, name), v)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return id, dir
+}
+
+// recordStep writes the record of the step in dir: spec and process in
+// step.json or, with legacy, the process in proc.json beside spec.json.
+func recordStep(t *testing.T, dir string, spec stepSpec, pr procRecord, legacy bool) {
+	t.Helper()
+	var err error
+	if legacy {
+		err = writeJSON(filepath.Join(dir, "proc.json"), pr)
+	} else {
+		err = writeJSON(filepath.Join(dir, "step.json"), stepRecord{spec, pr})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (f stepFixture) step(t *testing.T) provider.Step {
@@ -238,12 +290,10 @@ func TestLiveness(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := newStepFixture(t)
+			f := newStepFixture(t, false)
 			_, rec := startDetached(t)
 			tt.tweak(&rec)
-			if err := writeJSON(filepath.Join(f.dir, "proc.json"), rec); err != nil {
-				t.Fatal(err)
-			}
+			f.record(t, rec)
 			s := f.step(t)
 			if s.State != tt.want {
 				t.Fatalf("step is %s (%q), want %s", s.State, s.Message, tt.want)
@@ -257,11 +307,9 @@ func TestLiveness(t *testing.T) {
 
 func TestZombieIsDead(t *testing.T) {
 	t.Parallel()
-	f := newStepFixture(t)
+	f := newStepFixture(t, false)
 	cmd, rec := startDetached(t)
-	if err := writeJSON(filepath.Join(f.dir, "proc.json"), rec); err != nil {
-		t.Fatal(err)
-	}
+	f.record(t, rec)
 	if s := f.step(t); s.State != berth.StepRunning {
 		t.Fatalf("step is %s before the kill", s.State)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -65,8 +66,8 @@ type Options struct {
 }
 
 // Provider runs clusters as groups of processes on this machine. It
-// implements provider.Provider, Killer, LogReader and Poller, and is safe
-// for concurrent use.
+// implements provider.Provider, Killer, LogReader, Poller, Finder,
+// StepChecker and Notifier, and is safe for concurrent use.
 type Provider struct {
 	dir              string
 	bootTime         time.Duration
@@ -80,10 +81,14 @@ type Provider struct {
 	// procfs is false where /proc is missing: liveness then rests on
 	// signal 0 alone.
 	procfs bool
-	// startTimeout is the package's startTimeout; tests shorten it.
+	// startTimeout and stepLockWait are the package's; tests shorten them.
 	startTimeout time.Duration
+	stepLockWait time.Duration
 	// finished holds the steps ListSteps has seen end for good.
 	finished *finishedSteps
+	// notice is what Notify was given, called when a wrapper this
+	// Provider started ends.
+	notice atomic.Pointer[func(clusterID string)]
 	// submitHook, set only by tests, is called at the hook points of
 	// SubmitStep with the step's id and its wrapper's pid, so that a test
 	// can crash the server there.
@@ -97,6 +102,7 @@ var (
 	_ provider.Poller      = (*Provider)(nil)
 	_ provider.Finder      = (*Provider)(nil)
 	_ provider.StepChecker = (*Provider)(nil)
+	_ provider.Notifier    = (*Provider)(nil)
 )
 
 // New returns a Provider keeping its state under opts.Dir.
@@ -125,6 +131,7 @@ func New(opts Options) (*Provider, error) {
 		log:              opts.Log,
 		mv:               "mv",
 		startTimeout:     startTimeout,
+		stepLockWait:     stepLockWait,
 		finished:         newFinishedSteps(),
 	}
 	if p.fallbackBootTime == 0 {
@@ -152,6 +159,24 @@ func New(opts Options) (*Provider, error) {
 
 // PollInterval says how often the service should poll a local cluster.
 func (p *Provider) PollInterval() time.Duration { return p.pollInterval }
+
+// Notify makes p call fn with a cluster's id when the wrapper of a step
+// that p started on it ends: by then the wrapper has put its exit status,
+// if it wrote one, in place. A wrapper that a Provider adopted after a
+// restart is not its child, and its end is not noticed: polls find it.
+func (p *Provider) Notify(fn func(clusterID string)) {
+	if fn == nil {
+		p.notice.Store(nil)
+		return
+	}
+	p.notice.Store(&fn)
+}
+
+func (p *Provider) notify(clusterID string) {
+	if fn := p.notice.Load(); fn != nil {
+		(*fn)(clusterID)
+	}
+}
 
 // clusterRecord is cluster.json.
 type clusterRecord struct {
@@ -443,13 +468,7 @@ func (p *Provider) lockCluster(id string, how int) (unlock func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open cluster lock: %w", err)
 	}
-	for {
-		err = syscall.Flock(int(f.Fd()), how)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
-	if err != nil {
+	if err := flock(f, how); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock cluster: %w", err)
 	}

@@ -686,8 +686,8 @@ func TestServerCrashInsideSubmit(t *testing.T) {
 		// wrapper must have added nothing.
 		files []string
 	}{
-		{local.HookStarted, []string{"spec.json", "stderr", "stdout"}},
-		{local.HookRecorded, []string{"proc.json", "spec.json", "stderr", "stdout"}},
+		{local.HookStarted, []string{"stderr", "stdout"}},
+		{local.HookRecorded, []string{"stderr", "stdout", "step.json"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.point, func(t *testing.T) {

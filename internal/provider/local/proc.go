@@ -5,15 +5,15 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 )
 
-// procRecord is proc.json: which process leads a step, and enough to tell
-// it from a later process that got the same pid.
+// procRecord is the process part of a step's record: which process leads
+// the step, and enough to tell it from a later process that got the same
+// pid.
 type procRecord struct {
 	PID  int `json:"pid"`
 	PGID int `json:"pgid"`
@@ -32,17 +32,28 @@ type procRecord struct {
 	FailHash string `json:"fail_hash,omitempty"`
 }
 
+// readProc reads the process of the step in stepDir: fs.ErrNotExist when
+// its record is not written or names no process (its wrapper could not
+// start).
 func readProc(stepDir string) (procRecord, error) {
-	var r procRecord
-	if err := readJSON(filepath.Join(stepDir, "proc.json"), &r); err != nil {
-		return r, err
+	r, err := readRecord(stepDir)
+	if err == nil && r.PID == 0 {
+		err = fmt.Errorf("step record without a process: %w", fs.ErrNotExist)
 	}
-	// A pgid of 0 or 1 would make kill(-pgid) hit the server's own group
-	// or every process: refuse such a record outright.
+	if err != nil {
+		return procRecord{}, err
+	}
+	return r.procRecord, r.check()
+}
+
+// check refuses a record whose numbers the provider must never signal: a
+// pgid of 0 or 1 would make kill(-pgid) hit the server's own group or
+// every process.
+func (r procRecord) check() error {
 	if r.PID <= 1 || r.PGID <= 1 {
-		return r, fmt.Errorf("read proc.json: implausible pid %d / pgid %d", r.PID, r.PGID)
+		return fmt.Errorf("read step record: implausible pid %d / pgid %d", r.PID, r.PGID)
 	}
-	return r, nil
+	return nil
 }
 
 // gone reports whether a read of /proc/<pid> failed because the process

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,12 +30,12 @@ import (
 //
 // The gate: the wrapper's stdin is a pipe from the server, and it runs
 // nothing until it reads the line "go <ok> <fail>", which the server writes
-// only once proc.json is on disk. If the server dies first the read meets
+// only once step.json is on disk. If the server dies first the read meets
 // end of file and the wrapper exits having written nothing, so a step is
 // never run without a record of its process. Having read go, the wrapper
 // creates the ran marker — an empty file, whose appearance is atomic — and
 // then closes fd 3, the server's acknowledgement pipe; only then does it
-// run the argv, with stdin from /dev/null. A step with proc.json and no
+// run the argv, with stdin from /dev/null. A step with a record and no
 // ran marker whose wrapper has ended therefore never ran and never will.
 //
 // The exit file holds the code and the token of its outcome, ok or fail
@@ -69,13 +70,22 @@ const startTimeout = 10 * time.Second
 // machine's load, not on the wrapper.
 const killTimeout = 10 * time.Second
 
-// settleTick is how often settle looks at a wrapper that is deciding.
+// settleTick is how often settle looks at a wrapper that is deciding, and
+// a caller at a step's lock that is held.
 const settleTick = 5 * time.Millisecond
 
-// Points of SubmitStep where a test's hook may crash the server.
+// stepLockWait bounds the wait for a step's lock. A submission holds it
+// for startTimeout and killTimeout at most, and a few file system calls;
+// anything holding it longer is not a submission (a step that locked its
+// own directory), and is reported rather than waited for.
+const stepLockWait = startTimeout + killTimeout + time.Minute
+
+// Points of SubmitStep where a test's hook may crash the server, or do
+// what another caller could do meanwhile.
 const (
-	hookStarted  = "started"  // the wrapper runs; proc.json is not written yet
-	hookRecorded = "recorded" // proc.json is written; the go line is not
+	hookStarted  = "started"  // the wrapper runs; its record is not written yet
+	hookRecorded = "recorded" // the record is durable; the go line is not written
+	hookBusy     = "busy"     // another submission of the step is under way: wait for it
 )
 
 // MessageVanished starts the message of a step whose process ended without
@@ -87,13 +97,77 @@ const MessageVanished = "process vanished"
 // code it holds, the step failed.
 const MessageForgedExit = "exit file not written by the step's wrapper"
 
-// stepSpec is spec.json: the step as submitted.
+// stepSpec is the step as submitted.
 type stepSpec struct {
 	Name        string            `json:"name"`
 	Argv        []string          `json:"argv"`
 	Env         map[string]string `json:"env,omitempty"`
 	Dir         string            `json:"dir,omitempty"`
 	SubmittedAt time.Time         `json:"submitted_at"`
+}
+
+// stepRecord is step.json: the step as submitted and the process that
+// runs it, written once, after the wrapper started and before its go line,
+// so that one fsync makes both durable. A record without a process (PID 0)
+// is a step whose wrapper could not be started: start_error follows it.
+type stepRecord struct {
+	stepSpec
+	procRecord
+}
+
+// readRecord reads a step's record; fs.ErrNotExist when it has none. A
+// directory of the version before step.json holds spec.json and, once its
+// wrapper started, proc.json: read together, they are the same record.
+func readRecord(dir string) (stepRecord, error) {
+	var r stepRecord
+	err := readJSON(filepath.Join(dir, "step.json"), &r)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = readJSON(filepath.Join(dir, "spec.json"), &r.stepSpec); err == nil {
+			if perr := readJSON(filepath.Join(dir, "proc.json"), &r.procRecord); !errors.Is(perr, fs.ErrNotExist) {
+				err = perr
+			}
+		}
+	}
+	return r, err
+}
+
+// writeRecord puts the step's record in place and makes it durable: the
+// file, and its entries in the step's directory (lock, opened by the
+// claim) and in steps/ (the claim may just have made the step's
+// directory). It is renamed into place, so that no reader sees it half
+// written, and synced after the rename: the file's sync then commits the
+// entries too on a journaling file system, and the directories' syncs that
+// POSIX asks for find nothing left to write.
+func writeRecord(lock *os.File, dir string, rec *stepRecord) error {
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, "step.json.tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, "step.json"))
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = lock.Sync()
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(dir))
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }
 
 // stepID names a step's directory after its name: a readable sanitized
@@ -178,119 +252,159 @@ func (p *Provider) SubmitStep(ctx context.Context, clusterID string, req provide
 	if err := checkStepRequest(req); err != nil {
 		return "", fmt.Errorf("submit step %q to cluster %s: %w: %w", req.Name, clusterID, err, berth.ErrInvalid)
 	}
-	// Exclusive for the whole submission, gate and acknowledgement
-	// included: no other caller, in this server or another on the same
-	// directory, ever sees a step half submitted.
-	unlock, err := p.lockCluster(clusterID, syscall.LOCK_EX)
-	if err != nil {
-		return "", fmt.Errorf("submit step %q: %w", req.Name, err)
-	}
-	defer unlock()
-
 	id := stepID(req.Name)
 	dir := filepath.Join(p.stepsDir(clusterID), id)
-	replace := false
-	if _, err := os.Stat(filepath.Join(dir, "spec.json")); err == nil {
-		never, err := p.neverRan(dir)
+	for {
+		how, lock, err := p.claim(clusterID, id, dir, req.Name)
 		if err != nil {
 			return "", fmt.Errorf("submit step %q to cluster %s: %w", req.Name, clusterID, err)
 		}
-		if !never {
+		switch how {
+		case claimAdopt:
 			return id, nil
+		case claimBusy:
+			// Another submission of this name, in this server or another
+			// on the same directory, is under way: once it lets go of the
+			// step, look again (and adopt what it made).
+			p.hook(hookBusy, id, 0)
+			ok, err := flockWithin(lock, syscall.LOCK_SH, p.stepLockWait)
+			lock.Close()
+			if err == nil && !ok {
+				err = fmt.Errorf("its directory has been locked for more than %v", p.stepLockWait)
+			}
+			if err != nil {
+				return "", fmt.Errorf("submit step %q to cluster %s: wait for its submission under way: %w", req.Name, clusterID, err)
+			}
+			continue
 		}
-		replace = true
+		spec := stepSpec{
+			Name:        req.Name,
+			Argv:        req.Step.Args,
+			Env:         req.Step.Env,
+			Dir:         req.Step.Dir,
+			SubmittedAt: p.clock.Now(),
+		}
+		err = p.start(clusterID, id, dir, lock, &spec)
+		lock.Close()
+		if err != nil {
+			return "", fmt.Errorf("submit step %q to cluster %s: %w", req.Name, clusterID, err)
+		}
+		return id, nil
+	}
+}
+
+// claimed is what claim found a submission should do.
+type claimed int
+
+const (
+	// claimAdopt: a step of that name is there; its id is the answer.
+	claimAdopt claimed = iota
+	// claimBusy: a submission of it is under way; wait for its lock.
+	claimBusy
+	// claimOwn: submit it, holding its lock; its directory is empty.
+	claimOwn
+)
+
+// claim decides, under the cluster's exclusive lock but only for as long
+// as that takes, what a submission of the step in dir does. A submission
+// holds the step's lock (an flock on its directory) from the claim until
+// its wrapper has answered, and claims are made under the cluster's lock.
+// So a step directory whose lock is free has no submission under way, and
+// what it lacks its submitter will never add: a step without a record, or
+// a gated record without the ran marker, is one whose submitter died before
+// opening the gate. Such a step is emptied and submitted afresh. The
+// cluster's lock is not held across the slow part (the wrapper's start,
+// the record's fsync, the gate), so that submissions to one cluster do not
+// wait for each other, nor its polls for them.
+//
+// With claimOwn and claimBusy it returns the open step directory: locked by
+// the caller, or to wait on.
+func (p *Provider) claim(clusterID, id, dir, name string) (how claimed, lock *os.File, err error) {
+	unlock, err := p.lockCluster(clusterID, syscall.LOCK_EX)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer unlock()
+	defer func() {
+		// The caller keeps the directory only to submit or to wait.
+		if lock != nil && (err != nil || how == claimAdopt) {
+			lock.Close()
+			lock = nil
+		}
+	}()
+	lock, err = os.Open(dir)
+	found := err == nil
+	if !found && !errors.Is(err, fs.ErrNotExist) {
+		return 0, nil, err
+	}
+	if found {
+		held, err := tryFlock(lock)
+		if err != nil || held {
+			return claimBusy, lock, err
+		}
+		never, err := p.neverRan(dir)
+		if err != nil || !never {
+			return claimAdopt, lock, err
+		}
 	}
 	c, err := p.readCluster(clusterID)
 	if err != nil {
-		return "", fmt.Errorf("submit step %q: %w", req.Name, err)
+		return 0, lock, err
 	}
 	if st := c.state(p.clock.Now()); st != berth.ClusterReady {
-		return "", fmt.Errorf("submit step %q: cluster %s is %s: %w", req.Name, clusterID, st, provider.ErrNotReady)
+		return 0, lock, fmt.Errorf("cluster %s is %s: %w", clusterID, st, provider.ErrNotReady)
 	}
-	if replace {
-		if err := p.discardStepDir(dir); err != nil {
-			return "", fmt.Errorf("submit step %q to cluster %s: replace the submission that never ran: %w", req.Name, clusterID, err)
+	if found {
+		if err := emptyStepDir(dir); err != nil {
+			return 0, lock, fmt.Errorf("replace the submission that never ran: %w", err)
 		}
-		p.log.Info("local step replaced: its earlier submission never ran", "cluster_id", clusterID, "step_id", id, "step_name", req.Name)
+		p.log.Info("local step replaced: its earlier submission never ran", "cluster_id", clusterID, "step_id", id, "step_name", name)
+		return claimOwn, lock, nil
 	}
-
-	spec := stepSpec{
-		Name:        req.Name,
-		Argv:        req.Step.Args,
-		Env:         req.Step.Env,
-		Dir:         req.Step.Dir,
-		SubmittedAt: p.clock.Now(),
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return 0, nil, err
 	}
-	if err := p.placeStepDir(dir, &spec); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return id, nil
-		}
-		return "", fmt.Errorf("submit step %q to cluster %s: %w", req.Name, clusterID, err)
+	if lock, err = os.Open(dir); err != nil {
+		return 0, nil, err
 	}
-	if err := p.start(clusterID, id, dir, &spec); err != nil {
-		return "", fmt.Errorf("submit step %q to cluster %s: %w", req.Name, clusterID, err)
-	}
-	return id, nil
+	// Free: every other claim waits for the cluster's lock.
+	return claimOwn, lock, flock(lock, syscall.LOCK_EX)
 }
 
-// placeStepDir builds the step's directory under tmp/ and renames it into
-// place, so that the step is on disk, complete, before it runs.
-func (p *Provider) placeStepDir(dir string, spec *stepSpec) error {
-	tmp, err := os.MkdirTemp(filepath.Join(p.dir, "tmp"), "step-")
-	if err != nil {
-		return err
-	}
-	err = writeJSON(filepath.Join(tmp, "spec.json"), spec)
-	for _, name := range []string{"stdout", "stderr"} {
-		if err == nil {
-			err = os.WriteFile(filepath.Join(tmp, name), nil, 0o644)
+// emptyStepDir removes what a submission that never ran left in its
+// directory, the record first: a crash on the way leaves a step without a
+// record, which never ran, as before.
+func emptyStepDir(dir string) error {
+	for _, name := range []string{"step.json", "proc.json", "spec.json"} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
 		}
 	}
-	if err == nil {
-		err = syncDir(tmp)
-	}
-	if err == nil {
-		err = os.Rename(tmp, dir)
-	}
-	if err != nil {
-		os.RemoveAll(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(dir))
-}
-
-// discardStepDir moves a step directory that never ran out of the way,
-// into tmp/, and removes it there: once the rename is durable the step's
-// id is free, and a crash during the removal leaves only litter in tmp/.
-func (p *Provider) discardStepDir(dir string) error {
-	trash, err := os.MkdirTemp(filepath.Join(p.dir, "tmp"), "replaced-")
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(dir, filepath.Join(trash, filepath.Base(dir))); err != nil {
-		os.Remove(trash)
-		return err
-	}
-	if err := syncDir(filepath.Dir(dir)); err != nil {
-		return err
-	}
-	if err := os.RemoveAll(trash); err != nil {
-		p.log.Warn("local step: remove a replaced step directory", "dir", trash, "err", err)
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// start launches the wrapper in a session of its own, records its pid,
-// opens its start gate and waits for it to say it ran the step. Errors
-// leave a directory that ListSteps omits and SubmitStep replaces: the
-// wrapper ran nothing.
-func (p *Provider) start(clusterID, id, dir string, spec *stepSpec) error {
-	stdout, err := os.OpenFile(filepath.Join(dir, "stdout"), os.O_WRONLY|os.O_APPEND, 0)
+// start launches the wrapper in a session of its own, records the step
+// (its spec and its process, one file made durable before the go line),
+// opens its start gate and waits for it to say it ran the step. lock is the
+// step's directory, locked by the caller. Errors leave a directory that
+// ListSteps omits and SubmitStep replaces: the wrapper ran nothing.
+func (p *Provider) start(clusterID, id, dir string, lock *os.File, spec *stepSpec) error {
+	rec := stepRecord{stepSpec: *spec}
+	stdout, err := os.OpenFile(filepath.Join(dir, "stdout"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	defer stdout.Close()
-	stderr, err := os.OpenFile(filepath.Join(dir, "stderr"), os.O_WRONLY|os.O_APPEND, 0)
+	stderr, err := os.OpenFile(filepath.Join(dir, "stderr"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -346,6 +460,11 @@ func (p *Provider) start(clusterID, id, dir string, spec *stepSpec) error {
 	ackW.Close()
 	if err != nil {
 		log.Warn("local step could not start", "err", err)
+		// A record without a process, so that the failure is listed
+		// under the step's name.
+		if rerr := writeRecord(lock, dir, &rec); rerr != nil {
+			return fmt.Errorf("start: %v (and recording the step: %w)", err, rerr)
+		}
 		return p.recordStartError(dir, err.Error())
 	}
 	pr := procRecord{PID: cmd.Process.Pid, PGID: cmd.Process.Pid, StartedAt: p.clock.Now(), Gated: true}
@@ -357,16 +476,33 @@ func (p *Provider) start(clusterID, id, dir string, spec *stepSpec) error {
 			pr.StartTicks = st.start
 		}
 	}
+	rec.procRecord = pr
 	// Reap in the background so that an ended step does not linger as the
-	// server's zombie. After a restart its orphan is init's to reap.
-	go cmd.Wait()
+	// server's zombie (after a restart its orphan is init's to reap), and
+	// tell whoever listens that the cluster changed the moment it ends.
+	go func() {
+		_ = cmd.Wait() // the exit file, not the wrapper's status, is the outcome
+		p.notify(clusterID)
+	}()
+	// The wrapper starts while its record is written and synced: the two
+	// slow parts of a submission overlap.
 	p.hook(hookStarted, id, pr.PID)
-	if err := writeJSON(filepath.Join(dir, "proc.json"), pr); err != nil {
+	if err := writeRecord(lock, dir, &rec); err != nil {
 		// Without a record the step could never be watched or stopped;
 		// the gate closes unopened and the wrapper exits.
-		return fmt.Errorf("record pid: %w", err)
+		return fmt.Errorf("record the step: %w", err)
 	}
 	p.hook(hookRecorded, id, pr.PID)
+	// The cluster may have ended since the claim: a termination records
+	// the end and then stops every step that has a record, so a cluster
+	// still running now will stop this one, and one that ended must not
+	// get a step that nothing would stop.
+	if c, err := p.readCluster(clusterID); err != nil || c.ended() {
+		if err == nil {
+			err = fmt.Errorf("cluster %s ended during the submission: %w", clusterID, provider.ErrNotReady)
+		}
+		return err
+	}
 
 	acked := make(chan struct{})
 	go func() {
@@ -437,12 +573,13 @@ func exists(path string) bool {
 }
 
 // neverRan reports whether the step in dir never ran and never will, so
-// that its name is free again. It must be called under the cluster's
-// exclusive lock, so that no submission of the step is in progress: a step
-// without proc.json (or a gated one without the ran marker) is then one
-// whose submitter died before opening its gate. If that wrapper is still
-// alive it is deciding: it meets end of file or, if the go line reached
-// the pipe before the crash, runs the step; settle waits to see which.
+// that its name is free again. It must be called holding the step's lock,
+// so that no submission of the step is under way (see claim): a step
+// without a process in its record (or a gated one without the ran marker)
+// is then one whose submitter died before opening its gate. If that
+// wrapper is still alive it is deciding: it meets end of file or, if the
+// go line reached the pipe before the crash, runs the step; settle waits
+// to see which.
 func (p *Provider) neverRan(dir string) (bool, error) {
 	if exists(filepath.Join(dir, "start_error")) {
 		return false, nil
@@ -646,11 +783,18 @@ func (p *Provider) deriveStep(c *clusterRecord, id string) stepView {
 	dir := filepath.Join(p.stepsDir(c.ID), id)
 	v := stepView{step: provider.Step{ID: id, State: berth.StepFailed}, listed: true}
 	s := &v.step
-	var spec stepSpec
-	if err := readJSON(filepath.Join(dir, "spec.json"), &spec); err != nil {
+	rec, err := readRecord(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		// A submission under way, or one whose submitter died before it
+		// recorded the step and so before opening the gate: nothing ran.
+		v.listed = false
+		return v
+	}
+	if err != nil {
 		s.Message = "unreadable step record: " + err.Error()
 		return v
 	}
+	spec := rec.stepSpec
 	s.Name, v.submitted = spec.Name, spec.SubmittedAt
 
 	if msg, at, ok := readNote(filepath.Join(dir, "start_error")); ok {
@@ -659,24 +803,24 @@ func (p *Provider) deriveStep(c *clusterRecord, id string) stepView {
 		v.final = true
 		return v
 	}
-	pr, err := readProc(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		// Under the cluster lock a step without a pid record is one whose
-		// submitter died before writing it, so before opening the gate:
-		// its wrapper exits on end of file without running it.
+	if rec.PID == 0 {
+		// The wrapper could not start, and the reason is not written yet
+		// (or its submitter died first): nothing ran.
 		v.listed = false
 		return v
 	}
-	if err != nil {
+	pr := rec.procRecord
+	if err := pr.check(); err != nil {
 		s.Message = "unreadable step record: " + err.Error()
 		s.EndedAt = spec.SubmittedAt
 		return v
 	}
 	if pr.Gated && !hasRan(dir) && !exists(filepath.Join(dir, "exit")) {
-		// Likewise a submitter that died after the pid record but before
-		// the wrapper's acknowledgement. Its wrapper has ended without
-		// running the step or is about to decide; if it turns out to run
-		// it, it shows up as running from then on.
+		// The gate is not open yet, or never will be: its submitter is
+		// still at it or died before the wrapper's acknowledgement. Its
+		// wrapper has ended without running the step or is about to
+		// decide; if it turns out to run it, it shows up as running from
+		// then on.
 		v.listed = false
 		return v
 	}
@@ -819,8 +963,18 @@ func (p *Provider) CancelStep(ctx context.Context, clusterID, stepID string) err
 		return fmt.Errorf("cancel step %s: %w", stepID, err)
 	}
 	dir := filepath.Join(p.stepsDir(clusterID), stepID)
-	if _, err := os.Stat(filepath.Join(dir, "spec.json")); err != nil {
+	lock, err := os.Open(dir)
+	if err != nil {
 		return fmt.Errorf("cancel step %s on cluster %s: %w", stepID, clusterID, berth.ErrNotFound)
+	}
+	defer lock.Close()
+	// A submission of the step that is under way ends first (it does not
+	// need the cluster's lock to): what it leaves is what there is to stop.
+	if ok, err := flockWithin(lock, syscall.LOCK_EX, p.stepLockWait); err != nil || !ok {
+		if err == nil {
+			err = fmt.Errorf("its directory has been locked for more than %v", p.stepLockWait)
+		}
+		return fmt.Errorf("cancel step %s: %w", stepID, err)
 	}
 	// A step that never ran has nothing to stop, and never will have.
 	never, err := p.neverRan(dir)
@@ -870,7 +1024,7 @@ func (p *Provider) StepLogs(ctx context.Context, clusterID, stepID string) (bert
 		return berth.Logs{}, fmt.Errorf("step logs: %w", errUnknownCluster(clusterID))
 	}
 	dir := filepath.Join(p.stepsDir(clusterID), stepID)
-	if _, err := os.Stat(filepath.Join(dir, "spec.json")); err != nil {
+	if _, err := os.Stat(dir); err != nil {
 		return berth.Logs{}, fmt.Errorf("step logs of %s on cluster %s: %w", stepID, clusterID, berth.ErrNotFound)
 	}
 	stdout, err := readTail(filepath.Join(dir, "stdout"), maxLogBytes)

@@ -75,6 +75,7 @@ func Run(t *testing.T, h Harness) {
 		{"PollInterval", testPollInterval},
 		{"FindCluster", testFindCluster},
 		{"CheckStep", testCheckStep},
+		{"Notify", testNotify},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -629,5 +630,45 @@ func testCheckStep(t *testing.T, h Harness) {
 	}
 	if err := c.CheckStep(h.Unrunnable); !errors.Is(err, berth.ErrInvalid) {
 		t.Errorf("CheckStep of a step the provider cannot run: %v; want berth.ErrInvalid", err)
+	}
+}
+
+// testNotify: a Notifier names a step's cluster once the step has ended,
+// and by then ListSteps shows the end, so that the poll the notice prompts
+// finds it.
+func testNotify(t *testing.T, h Harness) {
+	p := h.New(t)
+	n, ok := p.(provider.Notifier)
+	if !ok {
+		t.Skip("the provider is not a Notifier")
+	}
+	cluster := CreateReady(t, p, h.Deadline)
+	notices := make(chan string, 64)
+	n.Notify(func(id string) {
+		select {
+		case notices <- id:
+		default: // fn must not block; the test needs only the first few
+		}
+	})
+	t.Cleanup(func() { n.Notify(nil) })
+	id := submit(t, p, cluster, NewStepName(), h.Success)
+	timeout := time.After(h.Deadline)
+	for {
+		select {
+		case got := <-notices:
+			if got != cluster {
+				t.Fatalf("notice for %q, want the step's cluster %q", got, cluster)
+			}
+			s, err := FindStep(p, cluster, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s != nil && s.State.Terminal() {
+				return
+			}
+			// Some other change of the cluster: the step's end is yet to come.
+		case <-timeout:
+			t.Fatalf("no notice of the step's end within %v", h.Deadline)
+		}
 	}
 }

@@ -38,6 +38,16 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// The sim provider never notifies (provider.Notifier): a notice would
+// come from a goroutine of its own, outside the executor, and the
+// simulation would no longer be deterministic. Its watchers poll.
+func TestDoesNotNotify(t *testing.T) {
+	var p provider.Provider = newProvider(t, sim.Options{})
+	if _, ok := p.(provider.Notifier); ok {
+		t.Fatal("the sim provider is a provider.Notifier")
+	}
+}
+
 var t0 = time.Date(2026, 11, 24, 6, 0, 0, 0, time.UTC)
 
 var ctx = context.Background()

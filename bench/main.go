@@ -136,7 +136,6 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	steps := s.steps()
 	var want []string
 	if *only != "" {
 		want = strings.Split(*only, ",")
@@ -149,11 +148,16 @@ func run() error {
 	load0 := loadAverage()
 	t0 := time.Now()
 	var failed []string
-	for _, st := range steps {
+	steps := map[string]stepRun{}
+	for _, st := range s.steps() {
 		if want != nil && !slices.Contains(want, st.name) {
 			continue
 		}
-		if err := st.run(ctx); err != nil {
+		s.logf("[%s] load average %s", st.name, loadAverage())
+		t := time.Now()
+		err := st.run(ctx)
+		steps[st.name] = stepRun{Seconds: time.Since(t).Seconds(), LoadAfter: loadAverage()}
+		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -170,7 +174,7 @@ func run() error {
 		table = append(table, r.fill(s.res))
 	}
 	rep := report{Options: o.asMap(), Values: s.res.values, Notes: s.res.notes, Rows: table, Seconds: took.Seconds(),
-		LoadBefore: load0, LoadAfter: load1}
+		LoadBefore: load0, LoadAfter: load1, Steps: steps}
 	if *jsonFile != "" {
 		f, err := os.Create(*jsonFile)
 		if err != nil {

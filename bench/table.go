@@ -204,6 +204,14 @@ type report struct {
 	// the end of the run.
 	LoadBefore string `json:"load_before"`
 	LoadAfter  string `json:"load_after"`
+	// Steps says how long each step took and how busy the machine was
+	// at its end.
+	Steps map[string]stepRun `json:"steps"`
+}
+
+type stepRun struct {
+	Seconds   float64 `json:"seconds"`
+	LoadAfter string  `json:"load_after"`
 }
 
 func writeJSON(w io.Writer, rep report) error {

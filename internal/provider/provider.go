@@ -134,9 +134,10 @@ type StepTracker interface {
 // Forgetter is the optional capability of a provider that lists ended
 // steps for a while (ListSteps): the service tells it the steps whose end
 // it has committed, and it lists them no more, so that a poll costs the
-// steps under way and not the cluster's recent history. It only changes
-// what the Provider value lists from now on (a restarted service asks
-// again), so it must be cheap and must not block: the loop calls it after
+// steps under way and not the cluster's recent history. The service
+// never asks about those steps again (a restarted one neither: their ends
+// are in its store), so a provider may forget them for good, as the local
+// one does; it must be cheap and must not block: the loop calls it after
 // each commit.
 type Forgetter interface {
 	ForgetSteps(clusterID string, stepIDs []string)

@@ -29,12 +29,17 @@ type clusterFinished struct {
 	// someone who removed its directory by hand could create.
 	createdAt time.Time
 	steps     map[string]listedStep // by step id
+	// forgotten are the steps the service no longer needs listed
+	// (ForgetSteps), to be moved out of the steps directory.
+	forgotten map[string]bool
 }
 
 // listedStep is one step as ListSteps reports it, and what it sorts by.
 type listedStep struct {
 	step      provider.Step
 	submitted time.Time
+	// pgid is the step's process group; 0 when it never had one.
+	pgid int
 }
 
 func newFinishedSteps() *finishedSteps {
@@ -66,7 +71,7 @@ func (f *finishedSteps) lookup(c *clusterRecord, ids []string) (known []listedSt
 			read = append(read, id)
 		}
 	}
-	if len(known) < len(cf.steps) {
+	if len(known) < len(cf.steps) || len(cf.forgotten) > 0 {
 		listed := make(map[string]bool, len(ids))
 		for _, id := range ids {
 			listed[id] = true
@@ -76,8 +81,55 @@ func (f *finishedSteps) lookup(c *clusterRecord, ids []string) (known []listedSt
 				delete(cf.steps, id)
 			}
 		}
+		for id := range cf.forgotten {
+			if !listed[id] {
+				delete(cf.forgotten, id)
+			}
+		}
 	}
 	return known, read
+}
+
+// forget notes steps of a cluster that the service will not ask about
+// again. Only a cluster this Provider has listed has them: it learnt of
+// their ends from ListSteps.
+func (f *finishedSteps) forget(clusterID string, ids []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cf := f.clusters[clusterID]
+	if cf == nil {
+		return
+	}
+	if cf.forgotten == nil {
+		cf.forgotten = map[string]bool{}
+	}
+	for _, id := range ids {
+		cf.forgotten[id] = true
+	}
+}
+
+// movable returns the forgotten steps of cluster c that can be moved out
+// of its steps directory: those finished for good whose process group is
+// empty, so that nothing of theirs is left for the cluster's termination
+// to stop. It forgets them, and the rest stay until they are.
+func (f *finishedSteps) movable(c *clusterRecord) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cf := f.clusters[c.ID]
+	if cf == nil || !cf.createdAt.Equal(c.CreatedAt) {
+		return nil
+	}
+	var ids []string
+	for id := range cf.forgotten {
+		l, ok := cf.steps[id]
+		if !ok || l.pgid != 0 && !groupGone(procRecord{PGID: l.pgid}) {
+			continue
+		}
+		ids = append(ids, id)
+		delete(cf.forgotten, id)
+		delete(cf.steps, id)
+	}
+	return ids
 }
 
 // add remembers steps of cluster c that ListSteps found finished for good.

@@ -211,6 +211,7 @@ func (c *clusterRecord) state(now time.Time) berth.ClusterState {
 func (p *Provider) clustersDir() string         { return filepath.Join(p.dir, "clusters") }
 func (p *Provider) clusterDir(id string) string { return filepath.Join(p.dir, "clusters", id) }
 func (p *Provider) stepsDir(id string) string   { return filepath.Join(p.dir, "clusters", id, "steps") }
+func (p *Provider) endedDir(id string) string   { return filepath.Join(p.dir, "clusters", id, "ended") }
 
 // workDir is the working directory of a step that names none: in a tree
 // of its own, apart from the clusters' records (see doc.go).

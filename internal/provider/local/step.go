@@ -337,6 +337,9 @@ func (p *Provider) claim(clusterID, id, dir, name string) (how claimed, lock *os
 	if !found && !errors.Is(err, fs.ErrNotExist) {
 		return 0, nil, err
 	}
+	if !found && p.movedAside(clusterID, id) {
+		return claimAdopt, nil, nil
+	}
 	if found {
 		held, err := tryFlock(lock)
 		if err != nil || held {
@@ -685,6 +688,9 @@ func (p *Provider) ListSteps(ctx context.Context, clusterID string) ([]provider.
 		}
 		return nil, fmt.Errorf("list steps of cluster %s: %w", clusterID, err)
 	}
+	if !c.ended() {
+		p.moveForgotten(c)
+	}
 	ids, err := p.stepIDs(clusterID)
 	if err != nil {
 		return nil, fmt.Errorf("list steps of cluster %s: %w", clusterID, err)
@@ -701,7 +707,7 @@ func (p *Provider) ListSteps(ctx context.Context, clusterID string) ([]provider.
 		if !v.listed {
 			continue
 		}
-		l := listedStep{v.step, v.submitted}
+		l := listedStep{v.step, v.submitted, v.pgid}
 		all = append(all, l)
 		if v.final {
 			finished = append(finished, l)
@@ -723,6 +729,46 @@ func (p *Provider) ListSteps(ctx context.Context, clusterID string) ([]provider.
 		steps[i] = l.step
 	}
 	return steps, nil
+}
+
+// ForgetSteps moves the given steps, once they have ended for good and
+// their process groups are empty, out of the cluster's steps directory into
+// its ended one at the next ListSteps, which lists them no more: a poll
+// reads the steps under way, not every step the cluster ever ran. The
+// service forgets only steps whose end it has committed, and never asks
+// about them again, so the move is for good; a submission of the same name
+// still finds its step there and adopts it, and its logs stay readable.
+// The move is not synced: one a crash undoes lists the step once more,
+// as before.
+func (p *Provider) ForgetSteps(clusterID string, stepIDs []string) {
+	p.finished.forget(clusterID, stepIDs)
+}
+
+// moveForgotten moves the steps of running cluster c that ForgetSteps
+// named and that can go (see finishedSteps.movable) into its ended
+// directory. The caller holds the cluster's lock, so no claim of such a
+// step runs meanwhile; two polls racing to move one step both succeed.
+func (p *Provider) moveForgotten(c *clusterRecord) {
+	ids := p.finished.movable(c)
+	if len(ids) == 0 {
+		return
+	}
+	ended := p.endedDir(c.ID)
+	if err := os.MkdirAll(ended, 0o755); err != nil {
+		p.log.Warn("local: cannot keep ended steps apart; they stay listed", "cluster_id", c.ID, "err", err)
+		return
+	}
+	for _, id := range ids {
+		err := os.Rename(filepath.Join(p.stepsDir(c.ID), id), filepath.Join(ended, id))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			p.log.Warn("local: cannot move an ended step; it stays listed", "cluster_id", c.ID, "step_id", id, "err", err)
+		}
+	}
+}
+
+// movedAside reports whether ForgetSteps moved the step among the ended.
+func (p *Provider) movedAside(clusterID, id string) bool {
+	return exists(filepath.Join(p.endedDir(clusterID), id))
 }
 
 // stepIDs lists the cluster's step directories.
@@ -751,6 +797,8 @@ type stepView struct {
 	// ListSteps may keep the answer: the step has ended for good and
 	// nothing is left that could still write its files.
 	final bool
+	// pgid is the step's process group, once it has one.
+	pgid int
 }
 
 // readStep derives a step's state from its files. The order matters: a
@@ -810,6 +858,7 @@ func (p *Provider) deriveStep(c *clusterRecord, id string) stepView {
 		return v
 	}
 	pr := rec.procRecord
+	v.pgid = pr.PGID
 	if err := pr.check(); err != nil {
 		s.Message = "unreadable step record: " + err.Error()
 		s.EndedAt = spec.SubmittedAt
@@ -965,6 +1014,9 @@ func (p *Provider) CancelStep(ctx context.Context, clusterID, stepID string) err
 	dir := filepath.Join(p.stepsDir(clusterID), stepID)
 	lock, err := os.Open(dir)
 	if err != nil {
+		if p.movedAside(clusterID, stepID) {
+			return nil // it has ended
+		}
 		return fmt.Errorf("cancel step %s on cluster %s: %w", stepID, clusterID, berth.ErrNotFound)
 	}
 	defer lock.Close()
@@ -1024,8 +1076,11 @@ func (p *Provider) StepLogs(ctx context.Context, clusterID, stepID string) (bert
 		return berth.Logs{}, fmt.Errorf("step logs: %w", errUnknownCluster(clusterID))
 	}
 	dir := filepath.Join(p.stepsDir(clusterID), stepID)
-	if _, err := os.Stat(dir); err != nil {
-		return berth.Logs{}, fmt.Errorf("step logs of %s on cluster %s: %w", stepID, clusterID, berth.ErrNotFound)
+	if !exists(dir) {
+		if !p.movedAside(clusterID, stepID) {
+			return berth.Logs{}, fmt.Errorf("step logs of %s on cluster %s: %w", stepID, clusterID, berth.ErrNotFound)
+		}
+		dir = filepath.Join(p.endedDir(clusterID), stepID)
 	}
 	stdout, err := readTail(filepath.Join(dir, "stdout"), maxLogBytes)
 	if err != nil {

@@ -240,6 +240,7 @@ func New(cfg Config, pools []*Pool) *State {
 // Calls in flight stay counted: they are real, and their results still
 // come back. A pool blocked under another configuration is unblocked. It
 // returns the clusters with a provider id, whose watchers are to start.
+// The State keeps the jobs' elements: the caller hands the slice over.
 func (s *State) Restore(jobs []berth.Job, clusters []berth.Cluster, pools []berth.PoolState, affinity map[string]string, now time.Time) (watch []string) {
 	s.now = now
 	s.jobs, s.clusters, s.clusterList = map[string]*berth.Job{}, map[string]*Cluster{}, nil
@@ -250,10 +251,13 @@ func (s *State) Restore(jobs []berth.Job, clusters []berth.Cluster, pools []bert
 	s.stopping, s.retryAt, s.tries, s.held = map[string]berth.Reason{}, map[string]time.Time{}, map[string]int{}, map[string]held{}
 	s.reset()
 	s.queues, s.running, s.runningN, s.runningSorted = map[string]*queue{}, map[string]map[string]*berth.Job{}, map[string]int{}, nil
+	// The jobs stay where the store read them: a copy of each would
+	// double what a long queue costs at a restart. (The array lives until
+	// the last of them ends.)
 	for i := range jobs {
-		j := jobs[i]
-		s.jobs[j.ID] = &j
-		s.index(&j)
+		j := &jobs[i]
+		s.jobs[j.ID] = j
+		s.index(j)
 	}
 	// Pool state is what the store has, and nothing a failed pass left
 	// behind.

@@ -13,6 +13,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/berthhq/berth/internal/berth"
@@ -168,4 +169,15 @@ type Batch struct {
 // Empty reports whether the batch changes nothing.
 func (b *Batch) Empty() bool {
 	return len(b.Jobs) == 0 && len(b.Clusters) == 0 && len(b.Pools) == 0 && len(b.Affinity) == 0 && len(b.Events) == 0
+}
+
+// CheckStarted is a rule both stores hold every job they write to: a job
+// with attempts has started (the commit that makes its first attempt sets
+// its StartedAt), and a Commit that gives a job no StartedAt keeps the one
+// stored. So a job that never started has no attempts to look for.
+func CheckStarted(j *berth.Job) error {
+	if len(j.Attempts) > 0 && j.StartedAt.IsZero() {
+		return fmt.Errorf("%w: job %s has attempts but no started_at", berth.ErrInvalid, j.ID)
+	}
+	return nil
 }

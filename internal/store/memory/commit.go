@@ -39,6 +39,9 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) error {
 		// API recorded since).
 		j := old
 		j.SetRun(&given)
+		if j.StartedAt.IsZero() {
+			j.StartedAt = old.StartedAt // see store.CheckStarted
+		}
 		j.Attempts = mergeAttempts(old.Attempts, given.Attempts)
 		e.job = j
 		db.reindex(e, &old)
@@ -83,6 +86,9 @@ func (db *DB) check(b *store.Batch) error {
 	for i := range b.Jobs {
 		if db.jobs[b.Jobs[i].ID] == nil {
 			return notFound("commit", "job "+b.Jobs[i].ID)
+		}
+		if err := store.CheckStarted(&b.Jobs[i]); err != nil {
+			return fmt.Errorf("memory: commit: %w", err)
 		}
 	}
 	return nil

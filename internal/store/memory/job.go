@@ -30,6 +30,9 @@ func (s *Store) CreateJobs(ctx context.Context, jobs []berth.Job, held func(int,
 		if job.ID == "" {
 			return nil, fmt.Errorf("memory: create job: %w: empty id", berth.ErrInvalid)
 		}
+		if err := store.CheckStarted(&job); err != nil {
+			return nil, fmt.Errorf("memory: create job: %w", err)
+		}
 	}
 	if len(jobs) == 0 {
 		return nil, nil

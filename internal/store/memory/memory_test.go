@@ -36,7 +36,7 @@ var t0 = time.Date(2026, 11, 24, 10, 0, 0, 987654321, time.UTC)
 func job(id string) berth.Job {
 	code := 0
 	return berth.Job{
-		ID: id, Pool: "small", State: berth.JobQueued, Resume: berth.ResumeFromStart, CreatedAt: t0,
+		ID: id, Pool: "small", State: berth.JobQueued, Resume: berth.ResumeFromStart, CreatedAt: t0, StartedAt: t0,
 		MaxInfraRetries: berth.DefaultInfraRetry, IdempotencyKey: "key/" + id,
 		Labels: map[string]string{"dag_id": "d"},
 		Then:   []berth.Hint{{Pool: "big", Jobs: 2}},

@@ -382,6 +382,10 @@ func (d *differ) job(id string) berth.Job {
 		}
 		j.Attempts = append(j.Attempts, a)
 	}
+	// Now and then a job the stores refuse: attempts and never started.
+	if len(j.Attempts) > 0 && j.StartedAt.IsZero() && r.IntN(8) > 0 {
+		j.StartedAt = t0
+	}
 	return j
 }
 

@@ -331,7 +331,11 @@ func scanEvent(sc scanner) (berth.Event, error) {
 
 // Job and cluster states listed in SQL: the ones that have not ended.
 var (
-	liveJobStates     = sqlList(berth.JobStates, func(s berth.JobState) bool { return !s.Terminal() })
+	liveJobStates = sqlList(berth.JobStates, func(s berth.JobState) bool { return !s.Terminal() })
+	// liveJobsSQL reads the live jobs in seq order: one arm per state,
+	// each in the order of the (state, seq) index, merged. With state IN
+	// (…) instead, SQLite sorts the whole queue in a temporary B-tree.
+	liveJobsSQL       = liveJobsQuery()
 	liveClusterStates = sqlList(berth.ClusterStates, func(s berth.ClusterState) bool { return !s.Terminal() })
 )
 
@@ -356,4 +360,14 @@ func sqlList[S ~string](states []S, keep func(S) bool) string {
 // placeholders returns "?, ?, ?" for n values.
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+func liveJobsQuery() string {
+	var arms []string
+	for _, st := range berth.JobStates {
+		if !st.Terminal() {
+			arms = append(arms, `SELECT `+jobCols+` FROM jobs WHERE state = '`+string(st)+`'`)
+		}
+	}
+	return strings.Join(arms, " UNION ALL ") + " ORDER BY seq"
 }

@@ -26,6 +26,11 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) error {
 			return fmt.Errorf("sqlite: commit: %w: pool state with empty pool", berth.ErrInvalid)
 		}
 	}
+	for i := range b.Jobs {
+		if err := store.CheckStarted(&b.Jobs[i]); err != nil {
+			return fmt.Errorf("sqlite: commit: %w", err)
+		}
+	}
 	return s.writeTx(ctx, "commit", func(tx *sql.Tx) error {
 		var enc encoder
 		for i := range b.Clusters {

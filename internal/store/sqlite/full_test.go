@@ -128,6 +128,7 @@ func TestDiskFullGroup(t *testing.T) {
 	}{
 		{"its row does not fit", func(j *berth.Job) { j.Steps[0].Args = []string{huge} }, false},
 		{"its attempt does not fit", func(j *berth.Job) {
+			j.StartedAt = t0
 			j.Attempts = []berth.Attempt{{N: 1, State: berth.AttemptRunning,
 				Steps: []berth.AttemptStep{{Index: 0, State: berth.StepRunning, Message: huge}}}}
 		}, true},

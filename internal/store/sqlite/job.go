@@ -76,6 +76,9 @@ func newCreateReq(ctx context.Context, jobs []berth.Job) (*createReq, error) {
 		if job.ID == "" {
 			return nil, fmt.Errorf("sqlite: create job: %w: empty id", berth.ErrInvalid)
 		}
+		if err := store.CheckStarted(&job); err != nil {
+			return nil, fmt.Errorf("sqlite: create job: %w", err)
+		}
 		if job.State == "" {
 			job.State = berth.JobQueued
 		}
@@ -198,8 +201,8 @@ func (s *Store) GetJob(ctx context.Context, id string) (berth.Job, error) {
 // job is sql.ErrNoRows, for the caller to translate.
 func getJobBy(ctx context.Context, q querier, where string, args ...any) (berth.Job, error) {
 	j, err := scanJob(q.QueryRowContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE `+where, args...))
-	if err != nil {
-		return berth.Job{}, err
+	if err != nil || j.StartedAt.IsZero() {
+		return j, err // a job that never started has no attempts
 	}
 	as, err := readAttempts(ctx, q, `job_id = ?`, j.ID)
 	if err != nil {
@@ -232,14 +235,16 @@ func readAttempts(ctx context.Context, q querier, where string, args ...any) (ma
 	return out, rows.Err()
 }
 
-// readJobs reads the jobs a query selects (its columns must be jobCols)
-// and attaches their attempts, read in one more query.
-func readJobs(ctx context.Context, q querier, query string, args ...any) ([]berth.Job, error) {
+// readJobs reads the jobs a query selects (its columns must be jobCols),
+// about n of them, and attaches their attempts, read in one more query for
+// the jobs that ever started: the place that makes a job's first attempt
+// sets its started_at in the same commit.
+func readJobs(ctx context.Context, q querier, n int, query string, args ...any) ([]berth.Job, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
-	jobs := []berth.Job{}
+	jobs := make([]berth.Job, 0, n)
 	ids := []string{}
 	for rows.Next() {
 		j, err := scanJob(rows)
@@ -248,13 +253,15 @@ func readJobs(ctx context.Context, q querier, query string, args ...any) ([]bert
 			return nil, err
 		}
 		jobs = append(jobs, j)
-		ids = append(ids, j.ID)
+		if !j.StartedAt.IsZero() {
+			ids = append(ids, j.ID)
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	if len(jobs) == 0 {
+	if len(ids) == 0 {
 		return jobs, nil
 	}
 	idJSON, err := json.Marshal(ids)
@@ -322,7 +329,7 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter) ([]berth.Job, s
 	var jobs []berth.Job
 	err := s.readTx(ctx, "list jobs", func(tx *sql.Tx) error {
 		var err error
-		jobs, err = readJobs(ctx, tx, query, args...)
+		jobs, err = readJobs(ctx, tx, 0, query, args...)
 		if err != nil {
 			return s.fail(ctx, "list jobs", err)
 		}
@@ -408,7 +415,7 @@ func (s *Store) JobsAfter(ctx context.Context, seq int64, limit int) ([]berth.Jo
 	var jobs []berth.Job
 	err := s.readTx(ctx, "jobs after", func(tx *sql.Tx) error {
 		var err error
-		jobs, err = readJobs(ctx, tx, `SELECT `+jobCols+` FROM jobs WHERE seq > ? ORDER BY seq LIMIT ?`, seq, limit)
+		jobs, err = readJobs(ctx, tx, 0, `SELECT `+jobCols+` FROM jobs WHERE seq > ? ORDER BY seq LIMIT ?`, seq, limit)
 		if err != nil {
 			return s.fail(ctx, fmt.Sprintf("jobs after %d", seq), err)
 		}
@@ -482,29 +489,7 @@ func readLiveJobs(ctx context.Context, q querier) ([]berth.Job, error) {
 	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE state IN `+liveJobStates).Scan(&n); err != nil {
 		return nil, err
 	}
-	rows, err := q.QueryContext(ctx, `SELECT `+jobCols+` FROM jobs WHERE state IN `+liveJobStates+` ORDER BY seq`)
-	if err != nil {
-		return nil, err
-	}
-	jobs := make([]berth.Job, 0, n)
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			rows.Close()
-			return nil, err
-		}
-		jobs = append(jobs, j)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	as, err := readAttempts(ctx, q, `job_id IN (SELECT id FROM jobs WHERE state IN `+liveJobStates+`)`)
-	if err != nil {
-		return nil, err
-	}
-	attach(jobs, as)
-	return jobs, nil
+	return readJobs(ctx, q, n, liveJobsSQL)
 }
 
 func readPools(ctx context.Context, q querier) ([]berth.PoolState, error) {

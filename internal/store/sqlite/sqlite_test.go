@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -742,4 +743,30 @@ func TestCheckpointsInTheBackground(t *testing.T) {
 		}
 	}
 	wait.For(t, time.Minute, "the database file to take in the log", func() bool { return size() > before })
+}
+
+var loadJobs = flag.Int("load.jobs", 20_000, "queued jobs BenchmarkLoad reads")
+
+// BenchmarkLoad reads a queue of -load.jobs jobs back, as a restart does.
+func BenchmarkLoad(b *testing.B) {
+	s := openAt(b, filepath.Join(b.TempDir(), "berth.db"))
+	ctx := b.Context()
+	batch := make([]berth.Job, 0, berth.MaxBatch)
+	for i := range *loadJobs {
+		batch = append(batch, job(berth.NewID("job", t0.Add(time.Duration(i)))))
+		if len(batch) == cap(batch) || i == *loadJobs-1 {
+			if _, err := s.CreateJobs(ctx, batch, nil); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		st, err := s.Load(ctx)
+		if err != nil || len(st.Jobs) != *loadJobs {
+			b.Fatalf("Load = %d jobs, %v; want %d", len(st.Jobs), err, *loadJobs)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/float64(*loadJobs), "µs/job")
 }

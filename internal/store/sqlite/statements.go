@@ -24,7 +24,7 @@ var (
 		VALUES (?, ?, ` + placeholders(len(jobWriteCols)) + `)
 		ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 		RETURNING seq`
-	updateJobSQL = `UPDATE jobs SET ` + strings.Join(jobRunCols, " = ?, ") + ` = ? WHERE id = ?`
+	updateJobSQL = updateJobQuery()
 
 	insertLabelsSQL = `INSERT INTO job_labels (job_id, key, value) SELECT ?, key, value FROM json_each(?)`
 
@@ -72,4 +72,17 @@ func (st *statements) close() {
 			_ = s.Close()
 		}
 	}
+}
+
+// updateJobQuery sets jobRunCols, but a started_at given as none keeps the
+// one stored: a job's start, once made, stays (see store.CheckStarted).
+func updateJobQuery() string {
+	set := make([]string, len(jobRunCols))
+	for i, c := range jobRunCols {
+		set[i] = c + " = ?"
+		if c == "started_at" {
+			set[i] = "started_at = coalesce(?, started_at)"
+		}
+	}
+	return `UPDATE jobs SET ` + strings.Join(set, ", ") + ` WHERE id = ?`
 }

@@ -72,6 +72,7 @@ func Run(t *testing.T, newDB func(t *testing.T) (open func() store.Store)) {
 		{"Commit/KeepsStoreFields", testCommitKeepsStoreFields},
 		{"Commit/Attempts", testCommitAttempts},
 		{"Commit/SpecFixed", testCommitSpecFixed},
+		{"Commit/Started", testCommitStarted},
 		{"Commit/Upserts", testCommitUpserts},
 		{"Load", testLoad},
 		{"Load/Empty", testLoadEmpty},
@@ -761,6 +762,34 @@ func testCommitSpecFixed(t *testing.T, s store.Store) {
 	if got, created, err := s.CreateJob(t.Context(), again); err != nil || created || got.ID != j.ID {
 		t.Errorf("CreateJob with the job's key: %s, created %v, %v; want %s", got.ID, created, err, j.ID)
 	}
+}
+
+// testCommitStarted: a job with attempts has started. A creation or a
+// commit of one without a StartedAt is refused and writes nothing, and a
+// commit that gives none keeps the start stored, and the attempts with it.
+func testCommitStarted(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	bad := ran(newJob("job-bad"), "cl-1", "cl-2")
+	bad.StartedAt = time.Time{}
+	if _, _, err := s.CreateJob(ctx, bad); !errors.Is(err, berth.ErrInvalid) {
+		t.Errorf("CreateJob of a job with attempts that never started = %v, want ErrInvalid", err)
+	}
+	if _, err := s.GetJob(ctx, bad.ID); !errors.Is(err, berth.ErrNotFound) {
+		t.Errorf("GetJob of the refused job = %v, want ErrNotFound", err)
+	}
+	j := create(t, s, newJob("job-1"))
+	w := ran(j, "cl-1", "cl-2")
+	noStart := w
+	noStart.StartedAt = time.Time{}
+	if err := s.Commit(ctx, store.Batch{Jobs: []berth.Job{noStart}}); !errors.Is(err, berth.ErrInvalid) {
+		t.Errorf("Commit of attempts without a start = %v, want ErrInvalid", err)
+	}
+	equal(t, "job after the refused commit", getJob(t, s, j.ID), j)
+	commit(t, s, store.Batch{Jobs: []berth.Job{w}})
+	again := w
+	again.StartedAt, again.Attempts = time.Time{}, nil
+	commit(t, s, store.Batch{Jobs: []berth.Job{again}})
+	equal(t, "job after a commit that gave no start", getJob(t, s, j.ID), stored(w, j.Seq, j.CreatedAt, false))
 }
 
 func testCommitUpserts(t *testing.T, s store.Store) {

@@ -58,15 +58,26 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) error {
 				return s.fail(ctx, "commit: affinity "+k, err)
 			}
 		}
+		var attempts [][]any
 		for i := range b.Jobs {
-			if err := s.writeJob(ctx, tx, &enc, &b.Jobs[i]); err != nil {
+			j := &b.Jobs[i]
+			if err := s.writeJob(ctx, tx, &enc, j); err != nil {
 				return err
 			}
-		}
-		for _, ev := range b.Events {
-			if _, err := tx.StmtContext(ctx, s.stmt.insertEvent).ExecContext(ctx, enc.time(ev.At), ev.JobID, ev.ClusterID, ev.Kind, ev.Message); err != nil {
-				return s.fail(ctx, "commit: event", err)
+			for k := range j.Attempts {
+				attempts = append(attempts, attemptArgs(&enc, j.ID, &j.Attempts[k]))
 			}
+		}
+		// An attempt it does not list stays: the loop never drops one.
+		if err := s.stmt.upsertAttempts.exec(ctx, tx, attempts); err != nil {
+			return s.fail(ctx, "commit: attempts", err)
+		}
+		events := make([][]any, len(b.Events))
+		for i, ev := range b.Events {
+			events[i] = []any{enc.time(ev.At), ev.JobID, ev.ClusterID, ev.Kind, ev.Message}
+		}
+		if err := s.stmt.insertEvents.exec(ctx, tx, events); err != nil {
+			return s.fail(ctx, "commit: events", err)
 		}
 		if enc.err != nil {
 			return fmt.Errorf("sqlite: commit: %w", enc.err)
@@ -75,8 +86,7 @@ func (s *Store) Commit(ctx context.Context, b store.Batch) error {
 	})
 }
 
-// writeJob writes one job's run state and upserts its attempts. An
-// attempt it does not list stays: the loop never drops one.
+// writeJob writes one job's run state.
 func (s *Store) writeJob(ctx context.Context, tx *sql.Tx, enc *encoder, j *berth.Job) error {
 	op := "commit: job " + j.ID
 	res, err := tx.StmtContext(ctx, s.stmt.updateJob).ExecContext(ctx, append(jobRunArgs(enc, j), j.ID)...)
@@ -87,11 +97,6 @@ func (s *Store) writeJob(ctx context.Context, tx *sql.Tx, enc *encoder, j *berth
 		return s.fail(ctx, op, err)
 	} else if n == 0 {
 		return fmt.Errorf("sqlite: commit: job %q: %w", j.ID, berth.ErrNotFound)
-	}
-	for i := range j.Attempts {
-		if _, err := tx.StmtContext(ctx, s.stmt.upsertAttempt).ExecContext(ctx, attemptArgs(enc, j.ID, &j.Attempts[i])...); err != nil {
-			return s.fail(ctx, fmt.Sprintf("%s: attempt %d", op, j.Attempts[i].N), err)
-		}
 	}
 	return nil
 }

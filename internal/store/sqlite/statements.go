@@ -15,6 +15,66 @@ type statements struct {
 	upsertAttempt *sql.Stmt
 	upsertCluster *sql.Stmt
 	insertEvent   *sql.Stmt
+	// A commit's attempts and events go in multi-row statements.
+	upsertAttempts, insertEvents rowStmts
+}
+
+// rowStmts is one INSERT prepared for several counts of rows, so that a
+// batch of rows takes few executions: an execution costs as much again in
+// binding and in the driver's and database/sql's bookkeeping as the B-tree
+// work of its row.
+type rowStmts struct {
+	cols  int
+	sizes []int // descending, ending in 1
+	stmts map[int]*sql.Stmt
+}
+
+// rowSizes are the row counts a rowStmts is prepared for.
+var rowSizes = []int{64, 16, 4, 1}
+
+// prepareRows prepares head VALUES (…), (…) tail for each of rowSizes.
+func prepareRows(ctx context.Context, db *sql.DB, head string, cols int, tail string) (rowStmts, error) {
+	r := rowStmts{cols: cols, sizes: rowSizes, stmts: map[int]*sql.Stmt{}}
+	row := "(" + placeholders(cols) + ")"
+	for _, n := range r.sizes {
+		st, err := db.PrepareContext(ctx, head+" VALUES "+strings.Repeat(row+", ", n-1)+row+" "+tail)
+		if err != nil {
+			r.close()
+			return rowStmts{}, err
+		}
+		r.stmts[n] = st
+	}
+	return r, nil
+}
+
+// exec writes rows, each of r.cols values, in order, in as few executions
+// as r's sizes allow.
+func (r *rowStmts) exec(ctx context.Context, tx *sql.Tx, rows [][]any) error {
+	args := make([]any, 0, r.sizes[0]*r.cols)
+	for len(rows) > 0 {
+		n := r.sizes[len(r.sizes)-1]
+		for _, size := range r.sizes {
+			if size <= len(rows) {
+				n = size
+				break
+			}
+		}
+		args = args[:0]
+		for _, row := range rows[:n] {
+			args = append(args, row...)
+		}
+		if _, err := tx.StmtContext(ctx, r.stmts[n]).ExecContext(ctx, args...); err != nil {
+			return err
+		}
+		rows = rows[n:]
+	}
+	return nil
+}
+
+func (r *rowStmts) close() {
+	for _, st := range r.stmts {
+		_ = st.Close()
+	}
 }
 
 var (
@@ -28,8 +88,8 @@ var (
 
 	insertLabelsSQL = `INSERT INTO job_labels (job_id, key, value) SELECT ?, key, value FROM json_each(?)`
 
-	upsertAttemptSQL = `INSERT INTO attempts (` + attemptCols + `) VALUES (` + placeholders(10) + `)
-		ON CONFLICT (job_id, n) DO UPDATE SET
+	upsertAttemptSQL  = `INSERT INTO attempts (` + attemptCols + `) VALUES (` + placeholders(10) + `) ` + upsertAttemptTail
+	upsertAttemptTail = `ON CONFLICT (job_id, n) DO UPDATE SET
 			cluster_id = excluded.cluster_id, state = excluded.state, reason = excluded.reason,
 			started_at = excluded.started_at, ended_at = excluded.ended_at,
 			first_step = excluded.first_step, steps = excluded.steps, cost = excluded.cost`
@@ -42,7 +102,8 @@ var (
 			ended_at = excluded.ended_at, reason = excluded.reason, capacity = excluded.capacity,
 			ends_lost = excluded.ends_lost`
 
-	insertEventSQL = `INSERT INTO events (at, job_id, cluster_id, kind, message) VALUES (?, ?, ?, ?, ?)`
+	insertEventHead = `INSERT INTO events (at, job_id, cluster_id, kind, message)`
+	insertEventSQL  = insertEventHead + ` VALUES (?, ?, ?, ?, ?)`
 )
 
 func (st *statements) prepare(ctx context.Context, db *sql.DB) error {
@@ -63,7 +124,12 @@ func (st *statements) prepare(ctx context.Context, db *sql.DB) error {
 		}
 		*p.dst = s
 	}
-	return nil
+	var err error
+	if st.upsertAttempts, err = prepareRows(ctx, db, `INSERT INTO attempts (`+attemptCols+`)`, 10, upsertAttemptTail); err != nil {
+		return err
+	}
+	st.insertEvents, err = prepareRows(ctx, db, insertEventHead, 5, "")
+	return err
 }
 
 func (st *statements) close() {
@@ -72,6 +138,8 @@ func (st *statements) close() {
 			_ = s.Close()
 		}
 	}
+	st.upsertAttempts.close()
+	st.insertEvents.close()
 }
 
 // updateJobQuery sets jobRunCols, but a started_at given as none keeps the

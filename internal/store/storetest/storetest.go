@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -73,6 +74,7 @@ func Run(t *testing.T, newDB func(t *testing.T) (open func() store.Store)) {
 		{"Commit/Attempts", testCommitAttempts},
 		{"Commit/SpecFixed", testCommitSpecFixed},
 		{"Commit/Started", testCommitStarted},
+		{"Commit/ManyRows", testCommitManyRows},
 		{"Commit/Upserts", testCommitUpserts},
 		{"Load", testLoad},
 		{"Load/Empty", testLoadEmpty},
@@ -790,6 +792,54 @@ func testCommitStarted(t *testing.T, s store.Store) {
 	again.StartedAt, again.Attempts = time.Time{}, nil
 	commit(t, s, store.Batch{Jobs: []berth.Job{again}})
 	equal(t, "job after a commit that gave no start", getJob(t, s, j.ID), stored(w, j.Seq, j.CreatedAt, false))
+}
+
+// testCommitManyRows: a batch larger than any one statement of a store
+// (the SQLite store writes rows 64, 16, 4 and 1 at a time) keeps every
+// attempt and every event, the events in the batch's order, and an
+// attempt listed twice ends as its last copy.
+func testCommitManyRows(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const n = 87 // 64 + 16 + 4 + 3 × 1
+	var b store.Batch
+	for i := range n {
+		j := create(t, s, newJob(fmt.Sprintf("job-%03d", i)))
+		w := ran(j, "cl-1", "cl-2")
+		b.Jobs = append(b.Jobs, w)
+		b.Events = append(b.Events, berth.Event{At: at(i), JobID: j.ID, Kind: "placed", Message: strconv.Itoa(i)})
+	}
+	last := &b.Jobs[n-1]
+	again := last.Attempts[1]
+	again.Cost = 42
+	last.Attempts = append(last.Attempts, again)
+	commit(t, s, b)
+	for i, w := range b.Jobs {
+		got := getJob(t, s, w.ID)
+		if len(got.Attempts) != 2 {
+			t.Fatalf("job %s has %d attempts, want 2", w.ID, len(got.Attempts))
+		}
+		if want := w.Attempts[len(w.Attempts)-1].Cost; i == n-1 && got.Attempts[1].Cost != want {
+			t.Errorf("the attempt listed twice costs %v, want its last copy's %v", got.Attempts[1].Cost, want)
+		}
+	}
+	evs, err := s.ListEvents(ctx, store.EventFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	for _, ev := range evs {
+		if ev.Kind == "placed" {
+			msgs = append(msgs, ev.Message)
+		}
+	}
+	if len(msgs) != n {
+		t.Fatalf("%d events, want %d", len(msgs), n)
+	}
+	for i, m := range msgs {
+		if m != strconv.Itoa(i) {
+			t.Fatalf("event %d is %q, want %d: %v", i, m, i, msgs)
+		}
+	}
 }
 
 func testCommitUpserts(t *testing.T, s store.Store) {

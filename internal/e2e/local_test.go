@@ -48,14 +48,16 @@ func TestLocalCrashesLoseNoJobAndStartNoStepTwice(t *testing.T) {
 
 	// Each step appends its provider name — job, attempt and step — to a
 	// marker file when it starts, then works for a moment.
-	// Job 0's first step works long enough for its cluster to be killed
-	// under it on a loaded machine.
+	// Job 0's first step works until the test has killed its cluster under
+	// it (the release file), however loaded the machine, and a minute at
+	// most.
+	release := filepath.Join(b.dir, "release")
 	step := func(i, s int) berth.Step {
-		work := fmt.Sprintf("0.%d", 3+(i+s)%5)
+		work := fmt.Sprintf("sleep 0.%d", 3+(i+s)%5)
 		if i == 0 && s == 0 {
-			work = "5"
+			work = fmt.Sprintf(`for _ in $(seq 600); do [ -e %s ] && break; sleep 0.1; done`, release)
 		}
-		script := fmt.Sprintf(`echo "$BERTH_STEP_NAME" >> %s/job-%d; sleep %s`, markers, i, work)
+		script := fmt.Sprintf(`echo "$BERTH_STEP_NAME" >> %s/job-%d; %s`, markers, i, work)
 		return berth.Step{Name: fmt.Sprintf("s%d", s), Args: []string{"sh", "-c", script}}
 	}
 	const jobs = 24
@@ -86,6 +88,9 @@ func TestLocalCrashesLoseNoJobAndStartNoStepTwice(t *testing.T) {
 	})
 	if k, err := p.client.Kill(ctx, victim); err != nil || k.State != berth.ClusterLost {
 		t.Fatalf("kill cluster %s: %+v %v", victim, k, err)
+	}
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
 	}
 
 	// Crash berth twice while work runs, restarting it each time.

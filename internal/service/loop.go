@@ -275,7 +275,26 @@ func (l *loop) failCommands(err error) {
 
 // pickUp reads new submissions and cancel requests from the store.
 func (l *loop) pickUp(ctx context.Context) error {
-	for {
+	// The jobs the API stored come with its word, and need no read while
+	// they follow each other in Seq. A gap is a job stored without a word
+	// or whose word is still on its way: the rest is read from the store,
+	// as it is when no word came (the pick-up at each tick).
+	read := true
+	if fresh := l.s.takeFresh(); len(fresh) > 0 {
+		read = false
+		for _, j := range fresh {
+			if j.Seq <= l.lastSeq {
+				continue // loaded or read already
+			}
+			if j.Seq != l.lastSeq+1 {
+				read = true
+				break
+			}
+			l.lastSeq = j.Seq
+			l.st.Submitted(j)
+		}
+	}
+	for read {
 		jobs, err := l.s.store.JobsAfter(ctx, l.lastSeq, pickupBatch)
 		if err != nil {
 			return err

@@ -1,7 +1,9 @@
 package service
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,6 +39,10 @@ type runner struct {
 	// since the loop last read them; lastPickUp is when it did.
 	news       bool
 	lastPickUp time.Time
+	// fresh are the jobs the API stored that the loop has not taken yet,
+	// as the store answered them: a pass takes them rather than read them
+	// back (see loop.pickUp).
+	fresh []berth.Job
 	// wg counts the tasks started on the executor, so Stop can wait for
 	// them.
 	wg sync.WaitGroup
@@ -80,6 +86,31 @@ func (s *Service) post(in any) {
 func (s *Service) stored() {
 	s.newsPending()
 	s.Wake()
+}
+
+// submitted tells the loop of jobs the API stored, and wakes it to take
+// them. Each copy gets steps of its own, since the loop changes their
+// states; the rest of a submission never changes.
+func (s *Service) submitted(jobs ...berth.Job) {
+	s.run.mu.Lock()
+	for _, j := range jobs {
+		j.Steps = slices.Clone(j.Steps)
+		s.run.fresh = append(s.run.fresh, j)
+	}
+	s.run.news = true
+	s.run.mu.Unlock()
+	s.Wake()
+}
+
+// takeFresh hands the loop the jobs the API stored since it last took
+// them, in Seq order.
+func (s *Service) takeFresh() []berth.Job {
+	s.run.mu.Lock()
+	fresh := s.run.fresh
+	s.run.fresh = nil
+	s.run.mu.Unlock()
+	slices.SortFunc(fresh, func(a, b berth.Job) int { return cmp.Compare(a.Seq, b.Seq) })
+	return fresh
 }
 
 // newsPending makes the next pass read the store for submissions and

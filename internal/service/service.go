@@ -341,7 +341,7 @@ func (s *Service) Submit(ctx context.Context, spec berth.JobSpec) (berth.Job, bo
 		return berth.Job{}, false, fmt.Errorf("submit: %w", err)
 	}
 	if created {
-		s.stored()
+		s.submitted(job)
 	} else if field := spec.Mismatch(&job); field != "" {
 		return berth.Job{}, false, berth.IdempotencyConflict(spec.IdempotencyKey, job.ID, field)
 	}
@@ -374,11 +374,14 @@ func (s *Service) SubmitBatch(ctx context.Context, specs []berth.JobSpec) ([]ber
 	if err != nil {
 		return nil, fmt.Errorf("submit batch: %w", err)
 	}
+	var created []berth.Job
 	for i := range out {
 		if out[i].Created {
-			s.stored()
-			break
+			created = append(created, out[i].Job)
 		}
+	}
+	if len(created) > 0 {
+		s.submitted(created...)
 	}
 	for i := range out {
 		s.annotate(&out[i].Job)

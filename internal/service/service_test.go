@@ -694,3 +694,24 @@ func TestEndWaits(t *testing.T) {
 		}
 	}
 }
+
+// TestJobStoredWithoutWord: a job in the store that the API did not tell
+// the loop of (here written straight to the store) is still picked up,
+// before and after jobs the API did tell it of, and runs once.
+func TestJobStoredWithoutWord(t *testing.T) {
+	h := newVirtual(t, simPool(), booting)
+	first := h.submit(berth.JobSpec{Steps: sleepSteps("1m")})
+	now := h.exec.Now()
+	spec := berth.JobSpec{Pool: h.pool.Name, Steps: sleepSteps("1m")}
+	silent, created, err := h.st.CreateJob(context.Background(), spec.NewJob(berth.NewID("job", now), now))
+	if err != nil || !created {
+		t.Fatalf("CreateJob: created=%v err=%v", created, err)
+	}
+	last := h.submit(berth.JobSpec{Steps: sleepSteps("1m")})
+	for _, id := range []string{first.ID, silent.ID, last.ID} {
+		h.untilJob(id, berth.JobSucceeded)
+		if n := h.started(berth.StepName(id, 1, 0)); n != 1 {
+			t.Errorf("job %s's step started %d times", id, n)
+		}
+	}
+}

@@ -18,11 +18,15 @@ import (
 	"github.com/berthhq/berth/internal/config"
 	"github.com/berthhq/berth/internal/server"
 	"github.com/berthhq/berth/internal/store/sqlite"
+	"github.com/berthhq/berth/internal/wait"
 )
 
 // burnJobs is how many jobs BenchmarkBurnDown queues before it lets the
 // pool run them (-burn.jobs=100000 for the figures in BENCHMARKS.md).
 var burnJobsFlag = flag.Int("burn.jobs", 20_000, "jobs BenchmarkBurnDown queues")
+
+// burnLimit is the most a burn-down may take, as in bench/run.
+const burnLimit = 10 * time.Minute
 
 // BenchmarkBurnDown queues burnJobs one-step jobs on a sim pool whose
 // clusters are up and whose steps end at once, then measures how fast the
@@ -92,17 +96,16 @@ pools:
 	ctx := b.Context()
 	// Until the loop's first pass the pool's status is empty: the burn is
 	// over when its queue, once seen, is empty.
-	for seen := false; ; time.Sleep(5 * time.Millisecond) {
+	seen := false
+	wait.For(b, burnLimit, "every job to end", func() bool {
 		p, err := h.c.Pool(ctx, poolName)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if left := p.Queued + p.Running; left > 0 {
-			seen = true
-		} else if seen {
-			break
-		}
-	}
+		left := p.Queued + p.Running
+		seen = seen || left > 0
+		return seen && left == 0
+	})
 	took := time.Since(start)
 	b.StopTimer()
 	passes, busy := passStats(b, h)

@@ -45,10 +45,10 @@ type newJob struct {
 	steps  string // as stored
 	args   []any
 	labels any
-	// attempts are the upsertAttempt arguments of attempts the new job
+	// attempts are the upsertAttempts rows of attempts the new job
 	// already carries (normally none).
 	attempts [][]any
-	// event is the insertEvent arguments of its queued event.
+	// event is the insertEvents row of its queued event.
 	event []any
 }
 

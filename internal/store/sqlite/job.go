@@ -131,13 +131,11 @@ func (s *Store) insertJob(ctx context.Context, tx *sql.Tx, r *newJob, held func(
 			return berth.Submitted{}, s.fail(ctx, op+": labels", err)
 		}
 	}
-	for _, args := range r.attempts {
-		if _, err := tx.StmtContext(ctx, s.stmt.upsertAttempt).ExecContext(ctx, args...); err != nil {
-			return berth.Submitted{}, s.fail(ctx, op+": attempts", err)
-		}
+	if err := s.stmt.upsertAttempts.exec(ctx, tx, r.attempts); err != nil {
+		return berth.Submitted{}, s.fail(ctx, op+": attempts", err)
 	}
 	if r.event != nil {
-		if _, err := tx.StmtContext(ctx, s.stmt.insertEvent).ExecContext(ctx, r.event...); err != nil {
+		if err := s.stmt.insertEvents.exec(ctx, tx, [][]any{r.event}); err != nil {
 			return berth.Submitted{}, s.fail(ctx, op+": event", err)
 		}
 	}
@@ -387,7 +385,7 @@ func (s *Store) RequestCancel(ctx context.Context, id string, at time.Time) (ber
 		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET cancel_requested = 1 WHERE id = ?`, id); err != nil {
 			return s.fail(ctx, op, err)
 		}
-		if _, err := tx.StmtContext(ctx, s.stmt.insertEvent).ExecContext(ctx, atArg, id, "", store.EventCancelRequested, "cancel requested"); err != nil {
+		if err := s.stmt.insertEvents.exec(ctx, tx, [][]any{{atArg, id, "", store.EventCancelRequested, "cancel requested"}}); err != nil {
 			return s.fail(ctx, op+": event", err)
 		}
 		j.CancelRequested = true

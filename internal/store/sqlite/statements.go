@@ -12,10 +12,9 @@ type statements struct {
 	insertJob     *sql.Stmt
 	updateJob     *sql.Stmt
 	insertLabels  *sql.Stmt
-	upsertAttempt *sql.Stmt
 	upsertCluster *sql.Stmt
-	insertEvent   *sql.Stmt
-	// A commit's attempts and events go in multi-row statements.
+	// Attempts and events go in multi-row statements, a commit's many at
+	// a time, a submission's one.
 	upsertAttempts, insertEvents rowStmts
 }
 
@@ -50,7 +49,7 @@ func prepareRows(ctx context.Context, db *sql.DB, head string, cols int, tail st
 // exec writes rows, each of r.cols values, in order, in as few executions
 // as r's sizes allow.
 func (r *rowStmts) exec(ctx context.Context, tx *sql.Tx, rows [][]any) error {
-	args := make([]any, 0, r.sizes[0]*r.cols)
+	args := make([]any, 0, min(len(rows), r.sizes[0])*r.cols)
 	for len(rows) > 0 {
 		n := r.sizes[len(r.sizes)-1]
 		for _, size := range r.sizes {
@@ -88,7 +87,6 @@ var (
 
 	insertLabelsSQL = `INSERT INTO job_labels (job_id, key, value) SELECT ?, key, value FROM json_each(?)`
 
-	upsertAttemptSQL  = `INSERT INTO attempts (` + attemptCols + `) VALUES (` + placeholders(10) + `) ` + upsertAttemptTail
 	upsertAttemptTail = `ON CONFLICT (job_id, n) DO UPDATE SET
 			cluster_id = excluded.cluster_id, state = excluded.state, reason = excluded.reason,
 			started_at = excluded.started_at, ended_at = excluded.ended_at,
@@ -103,7 +101,6 @@ var (
 			ends_lost = excluded.ends_lost`
 
 	insertEventHead = `INSERT INTO events (at, job_id, cluster_id, kind, message)`
-	insertEventSQL  = insertEventHead + ` VALUES (?, ?, ?, ?, ?)`
 )
 
 func (st *statements) prepare(ctx context.Context, db *sql.DB) error {
@@ -114,9 +111,7 @@ func (st *statements) prepare(ctx context.Context, db *sql.DB) error {
 		{&st.insertJob, insertJobSQL},
 		{&st.updateJob, updateJobSQL},
 		{&st.insertLabels, insertLabelsSQL},
-		{&st.upsertAttempt, upsertAttemptSQL},
 		{&st.upsertCluster, upsertClusterSQL},
-		{&st.insertEvent, insertEventSQL},
 	} {
 		s, err := db.PrepareContext(ctx, p.text)
 		if err != nil {
@@ -133,7 +128,7 @@ func (st *statements) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (st *statements) close() {
-	for _, s := range []*sql.Stmt{st.insertJob, st.updateJob, st.insertLabels, st.upsertAttempt, st.upsertCluster, st.insertEvent} {
+	for _, s := range []*sql.Stmt{st.insertJob, st.updateJob, st.insertLabels, st.upsertCluster} {
 		if s != nil {
 			_ = s.Close()
 		}

@@ -180,6 +180,24 @@ func (j *Job) SetRun(from *Job) {
 	j.Steps = from.Steps
 }
 
+// Dormant reports whether a job is nothing yet but its place in its pool's
+// queue: queued, never started, with no affinity, no not_before and no
+// cancel request. Placement orders such a job by its DormantJob alone, so
+// a long queue is kept in memory as those, and each job is read whole only
+// when it nears the head of its queue.
+func (j *Job) Dormant() bool {
+	return j.State == JobQueued && j.StartedAt.IsZero() && len(j.Attempts) == 0 && !j.CancelRequested &&
+		j.NotBefore.IsZero() && j.Affinity == "" && !j.AffinityRequired
+}
+
+// DormantJob is what placement needs of a dormant job (Job.Dormant).
+type DormantJob struct {
+	ID        string
+	Pool      string
+	Priority  int
+	CreatedAt time.Time
+}
+
 // CurrentAttempt returns the job's running attempt, or nil.
 func (j *Job) CurrentAttempt() *Attempt {
 	if n := len(j.Attempts); n > 0 && j.Attempts[n-1].State == AttemptRunning {

@@ -199,8 +199,12 @@ func (s *State) forecastPool(p *Pool, q *queue, clusters []*Cluster, m *learn.Mo
 	sc := &s.scratch
 	head := sc.head[:0]
 	required := 0
-	q.ready.Ascend(func(j *berth.Job) bool {
-		if len(head) == forecastJobs {
+	q.ready.Ascend(func(e entry) bool {
+		// The forecast stops at a dormant job: the pass reads those at
+		// the head whole first (dormant.go), so one is reached only when
+		// that read failed.
+		j := e.job
+		if len(head) == forecastJobs || j == nil {
 			return false
 		}
 		head = append(head, j)

@@ -178,7 +178,7 @@ func TestForecastCoversTheHead(t *testing.T) {
 	w.pass()
 	o := w.forecast()
 	var order []string
-	w.s.queues["p"].ready.Ascend(func(j *berth.Job) bool { order = append(order, j.ID); return true })
+	w.s.queues["p"].ready.Ascend(func(e entry) bool { order = append(order, e.id); return true })
 	for i, id := range order {
 		wt, ok := o.Jobs[id]
 		switch {

@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -22,33 +23,67 @@ import (
 
 // queue is one pool's queued jobs.
 type queue struct {
-	ready    *btree.BTreeG[*berth.Job]
+	ready    *btree.BTreeG[entry]
 	deferred *btree.BTreeG[*berth.Job]
 	cancel   map[string]*berth.Job
-	// required counts the ready jobs that are affinity_required.
+	// required counts the ready jobs that are affinity_required, and
+	// dormant those held as their place only (see dormant.go).
 	required int
+	dormant  int
 	n        int
 }
 
 func newQueue() *queue {
 	return &queue{
-		ready:    btree.NewG(32, placementLess),
+		ready:    btree.NewG(32, entryLess),
 		deferred: btree.NewG(32, deferredLess),
 		cancel:   map[string]*berth.Job{},
 	}
 }
 
-// placementLess is the scheduler's order: highest priority, then oldest,
-// then id.
-func placementLess(a, b *berth.Job) bool {
-	if a.Priority != b.Priority {
-		return a.Priority > b.Priority
-	}
-	if !a.CreatedAt.Equal(b.CreatedAt) {
-		return a.CreatedAt.Before(b.CreatedAt)
-	}
-	return a.ID < b.ID
+// entry is a job in a pool's ready queue: its place in placement order,
+// and the job, or nil while the job is dormant (dormant.go).
+type entry struct {
+	priority int
+	created  int64 // unix nanoseconds; see unixNano
+	id       string
+	job      *berth.Job
 }
+
+func entryOf(j *berth.Job) entry {
+	return entry{priority: j.Priority, created: unixNano(j.CreatedAt), id: j.ID, job: j}
+}
+
+// unixNano is t as entry keeps it: a zero time sorts first, as it does
+// among times.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return math.MinInt64
+	}
+	return t.UnixNano()
+}
+
+func (e entry) createdAt() time.Time {
+	if e.created == math.MinInt64 {
+		return time.Time{}
+	}
+	return time.Unix(0, e.created).UTC()
+}
+
+// entryLess is the scheduler's order: highest priority, then oldest, then
+// id.
+func entryLess(a, b entry) bool {
+	if a.priority != b.priority {
+		return a.priority > b.priority
+	}
+	if a.created != b.created {
+		return a.created < b.created
+	}
+	return a.id < b.id
+}
+
+// placementLess is entryLess for jobs.
+func placementLess(a, b *berth.Job) bool { return entryLess(entryOf(a), entryOf(b)) }
 
 func deferredLess(a, b *berth.Job) bool {
 	if !a.NotBefore.Equal(b.NotBefore) {
@@ -78,7 +113,7 @@ func (s *State) index(j *berth.Job) {
 		case j.NotBefore.After(s.now):
 			q.deferred.ReplaceOrInsert(j)
 		default:
-			q.ready.ReplaceOrInsert(j)
+			q.ready.ReplaceOrInsert(entryOf(j))
 			if j.AffinityRequired {
 				q.required++
 			}
@@ -103,7 +138,7 @@ func (s *State) unindex(j *berth.Job) {
 		q.n--
 		delete(q.cancel, j.ID)
 		q.deferred.Delete(j)
-		if _, ok := q.ready.Delete(j); ok && j.AffinityRequired {
+		if _, ok := q.ready.Delete(entryOf(j)); ok && j.AffinityRequired {
 			q.required--
 		}
 	case berth.JobRunning:
@@ -133,7 +168,7 @@ func (s *State) promote(now time.Time) {
 				break
 			}
 			q.deferred.DeleteMin()
-			q.ready.ReplaceOrInsert(j)
+			q.ready.ReplaceOrInsert(entryOf(j))
 			if j.AffinityRequired {
 				q.required++
 			}

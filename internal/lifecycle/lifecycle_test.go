@@ -350,7 +350,7 @@ func TestCreationFailuresByClass(t *testing.T) {
 
 func TestRestoreUnblocksAChangedPool(t *testing.T) {
 	w := newWorld(t, berth.Pool{})
-	w.s.Restore(nil, nil, []berth.PoolState{{Pool: "p", BlockedAt: t0, BlockedReason: "bad", BlockedSpec: "spec-0"}}, nil, t0)
+	w.s.Restore(nil, nil, nil, []berth.PoolState{{Pool: "p", BlockedAt: t0, BlockedReason: "bad", BlockedSpec: "spec-0"}}, nil, t0)
 	if w.s.Pool("p").State.Blocked() {
 		t.Fatal("a pool blocked under another configuration stays blocked")
 	}
@@ -358,7 +358,7 @@ func TestRestoreUnblocksAChangedPool(t *testing.T) {
 	if !fx.DirtyPools["p"] || !hasEvent([]Effects{*fx}, "pool_unblocked", "configuration changed") {
 		t.Fatalf("unblock not recorded: %+v", fx)
 	}
-	w.s.Restore(nil, nil, []berth.PoolState{{Pool: "p", BlockedAt: t0, BlockedReason: "bad", BlockedSpec: "spec-1"}}, nil, t0)
+	w.s.Restore(nil, nil, nil, []berth.PoolState{{Pool: "p", BlockedAt: t0, BlockedReason: "bad", BlockedSpec: "spec-1"}}, nil, t0)
 	if !w.s.Pool("p").State.Blocked() {
 		t.Fatal("a pool blocked under its configuration was unblocked")
 	}

@@ -22,13 +22,10 @@ const (
 func (s *State) snapshot(now time.Time) scheduler.Snapshot {
 	snap := scheduler.Snapshot{Now: now, Affinity: s.affinity}
 	running := s.runningByCluster()
-	free := map[string]int{}
+	free := s.freeSlots(running)
 	for _, c := range s.clusters {
 		if c.C.State.Terminal() {
 			continue
-		}
-		if c.C.State == berth.ClusterReady {
-			free[c.C.Pool] += max(c.C.Slots-running[c.C.ID], 0)
 		}
 		snap.Clusters = append(snap.Clusters, scheduler.ClusterView{
 			ID: c.C.ID, Pool: c.C.Pool, State: c.C.State, Slots: c.C.Slots,
@@ -48,7 +45,7 @@ func (s *State) snapshot(now time.Time) scheduler.Snapshot {
 			Expected: guess, BootTime: s.learned().Boot(name), Ends: ends[name], Foreseen: s.foresee.foreseen[name],
 		}
 		if q := s.queues[name]; q != nil {
-			pv.Backlog = s.head(q, free[name], &snap)
+			pv.Backlog = s.head(name, q, free[name], &snap)
 		}
 		snap.Pools = append(snap.Pools, pv)
 	}
@@ -59,7 +56,7 @@ func (s *State) snapshot(now time.Time) scheduler.Snapshot {
 // when there are many, and returns how many it left out that count as
 // demand (those not affinity_required). Deferred affinity_required jobs go
 // too: the clusters they will need are kept from scale-down.
-func (s *State) head(q *queue, free int, snap *scheduler.Snapshot) (backlog int) {
+func (s *State) head(pool string, q *queue, free int, snap *scheduler.Snapshot) (backlog int) {
 	view := func(j *berth.Job) scheduler.JobView {
 		return scheduler.JobView{
 			ID: j.ID, Pool: j.Pool, Priority: j.Priority, CreatedAt: j.CreatedAt,
@@ -68,9 +65,18 @@ func (s *State) head(q *queue, free int, snap *scheduler.Snapshot) (backlog int)
 	}
 	whole := q.ready.Len() <= wholeQueue
 	taken, flexible, required := 0, 0, 0
-	q.ready.Ascend(func(j *berth.Job) bool {
+	q.ready.Ascend(func(e entry) bool {
 		if !whole && (flexible >= free+headMargin || taken >= free+headMargin+wholeQueue) {
 			return false
+		}
+		j := e.job
+		if j == nil {
+			// A dormant job has its place and nothing more; it is read
+			// whole before it can be placed (dormant.go).
+			snap.Queued = append(snap.Queued, scheduler.JobView{ID: e.id, Pool: pool, Priority: e.priority, CreatedAt: e.createdAt()})
+			taken++
+			flexible++
+			return true
 		}
 		snap.Queued = append(snap.Queued, view(j))
 		taken++
@@ -98,6 +104,18 @@ func (s *State) head(q *queue, free int, snap *scheduler.Snapshot) (backlog int)
 // never answers about it.
 func (s *State) spared(c *Cluster, now time.Time) bool {
 	return c.C.State == berth.ClusterStarting && c.C.ProviderID != "" && !c.Observed && now.Sub(c.RestoredAt) < unobservedGrace
+}
+
+// freeSlots counts each pool's free slots on ready clusters, from each
+// cluster's count of running jobs.
+func (s *State) freeSlots(running map[string]int) map[string]int {
+	free := map[string]int{}
+	for _, c := range s.clusters {
+		if c.C.State == berth.ClusterReady {
+			free[c.C.Pool] += max(c.C.Slots-running[c.C.ID], 0)
+		}
+	}
+	return free
 }
 
 // runningByCluster counts the running jobs of each cluster.

@@ -50,6 +50,9 @@ type Config struct {
 	CallRetry time.Duration
 	// NewID makes the ids of new clusters.
 	NewID func(prefix string, now time.Time) string
+	// KeepWhole is how many ready jobs a pool keeps whole before it keeps
+	// dormant ones as their place only (dormant.go); 0 means keepWhole.
+	KeepWhole int
 }
 
 // State is everything the policy decides over: the jobs that have not
@@ -236,12 +239,13 @@ func New(cfg Config, pools []*Pool) *State {
 }
 
 // Restore loads stored state, as at start or after a failed commit: the
-// jobs that have not ended, the live clusters, pool state and affinity.
+// jobs that have not ended (the dormant ones as their place only, see
+// dormant.go), the live clusters, pool state and affinity.
 // Calls in flight stay counted: they are real, and their results still
 // come back. A pool blocked under another configuration is unblocked. It
 // returns the clusters with a provider id, whose watchers are to start.
 // The State keeps the jobs' elements: the caller hands the slice over.
-func (s *State) Restore(jobs []berth.Job, clusters []berth.Cluster, pools []berth.PoolState, affinity map[string]string, now time.Time) (watch []string) {
+func (s *State) Restore(jobs []berth.Job, dormant []berth.DormantJob, clusters []berth.Cluster, pools []berth.PoolState, affinity map[string]string, now time.Time) (watch []string) {
 	s.now = now
 	s.jobs, s.clusters, s.clusterList = map[string]*berth.Job{}, map[string]*Cluster{}, nil
 	s.affinity = affinity
@@ -258,6 +262,9 @@ func (s *State) Restore(jobs []berth.Job, clusters []berth.Cluster, pools []bert
 		j := &jobs[i]
 		s.jobs[j.ID] = j
 		s.index(j)
+	}
+	for _, d := range dormant {
+		s.keepDormant(d)
 	}
 	// Pool state is what the store has, and nothing a failed pass left
 	// behind.
@@ -378,8 +385,15 @@ func (s *State) Submitted(j berth.Job) {
 	if _, ok := s.jobs[j.ID]; ok {
 		return
 	}
-	s.jobs[j.ID] = &j
-	s.index(&j)
+	if q := s.queues[j.Pool]; q != nil && q.dormant > 0 && q.ready.Has(entryOf(&j)) {
+		return // held dormant already
+	}
+	if s.behindWhole(&j) {
+		s.keepDormant(berth.DormantJob{ID: j.ID, Pool: j.Pool, Priority: j.Priority, CreatedAt: j.CreatedAt})
+	} else {
+		s.jobs[j.ID] = &j
+		s.index(&j)
+	}
 	s.foresee.submitted(&j, s.now)
 	s.expectVer++
 	// The store wrote its queued event with the job (store.QueuedEvent):

@@ -81,7 +81,7 @@ func (s *Service) newLoop(ctx context.Context) (*loop, error) {
 		pools = append(pools, s.pools[name].rt)
 	}
 	l := &loop{s: s, ctx: ctx, watchers: map[string]*watcher{}, strays: map[string]*strayScan{}, st: lifecycle.New(lifecycle.Config{
-		RetryBackoff: s.backoff, CallRetry: s.callRetry, NewID: s.newID,
+		RetryBackoff: s.backoff, CallRetry: s.callRetry, NewID: s.newID, KeepWhole: s.keepWhole,
 	}, pools)}
 	if err := l.load(ctx); err != nil {
 		return nil, err
@@ -100,7 +100,7 @@ func (l *loop) load(ctx context.Context) error {
 		return err
 	}
 	l.lastSeq = st.MaxSeq
-	for _, id := range l.st.Restore(st.Jobs, st.Clusters, st.Pools, st.Affinity, l.s.clock.Now()) {
+	for _, id := range l.st.Restore(st.Jobs, st.Dormant, st.Clusters, st.Pools, st.Affinity, l.s.clock.Now()) {
 		l.watch(id)
 	}
 	// What the loop learned in memory may not be what the store has:
@@ -128,6 +128,11 @@ func (l *loop) checkPools(st store.State) error {
 	for _, j := range st.Jobs {
 		if _, ok := l.s.pools[j.Pool]; !ok {
 			jobs[j.Pool]++
+		}
+	}
+	for _, d := range st.Dormant {
+		if _, ok := l.s.pools[d.Pool]; !ok {
+			jobs[d.Pool]++
 		}
 	}
 	var errs []error
@@ -220,6 +225,9 @@ func (l *loop) runOnce(ctx context.Context, now time.Time, p *Pass) error {
 		}
 	}
 	l.applyInputs()
+	if ids := l.st.Wanted(); len(ids) > 0 {
+		l.fill(ctx, ids)
+	}
 	l.st.Decide(now)
 	if since, err := l.s.commitFailure(); err != nil {
 		// Every pass while the store fails writes at least this, so the
@@ -311,10 +319,33 @@ func (l *loop) pickUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A job the state does not hold whole is dormant (or not picked up
+	// yet): it is read whole first, so that its cancel is seen.
+	var dormant []string
+	for _, id := range ids {
+		if l.st.Job(id) == nil {
+			dormant = append(dormant, id)
+		}
+	}
+	if len(dormant) > 0 {
+		l.fill(ctx, dormant)
+	}
 	for _, id := range ids {
 		l.st.CancelRequested(id)
 	}
 	return nil
+}
+
+// fill reads whole the dormant jobs of ids (lifecycle's dormant.go). When
+// the read fails they stay dormant, to be read at a later pass: a pass
+// places no job it does not hold whole.
+func (l *loop) fill(ctx context.Context, ids []string) {
+	jobs, err := l.s.store.GetJobs(ctx, ids)
+	if err != nil {
+		l.s.log.Error("read queued jobs", "jobs", len(ids), "err", err)
+		return
+	}
+	l.st.Fill(jobs)
 }
 
 // commit writes the pass's changes in one transaction; only once they are

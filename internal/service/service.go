@@ -75,6 +75,10 @@ type Options struct {
 	// OnPass, when set, is called after each pass of the loop with what it
 	// did. Tests and the simulator step on it.
 	OnPass func(Pass)
+	// KeepWhole is how many ready jobs of a pool the loop keeps whole in
+	// memory before it keeps further dormant ones as their place only
+	// (lifecycle.Config.KeepWhole); 0 means the default. Tests lower it.
+	KeepWhole int
 }
 
 // Service runs the loop and answers the API.
@@ -90,6 +94,7 @@ type Service struct {
 	// callRetry is the first wait before a failed provider call is tried
 	// again (tests shorten it).
 	callRetry time.Duration
+	keepWhole int
 	metrics   *metrics
 
 	pools     map[string]*poolRT
@@ -161,6 +166,7 @@ func New(o Options) (*Service, error) {
 		log:       o.Log,
 		tick:      o.Tick,
 		backoff:   o.RetryBackoff,
+		keepWhole: o.KeepWhole,
 		callRetry: lifecycle.DefaultCallRetry,
 		pools:     map[string]*poolRT{},
 		next:      newCommitNote(),

@@ -48,6 +48,8 @@ type vharness struct {
 	// writes those that wrote jobs, clusters or events.
 	passes, writes int
 	trace          bool
+	// keepWhole is the service's KeepWhole.
+	keepWhole int
 }
 
 // vopt changes how newVirtual builds its harness, before the service
@@ -108,7 +110,7 @@ func (h *vharness) start() {
 	}
 	svc, err := New(Options{
 		Store: use, Pools: []Pool{{Pool: h.pool, Provider: h.use, TerminateStrays: h.terminateStrays, BootTime: h.bootTime}}, Executor: h.exec, Registry: registry(h.reg),
-		Log: slog.New(slog.DiscardHandler), RetryBackoff: 30 * time.Second,
+		Log: slog.New(slog.DiscardHandler), RetryBackoff: 30 * time.Second, KeepWhole: h.keepWhole,
 		NewID: func(prefix string, _ time.Time) string {
 			h.ids++
 			return fmt.Sprintf("%s-%06d", prefix, h.ids)

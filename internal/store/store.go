@@ -37,6 +37,11 @@ type Store interface {
 	CreateJobs(ctx context.Context, jobs []berth.Job, held func(i int, holder *berth.Job) error) ([]berth.Submitted, error)
 	// GetJob returns one job with its attempts, or berth.ErrNotFound.
 	GetJob(ctx context.Context, id string) (berth.Job, error)
+	// GetJobs returns the jobs of these ids, with their attempts, each
+	// once, in the order asked; an id no job has is left out. The loop reads with it
+	// the dormant jobs Load gave it as DormantJobs, once they near the
+	// head of their queue.
+	GetJobs(ctx context.Context, ids []string) ([]berth.Job, error)
 	// ListJobs returns jobs newest first, with a cursor for the next page
 	// ("" when there is none).
 	ListJobs(ctx context.Context, f JobFilter) (jobs []berth.Job, next string, err error)
@@ -57,7 +62,8 @@ type Store interface {
 
 	// Load returns what the loop needs to start: every job that has not
 	// ended, every cluster that is not terminated or lost, pool state and
-	// the affinity map.
+	// the affinity map. Of a dormant job (berth.Job.Dormant) it returns
+	// only what placement needs, in State.Dormant.
 	Load(ctx context.Context) (State, error)
 	// JobsAfter returns jobs with Seq > seq, in Seq order, at most limit
 	// (the loop picks up new submissions with it).
@@ -147,7 +153,10 @@ type EventFilter struct {
 
 // State is what Load returns.
 type State struct {
+	// Jobs are the live jobs that are not dormant, and Dormant the rest,
+	// each in Seq order.
 	Jobs     []berth.Job
+	Dormant  []berth.DormantJob
 	Clusters []berth.Cluster
 	Pools    []berth.PoolState
 	// Affinity maps an affinity key to the cluster that last ran it.

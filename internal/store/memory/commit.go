@@ -176,7 +176,7 @@ func (db *DB) event(i int) *berth.Event {
 }
 
 // Load returns, from the indexes of what is live, the jobs that have not
-// ended in Seq order, the live clusters oldest first, pool state by pool
+// ended in Seq order (the dormant ones as what placement needs of them), the live clusters oldest first, pool state by pool
 // name, the affinity map and the highest Seq.
 func (s *Store) Load(ctx context.Context) (store.State, error) {
 	if err := s.enter(ctx); err != nil {
@@ -191,14 +191,19 @@ func (s *Store) Load(ctx context.Context) (store.State, error) {
 	}
 	slices.SortFunc(live, bySeq)
 	st := store.State{
-		Jobs:     make([]berth.Job, len(live)),
+		Jobs:     make([]berth.Job, 0, len(live)),
+		Dormant:  []berth.DormantJob{},
 		Clusters: make([]berth.Cluster, 0, len(db.liveClusters)),
 		Pools:    make([]berth.PoolState, 0, len(db.pools)),
 		Affinity: maps.Clone(db.affinity),
 		MaxSeq:   int64(len(db.bySeq)),
 	}
-	for i, e := range live {
-		st.Jobs[i] = cloneJob(&e.job)
+	for _, e := range live {
+		if j := &e.job; j.Dormant() {
+			st.Dormant = append(st.Dormant, berth.DormantJob{ID: j.ID, Pool: j.Pool, Priority: j.Priority, CreatedAt: j.CreatedAt})
+		} else {
+			st.Jobs = append(st.Jobs, cloneJob(j))
+		}
 	}
 
 	cs := make([]*clusterEntry, 0, len(db.liveClusters))

@@ -190,6 +190,24 @@ func (s *Store) GetJob(ctx context.Context, id string) (berth.Job, error) {
 	return cloneJob(&e.job), nil
 }
 
+// GetJobs returns the jobs of ids that exist, each once, in the order of
+// ids.
+func (s *Store) GetJobs(ctx context.Context, ids []string) ([]berth.Job, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, failed(fmt.Sprintf("get %d jobs", len(ids)), err)
+	}
+	defer s.db.mu.Unlock()
+	out := make([]berth.Job, 0, len(ids))
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if e := s.db.jobs[id]; e != nil && !seen[id] {
+			seen[id] = true
+			out = append(out, cloneJob(&e.job))
+		}
+	}
+	return out, nil
+}
+
 // ListJobs pages through jobs newest first. The cursor is the Seq of the
 // last job of the previous page, as the sqlite driver's is, and is
 // checked the same way. It walks the jobs from the cursor down and stops

@@ -232,6 +232,12 @@ func (d *differ) do() {
 		m, me := d.mem.Load(ctx)
 		l, le := d.lite.Load(ctx)
 		d.jobsToMem(l.Jobs)
+		if len(l.Dormant) > 0 {
+			ids := []string{d.jobID(), l.Dormant[d.rng.IntN(len(l.Dormant))].ID, d.jobID()}
+			mj, mje := d.mem.GetJobs(ctx, ids)
+			lj, lje := d.lite.GetJobs(ctx, ids)
+			d.same(fmt.Sprintf("GetJobs %q", ids), mj, d.jobsToMem(lj), mje, lje)
+		}
 		l.MaxSeq = d.toMem(l.MaxSeq)
 		d.same("Load", m, l, me, le)
 	case n < 83:

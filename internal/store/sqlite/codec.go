@@ -332,9 +332,10 @@ func scanEvent(sc scanner) (berth.Event, error) {
 // Job and cluster states listed in SQL: the ones that have not ended.
 var (
 	liveJobStates = sqlList(berth.JobStates, func(s berth.JobState) bool { return !s.Terminal() })
-	// liveJobsSQL reads the live jobs in seq order: one arm per state,
-	// each in the order of the (state, seq) index, merged. With state IN
-	// (…) instead, SQLite sorts the whole queue in a temporary B-tree.
+	// liveJobsSQL reads the live jobs that are not dormant in seq order:
+	// one arm per state, each in the order of the (state, seq) index,
+	// merged. With state IN (…) instead, SQLite sorts the whole queue in
+	// a temporary B-tree.
 	liveJobsSQL       = liveJobsQuery()
 	liveClusterStates = sqlList(berth.ClusterStates, func(s berth.ClusterState) bool { return !s.Terminal() })
 )
@@ -362,12 +363,24 @@ func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
+// dormantJob is berth.Job.Dormant in SQL, but for the state: attempts
+// need a started_at (store.CheckStarted).
+const dormantJob = `started_at IS NULL AND cancel_requested = 0 AND not_before IS NULL AND affinity = '' AND affinity_required = 0`
+
+// dormantJobsSQL reads what Load returns of the dormant jobs, in seq order.
+const dormantJobsSQL = `SELECT id, pool, priority, created_at FROM jobs WHERE state = '` + string(berth.JobQueued) + `' AND ` + dormantJob + ` ORDER BY seq`
+
 func liveJobsQuery() string {
 	var arms []string
 	for _, st := range berth.JobStates {
-		if !st.Terminal() {
-			arms = append(arms, `SELECT `+jobCols+` FROM jobs WHERE state = '`+string(st)+`'`)
+		if st.Terminal() {
+			continue
 		}
+		arm := `SELECT ` + jobCols + ` FROM jobs WHERE state = '` + string(st) + `'`
+		if st == berth.JobQueued {
+			arm += ` AND NOT (` + dormantJob + `)`
+		}
+		arms = append(arms, arm)
 	}
 	return strings.Join(arms, " UNION ALL ") + " ORDER BY seq"
 }

@@ -282,6 +282,36 @@ func attach(jobs []berth.Job, as map[string][]berth.Attempt) {
 	}
 }
 
+// GetJobs reads the jobs of ids with their attempts, in the order of ids.
+func (s *Store) GetJobs(ctx context.Context, ids []string) ([]berth.Job, error) {
+	if len(ids) == 0 {
+		return []berth.Job{}, nil
+	}
+	var jobs []berth.Job
+	err := s.readTx(ctx, "get jobs", func(tx *sql.Tx) error {
+		idJSON, err := json.Marshal(ids)
+		if err != nil {
+			return err
+		}
+		jobs, err = readJobs(ctx, tx, len(ids), `SELECT `+jobCols+` FROM jobs WHERE id IN (SELECT value FROM json_each(?))`, string(idJSON))
+		if err != nil {
+			return s.fail(ctx, fmt.Sprintf("get %d jobs", len(ids)), err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	at := make(map[string]int, len(ids))
+	for i, id := range ids {
+		if _, dup := at[id]; !dup {
+			at[id] = i
+		}
+	}
+	slices.SortFunc(jobs, func(a, b berth.Job) int { return at[a.ID] - at[b.ID] })
+	return jobs, nil
+}
+
 // ListJobs pages through jobs newest first. The cursor is the Seq of the
 // last job of the previous page; callers treat it as opaque.
 func (s *Store) ListJobs(ctx context.Context, f store.JobFilter) ([]berth.Job, string, error) {
@@ -454,7 +484,7 @@ func (s *Store) Load(ctx context.Context) (store.State, error) {
 	st := store.State{Affinity: map[string]string{}}
 	err := s.readTx(ctx, "load", func(tx *sql.Tx) error {
 		var err error
-		st.Jobs, err = readLiveJobs(ctx, tx)
+		st.Jobs, st.Dormant, err = readLiveJobs(ctx, tx)
 		if err != nil {
 			return s.fail(ctx, "load jobs", err)
 		}
@@ -480,14 +510,50 @@ func (s *Store) Load(ctx context.Context) (store.State, error) {
 	return st, nil
 }
 
-func readLiveJobs(ctx context.Context, q querier) ([]berth.Job, error) {
+// readLiveJobs reads the live jobs: the dormant ones as what placement
+// needs of them, the rest whole.
+func readLiveJobs(ctx context.Context, q querier) ([]berth.Job, []berth.DormantJob, error) {
 	// Counted first: a million queued jobs appended to a growing slice
 	// would be copied over and over.
 	var n int
 	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE state IN `+liveJobStates).Scan(&n); err != nil {
+		return nil, nil, err
+	}
+	ds, err := readDormant(ctx, q, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	jobs, err := readJobs(ctx, q, max(n-len(ds), 0), liveJobsSQL)
+	return jobs, ds, err
+}
+
+func readDormant(ctx context.Context, q querier, n int) ([]berth.DormantJob, error) {
+	rows, err := q.QueryContext(ctx, dormantJobsSQL)
+	if err != nil {
 		return nil, err
 	}
-	return readJobs(ctx, q, n, liveJobsSQL)
+	defer rows.Close()
+	out := make([]berth.DormantJob, 0, n)
+	// A queue has few pools: each name is kept once, not once a job.
+	pools := map[string]string{}
+	var (
+		pool    sql.RawBytes
+		created sql.NullInt64
+	)
+	for rows.Next() {
+		var d berth.DormantJob
+		if err := rows.Scan(&d.ID, &pool, &d.Priority, &created); err != nil {
+			return nil, err
+		}
+		name, ok := pools[string(pool)]
+		if !ok {
+			name = string(pool)
+			pools[name] = name
+		}
+		d.Pool, d.CreatedAt = name, decodeTime(created)
+		out = append(out, d)
+	}
+	return out, rows.Err()
 }
 
 func readPools(ctx context.Context, q querier) ([]berth.PoolState, error) {

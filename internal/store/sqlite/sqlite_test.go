@@ -119,8 +119,8 @@ func TestReopen(t *testing.T) {
 	if !reflect.DeepEqual(after, before) {
 		t.Errorf("Load after reopening:\n got %+v\nwant %+v", after, before)
 	}
-	if len(after.Jobs) != 3 || after.MaxSeq != jobs[3].Seq {
-		t.Errorf("Load after reopening: %d live jobs, MaxSeq %d; want 3 and %d", len(after.Jobs), after.MaxSeq, jobs[3].Seq)
+	if n := len(after.Jobs) + len(after.Dormant); n != 3 || after.MaxSeq != jobs[3].Seq {
+		t.Errorf("Load after reopening: %d live jobs, MaxSeq %d; want 3 and %d", n, after.MaxSeq, jobs[3].Seq)
 	}
 	eventsAfter, err := s.ListEvents(ctx, store.EventFilter{})
 	if err != nil {
@@ -534,7 +534,8 @@ func TestCommitFailsLate(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The one event is the job's queued one, written with it.
-	if len(st.Jobs) != 1 || st.Jobs[0].State != berth.JobQueued || len(st.Clusters)+len(st.Pools)+len(st.Affinity)+len(evs) != 1 {
+	// The job never started: it is dormant.
+	if len(st.Jobs) != 0 || len(st.Dormant) != 1 || len(st.Clusters)+len(st.Pools)+len(st.Affinity)+len(evs) != 1 {
 		t.Errorf("a failed batch was partly written: %+v, events %+v", st, evs)
 	}
 }

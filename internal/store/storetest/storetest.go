@@ -78,6 +78,8 @@ func Run(t *testing.T, newDB func(t *testing.T) (open func() store.Store)) {
 		{"Commit/Upserts", testCommitUpserts},
 		{"Load", testLoad},
 		{"Load/Empty", testLoadEmpty},
+		{"Load/Dormant", testLoadDormant},
+		{"GetJobs", testGetJobs},
 		{"JobsAfter", testJobsAfter},
 		{"GetCluster/NotFound", testGetClusterNotFound},
 		{"ListClusters", testListClusters},
@@ -919,6 +921,69 @@ func testLoad(t *testing.T, s store.Store) {
 	equal(t, "affinity", st.Affinity, map[string]string{"a": "cl-draining", "b": "cl-ready"})
 	if st.MaxSeq != last.Seq {
 		t.Errorf("MaxSeq %d, want %d", st.MaxSeq, last.Seq)
+	}
+}
+
+// A live job that is nothing but its place in its queue comes back as
+// that place alone; every other live job comes back whole.
+func testLoadDormant(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	bare := func(id string, prio int) berth.Job {
+		j := newJob(id)
+		j.Affinity, j.AffinityRequired, j.Priority = "", false, prio
+		return j
+	}
+	first := create(t, s, bare("job-dormant-1", 3))
+	affinity := create(t, s, newJob("job-affinity"))
+	later := bare("job-later", 0)
+	later.NotBefore = at(40)
+	later = create(t, s, later)
+	cancel := create(t, s, bare("job-cancel", 0))
+	if _, err := s.RequestCancel(ctx, cancel.ID, at(5)); err != nil {
+		t.Fatal(err)
+	}
+	cancel.CancelRequested = true
+	started := create(t, s, bare("job-started", 0))
+	w := ran(started, "cl-1", "cl-2")
+	w.State = berth.JobQueued
+	commit(t, s, store.Batch{Jobs: []berth.Job{w}})
+	w = stored(w, started.Seq, started.CreatedAt, false)
+	last := create(t, s, bare("job-dormant-2", -1))
+
+	st, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "dormant jobs", st.Dormant, []berth.DormantJob{
+		{ID: first.ID, Pool: first.Pool, Priority: 3, CreatedAt: first.CreatedAt},
+		{ID: last.ID, Pool: last.Pool, Priority: -1, CreatedAt: last.CreatedAt},
+	})
+	sort.Slice(st.Jobs, func(a, b int) bool { return st.Jobs[a].Seq < st.Jobs[b].Seq })
+	equal(t, "whole jobs", ids(st.Jobs), ids([]berth.Job{affinity, later, cancel, w}))
+	equal(t, "the started job", st.Jobs[3], w)
+	for _, j := range st.Jobs {
+		if j.Dormant() {
+			t.Errorf("Load gave dormant job %s whole", j.ID)
+		}
+	}
+}
+
+// GetJobs reads jobs whole, with their attempts, in the order asked.
+func testGetJobs(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a := create(t, s, newJob("job-a"))
+	b := create(t, s, newJob("job-b"))
+	w := ran(b, "cl-1", "cl-2")
+	commit(t, s, store.Batch{Jobs: []berth.Job{w}})
+	w = stored(w, b.Seq, b.CreatedAt, false)
+	got, err := s.GetJobs(ctx, []string{"job-none", w.ID, a.ID, w.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, "GetJobs", got, []berth.Job{w, a})
+	got, err = s.GetJobs(ctx, nil)
+	if err != nil || len(got) != 0 {
+		t.Errorf("GetJobs of no ids: %v, %v", got, err)
 	}
 }
 

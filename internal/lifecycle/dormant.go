@@ -33,7 +33,10 @@ func (s *State) keepDormant(d berth.DormantJob) {
 }
 
 // behindWhole reports whether a job just submitted may be kept dormant: its
-// queue keeps enough jobs whole ahead of it (keepWhole, or the Config's).
+// queue keeps enough jobs whole (keepWhole, or the Config's), and it has
+// no higher priority than the last of them, so it joins the queue's back
+// rather than its head. (Jobs submitted in the same millisecond order by
+// the random part of their ids, so the back is not only the very last.)
 func (s *State) behindWhole(j *berth.Job) bool {
 	if !j.Dormant() {
 		return false
@@ -47,7 +50,7 @@ func (s *State) behindWhole(j *berth.Job) bool {
 		return false
 	}
 	last, ok := q.ready.Max()
-	return ok && entryLess(last, entryOf(j))
+	return ok && j.Priority <= last.priority
 }
 
 // Wanted returns the ids of the dormant jobs to read whole before the next

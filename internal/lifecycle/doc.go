@@ -46,6 +46,12 @@
 // creation, and a cluster lost before it was ever ready, holds the pool's
 // next start back, from half a minute doubling to ten minutes.
 //
+// A pass costs what changed, not what is queued (index.go), and a queue
+// costs memory for its head, not its length: a long queue keeps its
+// dormant jobs, those that are nothing yet but their place in it, as that
+// place only, and the loop reads them whole before a pass as they near
+// the head (dormant.go: Wanted, Fill).
+//
 // Every job and cluster move goes through moveJob and moveCluster, checked
 // against the one table of moves in the domain package; an illegal move is
 // refused, logged and counted, never applied.

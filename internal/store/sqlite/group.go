@@ -39,6 +39,14 @@ type createReq struct {
 	done chan createResult // buffered: the loop never waits for a caller
 }
 
+// op names the call in errors.
+func (r *createReq) op() string {
+	if len(r.jobs) == 1 {
+		return "create job " + r.jobs[0].job.ID
+	}
+	return fmt.Sprintf("create %d jobs from %s", len(r.jobs), r.jobs[0].job.ID)
+}
+
 // newJob is one job of a call, encoded.
 type newJob struct {
 	job    berth.Job
@@ -64,10 +72,7 @@ type createResult struct {
 // still be stored: the caller's retry with the same idempotency key finds
 // it.
 func (s *Store) submit(ctx context.Context, r *createReq) ([]berth.Submitted, error) {
-	op := "create job " + r.jobs[0].job.ID
-	if len(r.jobs) > 1 {
-		op = fmt.Sprintf("create %d jobs from %s", len(r.jobs), r.jobs[0].job.ID)
-	}
+	op := r.op()
 	select {
 	case s.creates <- r:
 	case <-ctx.Done():
@@ -171,24 +176,6 @@ func (s *Store) createGroup(group []*createReq) {
 	for i, r := range group {
 		r.done <- results[i]
 	}
-}
-
-// insertJobs writes one call's jobs inside the group's transaction; the
-// caller undoes them all when one fails.
-func (s *Store) insertJobs(ctx context.Context, tx *sql.Tx, r *createReq) createResult {
-	out := make([]berth.Submitted, len(r.jobs))
-	for i := range r.jobs {
-		var held func(*berth.Job) error
-		if r.held != nil {
-			held = func(j *berth.Job) error { return r.held(i, j) }
-		}
-		c, err := s.insertJob(ctx, tx, &r.jobs[i], held)
-		if err != nil {
-			return createResult{err: err}
-		}
-		out[i] = c
-	}
-	return createResult{jobs: out}
 }
 
 // createAlone writes a call that has its transaction to itself, without

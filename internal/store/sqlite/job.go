@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -104,42 +103,94 @@ func newCreateReq(ctx context.Context, jobs []berth.Job) (*createReq, error) {
 	return req, nil
 }
 
-// insertJob writes one submission inside a group's transaction. On an
-// idempotency hit it writes nothing and returns the job that holds the key,
-// or held's error about it.
-func (s *Store) insertJob(ctx context.Context, tx *sql.Tx, r *newJob, held func(*berth.Job) error) (berth.Submitted, error) {
-	op := "create job " + r.job.ID
-	var seq int64
-	err := tx.StmtContext(ctx, s.stmt.insertJob).QueryRowContext(ctx, r.args...).Scan(&seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		j, err := getJobBy(ctx, tx, "idempotency_key = ?", r.job.IdempotencyKey)
-		if err != nil {
-			return berth.Submitted{}, s.fail(ctx, op+": read job with idempotency key", err)
-		}
-		if held != nil {
-			if err := held(&j); err != nil {
-				return berth.Submitted{}, err
-			}
-		}
-		return berth.Submitted{Job: j}, nil
+// insertJobs writes one call's jobs inside the group's transaction, in
+// a few statements whatever their number: the rows of all its jobs, then
+// the labels, attempts and queued events of those inserted. A job whose
+// idempotency key is taken writes nothing; its answer is the job that
+// holds the key, or held's error about it. On an error the caller undoes
+// the call whole.
+func (s *Store) insertJobs(ctx context.Context, tx *sql.Tx, r *createReq) createResult {
+	op := r.op()
+	rows := make([][]any, len(r.jobs))
+	for i := range r.jobs {
+		rows[i] = r.jobs[i].args
 	}
+	// RETURNING names each row inserted by id and key, in no promised
+	// order. Jobs of one call may share an id (the later one inserts when
+	// the earlier one's key is taken) or an id and a key (the later one
+	// is the earlier one's hit): a returned row belongs to the first job
+	// of its id and key, which takes it.
+	type idKey struct{ id, key string }
+	inserted := make(map[idKey]int64, len(r.jobs))
+	err := s.stmt.insertJobs.query(ctx, tx, rows, func(res *sql.Rows) error {
+		var k idKey
+		var seq int64
+		if err := res.Scan(&k.id, &k.key, &seq); err != nil {
+			return err
+		}
+		inserted[k] = seq
+		return nil
+	})
 	if err != nil {
-		return berth.Submitted{}, s.fail(ctx, op, err)
+		return createResult{err: s.fail(ctx, op, err)}
 	}
-	if r.labels != nil {
-		if _, err := tx.StmtContext(ctx, s.stmt.insertLabels).ExecContext(ctx, r.job.ID, r.labels); err != nil {
-			return berth.Submitted{}, s.fail(ctx, op+": labels", err)
+	out := make([]berth.Submitted, len(r.jobs))
+	var labels []byte
+	var attempts, events [][]any
+	for i := range r.jobs {
+		nj := &r.jobs[i]
+		k := idKey{nj.job.ID, nj.job.IdempotencyKey}
+		seq, ok := inserted[k]
+		if !ok {
+			j, err := getJobBy(ctx, tx, "idempotency_key = ?", k.key)
+			if err != nil {
+				return createResult{err: s.fail(ctx, op+": read job with idempotency key", err)}
+			}
+			if r.held != nil {
+				if err := r.held(i, &j); err != nil {
+					return createResult{err: err}
+				}
+			}
+			out[i] = berth.Submitted{Job: j}
+			continue
+		}
+		delete(inserted, k)
+		out[i] = berth.Submitted{Job: berth.Job{Seq: seq}, Created: true}
+		if nj.labels != nil {
+			labels = appendLabels(labels, nj.job.ID, nj.labels.(string))
+		}
+		attempts = append(attempts, nj.attempts...)
+		if nj.event != nil {
+			events = append(events, nj.event)
 		}
 	}
-	if err := s.stmt.upsertAttempts.exec(ctx, tx, r.attempts); err != nil {
-		return berth.Submitted{}, s.fail(ctx, op+": attempts", err)
-	}
-	if r.event != nil {
-		if err := s.stmt.insertEvents.exec(ctx, tx, [][]any{r.event}); err != nil {
-			return berth.Submitted{}, s.fail(ctx, op+": event", err)
+	if labels != nil {
+		labels = append(labels, '}')
+		if _, err := tx.StmtContext(ctx, s.stmt.insertLabels).ExecContext(ctx, string(labels)); err != nil {
+			return createResult{err: s.fail(ctx, op+": labels", err)}
 		}
 	}
-	return berth.Submitted{Job: berth.Job{Seq: seq}, Created: true}, nil
+	if err := s.stmt.upsertAttempts.exec(ctx, tx, attempts); err != nil {
+		return createResult{err: s.fail(ctx, op+": attempts", err)}
+	}
+	if err := s.stmt.insertEvents.exec(ctx, tx, events); err != nil {
+		return createResult{err: s.fail(ctx, op+": events", err)}
+	}
+	return createResult{jobs: out}
+}
+
+// appendLabels adds one job's encoded labels to the insertLabels argument,
+// a JSON object from job id to labels, opening it on the first.
+func appendLabels(into []byte, id, labels string) []byte {
+	if into == nil {
+		into = append(into, '{')
+	} else {
+		into = append(into, ',')
+	}
+	quoted, _ := json.Marshal(id) // a string always encodes
+	into = append(into, quoted...)
+	into = append(into, ':')
+	return append(into, labels...)
 }
 
 // normalizeNew makes a job just inserted look as GetJob would return it:

@@ -9,13 +9,12 @@ import (
 // statements are the writer's hot statements, prepared once on its single
 // connection; a transaction borrows them with Tx.StmtContext at no cost.
 type statements struct {
-	insertJob     *sql.Stmt
 	updateJob     *sql.Stmt
 	insertLabels  *sql.Stmt
 	upsertCluster *sql.Stmt
-	// Attempts and events go in multi-row statements, a commit's many at
-	// a time, a submission's one.
-	upsertAttempts, insertEvents rowStmts
+	// Jobs, attempts and events go in multi-row statements, a batch's
+	// or a commit's many at a time.
+	insertJobs, upsertAttempts, insertEvents rowStmts
 }
 
 // rowStmts is one INSERT prepared for several counts of rows, so that a
@@ -49,6 +48,33 @@ func prepareRows(ctx context.Context, db *sql.DB, head string, cols int, tail st
 // exec writes rows, each of r.cols values, in order, in as few executions
 // as r's sizes allow.
 func (r *rowStmts) exec(ctx context.Context, tx *sql.Tx, rows [][]any) error {
+	return r.each(rows, func(st *sql.Stmt, args []any) error {
+		_, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+		return err
+	})
+}
+
+// query is exec for a statement with RETURNING: scan sees each row it
+// returns, in no promised order.
+func (r *rowStmts) query(ctx context.Context, tx *sql.Tx, rows [][]any, scan func(*sql.Rows) error) error {
+	return r.each(rows, func(st *sql.Stmt, args []any) error {
+		res, err := tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		defer res.Close()
+		for res.Next() {
+			if err := scan(res); err != nil {
+				return err
+			}
+		}
+		return res.Err()
+	})
+}
+
+// each splits rows into the executions of r's sizes, in order, and hands
+// each its statement and its arguments, row after row.
+func (r *rowStmts) each(rows [][]any, run func(st *sql.Stmt, args []any) error) error {
 	args := make([]any, 0, min(len(rows), r.sizes[0])*r.cols)
 	for len(rows) > 0 {
 		n := r.sizes[len(r.sizes)-1]
@@ -62,7 +88,7 @@ func (r *rowStmts) exec(ctx context.Context, tx *sql.Tx, rows [][]any) error {
 		for _, row := range rows[:n] {
 			args = append(args, row...)
 		}
-		if _, err := tx.StmtContext(ctx, r.stmts[n]).ExecContext(ctx, args...); err != nil {
+		if err := run(r.stmts[n], args); err != nil {
 			return err
 		}
 		rows = rows[n:]
@@ -79,13 +105,14 @@ func (r *rowStmts) close() {
 var (
 	// The conflict target names the partial unique index, so only a
 	// repeated idempotency key is absorbed; a repeated id still fails.
-	insertJobSQL = `INSERT INTO jobs (id, created_at, ` + strings.Join(jobWriteCols, ", ") + `)
-		VALUES (?, ?, ` + placeholders(len(jobWriteCols)) + `)
-		ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-		RETURNING seq`
+	insertJobHead = `INSERT INTO jobs (id, created_at, ` + strings.Join(jobWriteCols, ", ") + `)`
+	insertJobTail = `ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+		RETURNING id, coalesce(idempotency_key, ''), seq`
 	updateJobSQL = updateJobQuery()
 
-	insertLabelsSQL = `INSERT INTO job_labels (job_id, key, value) SELECT ?, key, value FROM json_each(?)`
+	// The argument maps job ids to their labels (see appendLabels).
+	insertLabelsSQL = `INSERT INTO job_labels (job_id, key, value)
+		SELECT j.key, l.key, l.value FROM json_each(?) AS j, json_each(j.value) AS l`
 
 	upsertAttemptTail = `ON CONFLICT (job_id, n) DO UPDATE SET
 			cluster_id = excluded.cluster_id, state = excluded.state, reason = excluded.reason,
@@ -108,7 +135,6 @@ func (st *statements) prepare(ctx context.Context, db *sql.DB) error {
 		dst  **sql.Stmt
 		text string
 	}{
-		{&st.insertJob, insertJobSQL},
 		{&st.updateJob, updateJobSQL},
 		{&st.insertLabels, insertLabelsSQL},
 		{&st.upsertCluster, upsertClusterSQL},
@@ -120,6 +146,9 @@ func (st *statements) prepare(ctx context.Context, db *sql.DB) error {
 		*p.dst = s
 	}
 	var err error
+	if st.insertJobs, err = prepareRows(ctx, db, insertJobHead, 2+len(jobWriteCols), insertJobTail); err != nil {
+		return err
+	}
 	if st.upsertAttempts, err = prepareRows(ctx, db, `INSERT INTO attempts (`+attemptCols+`)`, 10, upsertAttemptTail); err != nil {
 		return err
 	}
@@ -128,11 +157,12 @@ func (st *statements) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (st *statements) close() {
-	for _, s := range []*sql.Stmt{st.insertJob, st.updateJob, st.insertLabels, st.upsertCluster} {
+	for _, s := range []*sql.Stmt{st.updateJob, st.insertLabels, st.upsertCluster} {
 		if s != nil {
 			_ = s.Close()
 		}
 	}
+	st.insertJobs.close()
 	st.upsertAttempts.close()
 	st.insertEvents.close()
 }

@@ -31,6 +31,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -60,6 +61,8 @@ func Run(t *testing.T, newDB func(t *testing.T) (open func() store.Store)) {
 		{"CreateJob/QueuedEvent", testCreateQueuedEvent},
 		{"CreateJobs", testCreateJobs},
 		{"CreateJobs/AllOrNone", testCreateJobsAllOrNone},
+		{"CreateJobs/Many", testCreateJobsMany},
+		{"CreateJobs/SameID", testCreateJobsSameID},
 		{"GetJob/NotFound", testGetJobNotFound},
 		{"ListJobs/Pages", testListJobsPages},
 		{"ListJobs/Limits", testListJobsLimits},
@@ -206,6 +209,89 @@ func testCreateJobs(t *testing.T, s store.Store) {
 	if out, err := s.CreateJobs(ctx, nil, nil); err != nil || len(out) != 0 {
 		t.Errorf("CreateJobs of none: %+v, %v", out, err)
 	}
+}
+
+// testCreateJobsMany: a call of more jobs than one statement writes
+// (drivers batch rows) stores each whole, labels and all, in the call's
+// order, with one queued event each in that order.
+func testCreateJobsMany(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const n = 150
+	jobs := make([]berth.Job, n)
+	for i := range jobs {
+		jobs[i] = newJob(fmt.Sprintf("job-many-%03d", i))
+		if i%3 == 0 {
+			jobs[i].Labels = nil
+		} else {
+			jobs[i].Labels = map[string]string{"n": fmt.Sprint(i), "third": fmt.Sprint(i % 3)}
+		}
+	}
+	out, err := s.CreateJobs(ctx, jobs, nil)
+	if err != nil {
+		t.Fatalf("CreateJobs: %v", err)
+	}
+	if len(out) != n {
+		t.Fatalf("CreateJobs answered %d jobs, want %d", len(out), n)
+	}
+	for i, got := range out {
+		if !got.Created {
+			t.Fatalf("job %d not created", i)
+		}
+		if i > 0 && got.Job.Seq <= out[i-1].Job.Seq {
+			t.Errorf("job %d: Seq %d after %d, want the call's order", i, got.Job.Seq, out[i-1].Job.Seq)
+		}
+		equal(t, "GetJob of "+got.Job.ID, getJob(t, s, got.Job.ID), got.Job)
+	}
+	page, _, err := s.ListJobs(ctx, store.JobFilter{Labels: map[string]string{"third": "2"}, Limit: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids, want []string
+	for _, j := range page {
+		ids = append(ids, j.ID)
+	}
+	for i := range jobs {
+		if i%3 == 2 {
+			want = append(want, jobs[i].ID)
+		}
+	}
+	slices.Sort(ids)
+	equal(t, "jobs listed by label", ids, want)
+	evs := eventsOf(t, s, store.EventQueued)
+	if len(evs) != n {
+		t.Fatalf("%d queued events, want %d", len(evs), n)
+	}
+	for i, ev := range evs {
+		if ev.JobID != jobs[i].ID {
+			t.Fatalf("queued event %d is of %s, want %s", i, ev.JobID, jobs[i].ID)
+		}
+	}
+}
+
+// testCreateJobsSameID: two jobs of one call with one id are stored when
+// the first is a used key's and the second is new; with one id and one
+// key the second is the first's hit.
+func testCreateJobsSameID(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	old := create(t, s, newJob("job-old"))
+	first, second := newJob("job-same"), newJob("job-same")
+	first.IdempotencyKey = old.IdempotencyKey
+	out, err := s.CreateJobs(ctx, []berth.Job{first, second}, nil)
+	if err != nil {
+		t.Fatalf("CreateJobs: %v", err)
+	}
+	stored := getJob(t, s, "job-same")
+	equal(t, "the used key's job", out[0], berth.Submitted{Job: old})
+	equal(t, "the new job", out[1], berth.Submitted{Job: stored, Created: true})
+
+	a, b := newJob("job-twice"), newJob("job-twice")
+	out, err = s.CreateJobs(ctx, []berth.Job{a, b}, nil)
+	if err != nil {
+		t.Fatalf("CreateJobs of one id and key twice: %v", err)
+	}
+	stored = getJob(t, s, "job-twice")
+	equal(t, "the first", out[0], berth.Submitted{Job: stored, Created: true})
+	equal(t, "the second, the first's hit", out[1], berth.Submitted{Job: stored})
 }
 
 // testCreateJobsAllOrNone: one bad job fails the call, and none of its

@@ -77,8 +77,7 @@ func submitKey(j *berth.Job, a *berth.Attempt, st *berth.AttemptStep) string {
 // derived from state rather than remembered, so after a restart the same
 // state asks for the same calls, which the providers make idempotent.
 func (s *State) deriveCalls(now time.Time) {
-	for _, id := range keys(s.clusters) {
-		c := s.clusters[id]
+	for _, c := range s.Clusters() {
 		switch {
 		case c.C.State == berth.ClusterStarting && c.C.ProviderID == "":
 			s.fx.Calls = append(s.fx.Calls, Call{Kind: CallCreate, ClusterID: c.C.ID})
@@ -95,14 +94,15 @@ func (s *State) deriveCalls(now time.Time) {
 			continue
 		}
 		cur := a.Steps[len(a.Steps)-1]
+		_, stop := s.stopping[j.ID]
+		if !stop && (cur.ProviderID != "" || !c.Observed) {
+			continue // the common case, a step under way: nothing to call
+		}
 		name := berth.StepName(j.ID, a.N, cur.Index)
-		if _, stop := s.stopping[j.ID]; stop {
+		if stop {
 			if cur.ProviderID != "" && !cur.State.Terminal() {
 				s.fx.Calls = append(s.fx.Calls, Call{Kind: CallCancel, ClusterID: c.C.ID, JobID: j.ID, Attempt: a.N, Step: cur.Index, Name: name, StepID: cur.ProviderID})
 			}
-			continue
-		}
-		if cur.ProviderID != "" || !c.Observed {
 			continue
 		}
 		if _, seen := c.Steps[name]; seen {

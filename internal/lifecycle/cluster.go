@@ -34,12 +34,11 @@ func (s *State) startCluster(st scheduler.Start, now time.Time) {
 
 // settleIdle keeps each cluster's IdleSince true to its load.
 func (s *State) settleIdle(now time.Time) {
-	running := s.runningByCluster()
 	for _, c := range s.clusters {
 		if c.C.State != berth.ClusterReady && c.C.State != berth.ClusterDraining {
 			continue
 		}
-		busy := running[c.C.ID] > 0
+		busy := s.runningOn(c.C.ID) > 0
 		if busy && !c.C.IdleSince.IsZero() {
 			c.C.IdleSince = time.Time{}
 			s.fx.DirtyClusters[c.C.ID] = true

@@ -67,7 +67,7 @@ func (s *State) Wanted() []string {
 			continue
 		}
 		if free == nil {
-			free = s.freeSlots(s.runningByCluster())
+			free = s.freeSlots()
 		}
 		near, seen := free[name]+headMargin+forecastJobs, 0
 		q.ready.Ascend(func(e entry) bool {

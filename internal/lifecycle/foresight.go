@@ -108,11 +108,12 @@ func average(old, v time.Duration, known bool) time.Duration {
 }
 
 // submitted learns from a new job of a run: it is what followed the task
-// that last ended in the run.
-func (f *foresight) submitted(j *berth.Job, now time.Time) {
+// that last ended in the run. It reports whether the job is of a run: a
+// job of none teaches it nothing.
+func (f *foresight) submitted(j *berth.Job, now time.Time) bool {
 	rk, ok := runOf(j)
 	if !ok {
-		return
+		return false
 	}
 	_, known := f.runs[rk]
 	r := f.run(rk)
@@ -122,7 +123,7 @@ func (f *foresight) submitted(j *berth.Job, now time.Time) {
 	r.given[t]++
 	f.beat(rk.dag, t, !known, r.given[t], now)
 	if r.last == (taskKey{}) || r.last == t {
-		return
+		return true
 	}
 	nx := f.next[r.last]
 	if nx == nil {
@@ -140,6 +141,7 @@ func (f *foresight) submitted(j *berth.Job, now time.Time) {
 	default:
 		fl.jobs = max(fl.jobs, r.given[t])
 	}
+	return true
 }
 
 // beat learns a pipeline's rhythm from the first task of each run.

@@ -237,3 +237,27 @@ func TestEndedClusterForgetsItsCalls(t *testing.T) {
 		t.Errorf("after the end: cluster %v, retries %v, tries %v", w.s.Cluster(c.C.ID) != nil, w.s.retryAt, w.s.tries)
 	}
 }
+
+// A job of no run leaves what is expected as it was, so its submission
+// keeps expected's cached answer; a job of the run it names changes the
+// answer and so drops the cache.
+func TestExpectedCacheAcrossSubmissions(t *testing.T) {
+	s := foreseeWorld(t)
+	s.foresee.next[task("a", "d", "t1")] = map[taskKey]*follow{task("b", "d", "t2"): {gap: time.Minute, jobs: 1}}
+	runAt(s, pjob("j1", "a", "d", "r1", "t1", t0), t0)
+	if got, _ := s.expected(t0); len(got["b"]) != 1 {
+		t.Fatalf("expected on b: %+v, want t2's job", got["b"])
+	}
+	ver := s.expectVer
+	s.Submitted(berth.Job{ID: "plain", Pool: "b", State: berth.JobQueued, CreatedAt: t0})
+	if s.expectVer != ver {
+		t.Errorf("a job of no run moved expectVer")
+	}
+	s.Submitted(*pjob("next", "b", "d", "r1", "t2", t0))
+	if s.expectVer == ver {
+		t.Fatalf("a job of the run left expectVer")
+	}
+	if got, _ := s.expected(t0); len(got["b"]) != 0 {
+		t.Errorf("expected on b: %+v, want none once the run gave b its job", got["b"])
+	}
+}

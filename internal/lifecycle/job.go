@@ -169,29 +169,39 @@ func (s *State) finishStopped(j *berth.Job, r berth.Reason, now time.Time) {
 
 // stopAttempts acts on cancel requests and timeouts.
 func (s *State) stopAttempts(now time.Time) {
-	for _, j := range append(s.cancelledQueued(), s.runningJobs()...) {
-		if j.State.Terminal() {
-			continue
-		}
-		if j.State == berth.JobQueued && j.CancelRequested {
-			s.endJob(j, berth.JobCancelled, berth.ReasonCancelled, now)
-			continue
-		}
-		a := j.CurrentAttempt()
-		if a == nil {
-			continue
-		}
-		if _, stop := s.stopReason(j, now); !stop {
-			continue
-		}
-		// A step not yet accepted by the provider, and not being
-		// submitted, runs nowhere: the attempt can end at once.
-		cur := &a.Steps[len(a.Steps)-1]
-		if cur.ProviderID == "" && !s.inflight[submitKey(j, a, cur)] {
-			if c, ok := s.clusters[a.ClusterID]; !ok || c.Observed {
-				if _, seen := s.clusterStep(j.ID, a, cur); !seen {
-					s.finishStopped(j, s.stopping[j.ID], now)
-				}
+	// Each list is as it was when the pass came here: ending a job does
+	// not change the one being walked.
+	for _, j := range s.cancelledQueued() {
+		s.stopAttempt(j, now)
+	}
+	for _, j := range s.runningJobs() {
+		s.stopAttempt(j, now)
+	}
+}
+
+// stopAttempt is stopAttempts for one job.
+func (s *State) stopAttempt(j *berth.Job, now time.Time) {
+	if j.State.Terminal() {
+		return
+	}
+	if j.State == berth.JobQueued && j.CancelRequested {
+		s.endJob(j, berth.JobCancelled, berth.ReasonCancelled, now)
+		return
+	}
+	a := j.CurrentAttempt()
+	if a == nil {
+		return
+	}
+	if _, stop := s.stopReason(j, now); !stop {
+		return
+	}
+	// A step not yet accepted by the provider, and not being
+	// submitted, runs nowhere: the attempt can end at once.
+	cur := &a.Steps[len(a.Steps)-1]
+	if cur.ProviderID == "" && !s.inflight[submitKey(j, a, cur)] {
+		if c, ok := s.clusters[a.ClusterID]; !ok || c.Observed {
+			if _, seen := s.clusterStep(j.ID, a, cur); !seen {
+				s.finishStopped(j, s.stopping[j.ID], now)
 			}
 		}
 	}

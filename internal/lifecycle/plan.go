@@ -21,15 +21,20 @@ const (
 // snapshot is the scheduler's view of the state.
 func (s *State) snapshot(now time.Time) scheduler.Snapshot {
 	snap := scheduler.Snapshot{Now: now, Affinity: s.affinity}
-	running := s.runningByCluster()
-	free := s.freeSlots(running)
-	for _, c := range s.clusters {
+	clusters := s.Clusters()
+	snap.Clusters = make([]scheduler.ClusterView, 0, len(clusters))
+	free := make(map[string]int, len(s.poolNames)) // as freeSlots, in the same walk
+	for _, c := range clusters {
 		if c.C.State.Terminal() {
 			continue
 		}
+		running := s.runningOn(c.C.ID)
+		if c.C.State == berth.ClusterReady {
+			free[c.C.Pool] += max(c.C.Slots-running, 0)
+		}
 		snap.Clusters = append(snap.Clusters, scheduler.ClusterView{
 			ID: c.C.ID, Pool: c.C.Pool, State: c.C.State, Slots: c.C.Slots,
-			Running: running[c.C.ID], CreatedAt: c.C.CreatedAt, IdleSince: c.C.IdleSince,
+			Running: running, CreatedAt: c.C.CreatedAt, IdleSince: c.C.IdleSince,
 			Spared: s.spared(c, now), Released: c.Released,
 		})
 	}
@@ -108,24 +113,19 @@ func (s *State) spared(c *Cluster, now time.Time) bool {
 
 // freeSlots counts each pool's free slots on ready clusters, from each
 // cluster's count of running jobs.
-func (s *State) freeSlots(running map[string]int) map[string]int {
-	free := map[string]int{}
+func (s *State) freeSlots() map[string]int {
+	free := make(map[string]int, len(s.poolNames))
 	for _, c := range s.clusters {
 		if c.C.State == berth.ClusterReady {
-			free[c.C.Pool] += max(c.C.Slots-running[c.C.ID], 0)
+			free[c.C.Pool] += max(c.C.Slots-s.runningOn(c.C.ID), 0)
 		}
 	}
 	return free
 }
 
-// runningByCluster counts the running jobs of each cluster.
-func (s *State) runningByCluster() map[string]int {
-	n := make(map[string]int, len(s.running))
-	for id, on := range s.running {
-		n[id] = len(on) // the jobs running on a cluster are indexed by it
-	}
-	return n
-}
+// runningOn counts a cluster's running jobs: they are indexed by it, so
+// a pass asks each cluster rather than build a count of all.
+func (s *State) runningOn(cluster string) int { return len(s.running[cluster]) }
 
 // apply carries a plan out in memory; the actions it implies are queued
 // by queueActions after it.

@@ -394,8 +394,11 @@ func (s *State) Submitted(j berth.Job) {
 		s.jobs[j.ID] = &j
 		s.index(&j)
 	}
-	s.foresee.submitted(&j, s.now)
-	s.expectVer++
+	if s.foresee.submitted(&j, s.now) {
+		// What is expected to arrive is not in the queue: only a job of
+		// a run changes it (see expected).
+		s.expectVer++
+	}
 	// The store wrote its queued event with the job (store.QueuedEvent):
 	// a submission costs one commit.
 	s.fx.Submitted = append(s.fx.Submitted, j.Pool)
@@ -412,8 +415,8 @@ func (s *State) CancelRequested(id string) {
 	s.index(j)
 }
 
-// Running counts each cluster's running jobs.
-func (s *State) Running() map[string]int { return s.runningByCluster() }
+// RunningOn counts a cluster's running jobs.
+func (s *State) RunningOn(cluster string) int { return s.runningOn(cluster) }
 
 // keys returns a map's keys in order: whatever the loop does for many
 // jobs or clusters, it does in id order, so that a simulation replays.

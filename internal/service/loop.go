@@ -66,6 +66,8 @@ type loop struct {
 	// while a pass since has left it as it was.
 	forecastAt  time.Time
 	forecastDue bool
+	// lastRunning is the running counts the last view published.
+	lastRunning map[string]int
 }
 
 // forecastEvery is how often at most the loop makes the outlook: it runs
@@ -445,8 +447,10 @@ func (l *loop) forgetSteps(ended map[string][]string) {
 // publish hands readers a copy of the live counts and tells long polls
 // which jobs the commit wrote.
 func (l *loop) publish(now time.Time, jobs map[string]bool) {
-	running := l.st.Running()
-	v := view{pools: map[string]berth.PoolStatus{}, clusters: map[string]berth.Cluster{}}
+	clusters := l.st.Clusters()
+	v := view{pools: make(map[string]berth.PoolStatus, len(l.s.poolNames)), running: l.running(clusters)}
+	pools := make(map[string]*berth.PoolStatus, len(l.s.poolNames))
+	live := make(map[string]float64, len(l.s.poolNames))
 	for _, name := range l.s.poolNames {
 		p := l.s.pools[name].rt
 		ps := poolStatus(p.Pool)
@@ -462,23 +466,23 @@ func (l *loop) publish(now time.Time, jobs map[string]bool) {
 		for st, n := range p.Ended {
 			ps.Clusters[st] = n
 		}
-		v.pools[name] = ps
+		ps.Queued, ps.Running = l.st.QueueLen(name), l.st.RunningIn(name)
+		pools[name] = &ps
 	}
-	for _, c := range l.st.Clusters() {
-		cc := c.C
-		cc.Running = running[cc.ID]
-		cc.Cost = cc.CostAt(now)
-		v.clusters[cc.ID] = cc
-		ps := v.pools[cc.Pool]
+	for _, c := range clusters {
+		cc := &c.C
+		ps := pools[cc.Pool]
+		if ps == nil {
+			continue // a pool no longer configured
+		}
+		live[cc.Pool] += cc.CostAt(now)
 		ps.Clusters[cc.State]++
 		if cc.State == berth.ClusterReady {
-			ps.FreeSlots += max(cc.Slots-cc.Running, 0)
+			ps.FreeSlots += max(cc.Slots-v.running[cc.ID], 0)
 		}
-		v.pools[cc.Pool] = ps
 	}
-	for name, ps := range v.pools {
-		ps.Queued, ps.Running = l.st.QueueLen(name), l.st.RunningIn(name)
-		v.pools[name] = ps
+	for name, ps := range pools {
+		v.pools[name] = *ps
 	}
 	v.seq = l.lastSeq
 	if next := l.forecastAt.Add(forecastEvery); l.forecastAt.IsZero() || !now.Before(next) {
@@ -493,8 +497,32 @@ func (l *loop) publish(now time.Time, jobs map[string]bool) {
 			l.s.exec.AfterFunc(next.Sub(now), l.s.Wake)
 		}
 	}
-	l.s.metrics.observe(v, now)
+	l.s.metrics.observe(v, live)
 	l.s.publish(v, jobs)
+}
+
+// running counts the running jobs of each live cluster for the view. Jobs
+// start and end on few clusters in a pass, and on none in most, so while
+// the counts are those the last view published, that view's map serves
+// again: a pass over a thousand clusters allocates no new one.
+func (l *loop) running(clusters []*lifecycle.Cluster) map[string]int {
+	last := l.lastRunning
+	same := len(last) == len(clusters)
+	for _, c := range clusters {
+		if n, ok := last[c.C.ID]; !ok || n != l.st.RunningOn(c.C.ID) {
+			same = false
+			break
+		}
+	}
+	if same {
+		return last
+	}
+	m := make(map[string]int, len(clusters))
+	for _, c := range clusters {
+		m[c.C.ID] = l.st.RunningOn(c.C.ID)
+	}
+	l.lastRunning = m
+	return m
 }
 
 func poolStatus(p berth.Pool) berth.PoolStatus {

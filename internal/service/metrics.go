@@ -100,12 +100,9 @@ func (m *metrics) clusterEnded(c berth.Cluster, now time.Time) {
 	m.endedCost.WithLabelValues(c.Pool).Add(c.CostAt(now))
 }
 
-// observe sets the gauges from a freshly published view.
-func (m *metrics) observe(v view, now time.Time) {
-	live := map[string]float64{}
-	for _, c := range v.clusters {
-		live[c.Pool] += c.CostAt(now)
-	}
+// observe sets the gauges from a freshly published view and what each
+// pool's live clusters have cost so far.
+func (m *metrics) observe(v view, live map[string]float64) {
 	for name, ps := range v.pools {
 		m.jobs.WithLabelValues(name, string(berth.JobQueued)).Set(float64(ps.Queued))
 		m.jobs.WithLabelValues(name, string(berth.JobRunning)).Set(float64(ps.Running))

@@ -128,8 +128,10 @@ type Service struct {
 
 // view is what the loop publishes for readers after each pass.
 type view struct {
-	pools    map[string]berth.PoolStatus
-	clusters map[string]berth.Cluster // live clusters, Running and Cost filled
+	pools map[string]berth.PoolStatus
+	// running counts each live cluster's running jobs; the loop may hand
+	// the same map to many views (loop.running), so no one changes it.
+	running map[string]int
 	// outlook says why queued jobs wait and when they should start; the
 	// loop fills it again two passes later, so it is read only under mu.
 	outlook *lifecycle.Outlook
@@ -667,10 +669,10 @@ func (s *Service) clusterPool(ctx context.Context, id string) (berth.Cluster, *p
 // fill sets a cluster's derived fields.
 func (s *Service) fill(c *berth.Cluster) {
 	s.mu.Lock()
-	live, ok := s.view.clusters[c.ID]
+	n, ok := s.view.running[c.ID]
 	s.mu.Unlock()
 	if ok {
-		c.Running = live.Running
+		c.Running = n
 	}
 	c.Cost = c.CostAt(s.clock.Now())
 }

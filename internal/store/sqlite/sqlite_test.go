@@ -623,6 +623,94 @@ func TestCreateGroup(t *testing.T) {
 	}
 }
 
+// TestCreateMerged: a group whose calls all succeed is written as one
+// call, each call still answered with its own jobs in its order (a later
+// call's key held by an earlier call's job is a hit on it, judged by the
+// later call); a group with a failing call writes nothing merged and
+// answers no one, and createGroup then fails that call alone.
+func TestCreateMerged(t *testing.T) {
+	s := openTemp(t)
+	ctx := t.Context()
+	first, plain := job("job-a"), job("job-b")
+	plain.IdempotencyKey, plain.Labels = "", nil
+	sameKey := job("job-c")
+	sameKey.IdempotencyKey = first.IdempotencyKey
+	var judged []string
+	var group []*createReq
+	for _, jobs := range [][]berth.Job{{first}, {plain, sameKey}, {job("job-d")}} {
+		r, err := newCreateReq(ctx, jobs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.held = func(i int, holder *berth.Job) error {
+			judged = append(judged, fmt.Sprintf("%s held by %s", jobs[i].ID, holder.ID))
+			return nil
+		}
+		group = append(group, r)
+	}
+	if !s.createMerged(ctx, group) {
+		t.Fatal("a group of good calls was not merged")
+	}
+	want := [][]string{{"job-a+"}, {"job-b+", "job-a"}, {"job-d+"}}
+	var lastSeq int64
+	for k, r := range group {
+		res := <-r.done
+		if res.err != nil || len(res.jobs) != len(want[k]) {
+			t.Fatalf("call %d: %+v, error %v; want %v", k, res.jobs, res.err, want[k])
+		}
+		for i, sub := range res.jobs {
+			if !sub.Created {
+				if got := sub.Job.ID; got != want[k][i] {
+					t.Errorf("call %d job %d: a hit on %s, want %s", k, i, got, want[k][i])
+				}
+				continue
+			}
+			if want[k][i] != r.jobs[i].job.ID+"+" {
+				t.Errorf("call %d job %d: created %s, want %s", k, i, r.jobs[i].job.ID, want[k][i])
+			}
+			if sub.Job.Seq <= lastSeq {
+				t.Errorf("call %d job %d: Seq %d after %d", k, i, sub.Job.Seq, lastSeq)
+			}
+			lastSeq = sub.Job.Seq
+		}
+	}
+	if w := []string{"job-c held by job-a"}; !reflect.DeepEqual(judged, w) {
+		t.Errorf("judged %v, want %v", judged, w)
+	}
+	if d, err := s.GetJob(ctx, "job-d"); err != nil || d.Labels["dag_id"] != "d" {
+		t.Errorf("job-d stored as %+v, %v; want its labels", d, err)
+	}
+
+	// A repeated id fails the merged write whole: nothing of it stays.
+	var bad []*createReq
+	for _, j := range []berth.Job{job("job-x"), job("job-a")} {
+		j.IdempotencyKey = ""
+		r, err := newCreateReq(ctx, []berth.Job{j})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad = append(bad, r)
+	}
+	if s.createMerged(ctx, bad) {
+		t.Fatal("a group with a repeated id was merged")
+	}
+	for k, r := range bad {
+		if len(r.done) != 0 {
+			t.Errorf("call %d answered by a merge that failed", k)
+		}
+	}
+	if _, err := s.GetJob(ctx, "job-x"); !errors.Is(err, berth.ErrNotFound) {
+		t.Errorf("job-x after a failed merge: %v, want not found", err)
+	}
+	s.createGroup(bad)
+	if res := <-bad[0].done; res.err != nil || !res.jobs[0].Created {
+		t.Errorf("job-x alone: %+v, %v", res.jobs, res.err)
+	}
+	if res := <-bad[1].done; !errors.Is(res.err, berth.ErrConflict) {
+		t.Errorf("repeated job-a alone: %v, want a conflict", res.err)
+	}
+}
+
 func TestParseDSN(t *testing.T) {
 	cases := []struct {
 		dsn     string

@@ -132,6 +132,12 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*Store, error) {
 			"cache_size(-65536)",
 			// checkpointLoop checkpoints, not the commit (checkpoint.go).
 			"wal_autocheckpoint(0)",
+			// A statement that writes many rows inside a transaction keeps
+			// the pages it changes in a statement journal, to undo it
+			// alone should it fail; past 64 KiB that spills to a temporary
+			// file, a write call per page. In memory it costs none, and
+			// durability does not rest on it: the WAL is the journal.
+			"temp_store(MEMORY)",
 		},
 	})
 	w, err := sql.Open("sqlite", writeDSN)

@@ -220,11 +220,9 @@ func (l *loop) runOnce(ctx context.Context, now time.Time, p *Pass) error {
 	l.st.Begin(now)
 	// Cancel requests first, so that reports about a step we are stopping
 	// are read as the stop they are, not as a failure.
-	if l.s.pickUpDue(now) {
-		if err := l.pickUp(ctx); err != nil {
-			l.s.log.Error("pick up submissions", "err", err)
-			l.s.newsPending() // again at the next pass
-		}
+	if err := l.pickUp(ctx, l.s.pickUpDue(now)); err != nil {
+		l.s.log.Error("pick up submissions", "err", err)
+		l.s.newsPending() // again at the next pass
 	}
 	l.applyInputs()
 	if ids := l.st.Wanted(); len(ids) > 0 {
@@ -283,26 +281,24 @@ func (l *loop) failCommands(err error) {
 	l.pending = kept
 }
 
-// pickUp reads new submissions and cancel requests from the store.
-func (l *loop) pickUp(ctx context.Context) error {
+// pickUp takes in new submissions, and when due (pickUpDue) reads new
+// submissions and cancel requests from the store.
+func (l *loop) pickUp(ctx context.Context, due bool) error {
 	// The jobs the API stored come with its word, and need no read while
 	// they follow each other in Seq. A gap is a job stored without a word
 	// or whose word is still on its way: the rest is read from the store,
-	// as it is when no word came (the pick-up at each tick).
-	read := true
-	if fresh := l.s.takeFresh(); len(fresh) > 0 {
-		read = false
-		for _, j := range fresh {
-			if j.Seq <= l.lastSeq {
-				continue // loaded or read already
-			}
-			if j.Seq != l.lastSeq+1 {
-				read = true
-				break
-			}
-			l.lastSeq = j.Seq
-			l.st.Submitted(j)
+	// as it is when due.
+	read := due
+	for _, j := range l.s.takeFresh() {
+		if j.Seq <= l.lastSeq {
+			continue // loaded or read already
 		}
+		if j.Seq != l.lastSeq+1 {
+			read = true
+			break
+		}
+		l.lastSeq = j.Seq
+		l.st.Submitted(j)
 	}
 	for read {
 		jobs, err := l.s.store.JobsAfter(ctx, l.lastSeq, pickupBatch)
@@ -316,6 +312,9 @@ func (l *loop) pickUp(ctx context.Context) error {
 		if len(jobs) < pickupBatch {
 			break
 		}
+	}
+	if !due {
+		return nil // a word of new jobs says nothing of cancel requests
 	}
 	ids, err := l.s.store.CancelRequests(ctx)
 	if err != nil {

@@ -81,8 +81,8 @@ func (s *Service) post(in any) {
 	s.Wake()
 }
 
-// stored tells the loop that the API stored a submission or a cancel
-// request, and wakes it to pick them up.
+// stored tells the loop that the API stored what it must read (a cancel
+// request), and wakes it to pick that up.
 func (s *Service) stored() {
 	s.newsPending()
 	s.Wake()
@@ -97,7 +97,6 @@ func (s *Service) submitted(jobs ...berth.Job) {
 		j.Steps = slices.Clone(j.Steps)
 		s.run.fresh = append(s.run.fresh, j)
 	}
-	s.run.news = true
 	s.run.mu.Unlock()
 	s.Wake()
 }
@@ -122,7 +121,8 @@ func (s *Service) newsPending() {
 }
 
 // pickUpDue reports whether the pass should read new submissions and
-// cancel requests from the store: when the API says it stored some, and
+// cancel requests from the store: when the API says it stored something
+// its word does not carry (a cancel request), after a pick-up failed, and
 // at least once a tick in case something else wrote them.
 func (s *Service) pickUpDue(now time.Time) bool {
 	r := &s.run

@@ -53,11 +53,16 @@ func (s *State) behindWhole(j *berth.Job) bool {
 	return ok && j.Priority <= last.priority
 }
 
+// readAhead is how many dormant jobs a pool reads whole at least once it
+// must read any: a read costs about as much again per query as per job,
+// so a queue burning down a dozen jobs a pass reads once in many passes.
+const readAhead = 256
+
 // Wanted returns the ids of the dormant jobs to read whole before the next
 // Decide, pool by pool in placement order: those among the jobs a pass may
 // place (a pool's free slots, and headMargin more) or forecast
-// (forecastJobs). As a queue burns down, each pass reads about what the
-// one before placed, in one read.
+// (forecastJobs), and when there are any, those after them up to
+// readAhead in all.
 func (s *State) Wanted() []string {
 	var ids []string
 	var free map[string]int
@@ -69,13 +74,13 @@ func (s *State) Wanted() []string {
 		if free == nil {
 			free = s.freeSlots()
 		}
-		near, seen := free[name]+headMargin+forecastJobs, 0
+		near, seen, from := free[name]+headMargin+forecastJobs, 0, len(ids)
 		q.ready.Ascend(func(e entry) bool {
 			if e.job == nil {
 				ids = append(ids, e.id)
 			}
 			seen++
-			return seen < near
+			return seen < near || (len(ids) > from && len(ids)-from < readAhead)
 		})
 	}
 	return ids

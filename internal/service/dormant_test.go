@@ -32,8 +32,8 @@ func TestDormantQueue(t *testing.T) {
 	h := newVirtual(t, pool, booting, withStore(func(s store.Store) store.Store { return readsWhole{s, &read} }),
 		func(h *vharness, _ *sim.Options) { h.keepWhole = 2 })
 	// More than a pass reads whole at the head: headMargin and
-	// forecastJobs past the free slots.
-	const n = 1200
+	// forecastJobs past the free slots, and readAhead more.
+	const n = 1500
 	var jobs []berth.Job
 	for range n {
 		jobs = append(jobs, h.submit(berth.JobSpec{Steps: sleepSteps("1m")}))

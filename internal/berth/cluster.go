@@ -96,6 +96,15 @@ func (c *Cluster) Lifetime(now time.Time) time.Duration {
 	return end.Sub(c.CreatedAt)
 }
 
+// FreeSlots is how many more jobs the cluster takes with running jobs on
+// it: none unless it is ready.
+func (c *Cluster) FreeSlots(running int) int {
+	if c.State != ClusterReady {
+		return 0
+	}
+	return max(c.Slots-running, 0)
+}
+
 // CostAt is the cluster's cost at now: its lifetime times its price.
 func (c *Cluster) CostAt(now time.Time) float64 {
 	return c.Lifetime(now).Hours() * c.PricePerHour

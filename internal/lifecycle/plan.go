@@ -29,9 +29,7 @@ func (s *State) snapshot(now time.Time) scheduler.Snapshot {
 			continue
 		}
 		running := s.runningOn(c.C.ID)
-		if c.C.State == berth.ClusterReady {
-			free[c.C.Pool] += max(c.C.Slots-running, 0)
-		}
+		free[c.C.Pool] += c.C.FreeSlots(running)
 		snap.Clusters = append(snap.Clusters, scheduler.ClusterView{
 			ID: c.C.ID, Pool: c.C.Pool, State: c.C.State, Slots: c.C.Slots,
 			Running: running, CreatedAt: c.C.CreatedAt, IdleSince: c.C.IdleSince,
@@ -116,9 +114,7 @@ func (s *State) spared(c *Cluster, now time.Time) bool {
 func (s *State) freeSlots() map[string]int {
 	free := make(map[string]int, len(s.poolNames))
 	for _, c := range s.clusters {
-		if c.C.State == berth.ClusterReady {
-			free[c.C.Pool] += max(c.C.Slots-s.runningOn(c.C.ID), 0)
-		}
+		free[c.C.Pool] += c.C.FreeSlots(s.runningOn(c.C.ID))
 	}
 	return free
 }

@@ -117,18 +117,16 @@ func newPasses(s Snapshot, plan *Plan) []*pass {
 	}
 	slices.SortFunc(passes, func(a, b *pass) int { return strings.Compare(a.pool.Pool.Name, b.pool.Pool.Name) })
 
-	// One allocation for all the clusters; a snapshot whose clusters come
-	// in ID order (the loop's do) sorts in one comparison each.
+	// One allocation for all the clusters. A snapshot whose clusters come
+	// in ID order (the loop's do) costs the sort one pass: pdqsort finds
+	// sorted input in one.
 	cs := make([]cluster, len(s.Clusters))
 	all := make([]*cluster, len(s.Clusters))
 	for i, cv := range s.Clusters {
 		cs[i] = cluster{ClusterView: cv, state: cv.State, running: cv.Running, heapIndex: -1}
 		all[i] = &cs[i]
 	}
-	less := func(a, b *cluster) int { return compareClusters(&a.ClusterView, &b.ClusterView) }
-	if !slices.IsSortedFunc(all, less) {
-		slices.SortFunc(all, less)
-	}
+	slices.SortFunc(all, func(a, b *cluster) int { return compareClusters(&a.ClusterView, &b.ClusterView) })
 	byID := make(map[string]*cluster, len(all))
 	for _, c := range all {
 		if _, dup := byID[c.ID]; dup {

@@ -476,9 +476,7 @@ func (l *loop) publish(now time.Time, jobs map[string]bool) {
 		}
 		live[cc.Pool] += cc.CostAt(now)
 		ps.Clusters[cc.State]++
-		if cc.State == berth.ClusterReady {
-			ps.FreeSlots += max(cc.Slots-v.running[cc.ID], 0)
-		}
+		ps.FreeSlots += cc.FreeSlots(v.running[cc.ID])
 	}
 	for name, ps := range pools {
 		v.pools[name] = *ps

@@ -76,7 +76,9 @@ func newServer(root, bin, pids, name string, pools ...pool) (*server, error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	var b strings.Builder
 	// warn: the info line per step and cluster would cost the measurement.
-	fmt.Fprintf(&b, "listen: %s\nstore: sqlite://berth.db\nlog_level: warn\npools:\n", addr)
+	// The profiler costs nothing until asked, and lets a run be profiled
+	// live at /debug/pprof/.
+	fmt.Fprintf(&b, "listen: %s\nstore: sqlite://berth.db\nlog_level: warn\npprof: true\npools:\n", addr)
 	for _, p := range pools {
 		b.WriteString(p.yaml())
 	}

@@ -168,7 +168,8 @@ func (s *State) ApplyResult(r Result) {
 			s.fx.DirtyJobs[j.ID] = true
 			s.event(j.ID, c.C.ID, "step_submitted", fmt.Sprintf("attempt %d step %d submitted as %s", a.N, cur.Index, r.ID))
 		}
-		s.fx.Poke = append(s.fx.Poke, c.C.ID)
+		// The service has the cluster's watcher look as the call returns
+		// (service's act), sooner than a poke after this commit could.
 	case CallCancel:
 		// Sent; send again only if the step still runs a while from now.
 		s.retryAt[key] = now.Add(cancelResend)

@@ -28,7 +28,23 @@ func (l *loop) act(ctx context.Context, calls []lifecycle.Call) int {
 		prov := l.s.pools[cl.C.Pool].prov
 		req := provider.CreateRequest{ClusterID: cl.C.ID, Pool: cl.C.Pool, Slots: cl.C.Slots, Fallback: cl.C.Fallback}
 		pid := cl.C.ProviderID
-		if !l.s.spawn(func() { l.s.post(call(ctx, prov, pid, req, c)) }) {
+		var w *watcher
+		if c.Kind == lifecycle.CallSubmit {
+			w = l.watchers[cl.C.ID]
+		}
+		if !l.s.spawn(func() {
+			r := call(ctx, prov, pid, req, c)
+			l.s.post(r)
+			if w != nil && r.Err == nil {
+				// A quick step may have ended already. The watcher looks
+				// now, while the next pass records the submission, so
+				// that its end is in the pass after, not in one after
+				// that commit: a burn-down of short steps then takes
+				// two passes a job, not three. Posted first, the result
+				// is applied before anything this look reports.
+				w.poke()
+			}
+		}) {
 			// Stopping: the state on disk asks for this call again after
 			// the restart, and the provider makes it idempotent.
 			continue

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/berthhq/berth/internal/berth"
+	"github.com/berthhq/berth/internal/provider"
 	"github.com/berthhq/berth/internal/provider/sim"
 	"github.com/berthhq/berth/internal/store"
 	"github.com/berthhq/berth/internal/store/sqlite"
@@ -29,15 +30,23 @@ type wharness struct {
 	t    *testing.T
 	path string
 	prov *sim.Provider
+	// use is what the service is given as the pool's provider: prov, or
+	// what a wopt wrapped it in; wrap, when set, stands between the
+	// service and the store.
+	use  provider.Provider
+	wrap func(store.Store) store.Store
 	pool berth.Pool
 	st   store.Store
 	svc  *Service
 }
 
+// wopt changes a wall-clock harness before its service starts.
+type wopt func(h *wharness)
+
 // newWallClock starts a wall-clock harness whose sim clusters boot in a few
 // milliseconds and are polled every few. Steps run as their args say
 // (["sleep", "1h"] outlasts any test) unless opts has a Script.
-func newWallClock(t *testing.T, pool berth.Pool, opts sim.Options) *wharness {
+func newWallClock(t *testing.T, pool berth.Pool, opts sim.Options, wopts ...wopt) *wharness {
 	t.Helper()
 	if opts.Primary == (sim.Model{}) {
 		opts.Primary = sim.Model{BootTime: sim.Fixed(5 * time.Millisecond)}
@@ -47,7 +56,10 @@ func newWallClock(t *testing.T, pool berth.Pool, opts sim.Options) *wharness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &wharness{t: t, path: filepath.Join(t.TempDir(), "berth.db"), prov: p, pool: pool}
+	h := &wharness{t: t, path: filepath.Join(t.TempDir(), "berth.db"), prov: p, use: p, pool: pool}
+	for _, o := range wopts {
+		o(h)
+	}
 	h.start()
 	t.Cleanup(h.stop)
 	return h
@@ -61,8 +73,12 @@ func (h *wharness) start() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	var use store.Store = st
+	if h.wrap != nil {
+		use = h.wrap(st)
+	}
 	svc, err := New(Options{
-		Store: st, Pools: []Pool{{Pool: h.pool, Provider: h.prov}}, Log: slog.New(slog.DiscardHandler),
+		Store: use, Pools: []Pool{{Pool: h.pool, Provider: h.use}}, Log: slog.New(slog.DiscardHandler),
 		Tick: 50 * time.Millisecond, RetryBackoff: 20 * time.Millisecond,
 	})
 	if err != nil {

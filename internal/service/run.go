@@ -88,14 +88,28 @@ func (s *Service) stored() {
 	s.Wake()
 }
 
-// submitted tells the loop of jobs the API stored, and wakes it to take
-// them. Each copy gets steps of its own, since the loop changes their
-// states; the rest of a submission never changes.
-func (s *Service) submitted(jobs ...berth.Job) {
+// submitted tells the loop of the jobs a submission created (those of out
+// with Created), and wakes it to take them. Each copy gets steps of its
+// own, since the loop changes their states; the rest of a submission never
+// changes.
+func (s *Service) submitted(out ...berth.Submitted) {
+	n := 0
+	for i := range out {
+		if out[i].Created {
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
 	s.run.mu.Lock()
-	for _, j := range jobs {
-		j.Steps = slices.Clone(j.Steps)
-		s.run.fresh = append(s.run.fresh, j)
+	s.run.fresh = slices.Grow(s.run.fresh, n)
+	for i := range out {
+		if out[i].Created {
+			j := out[i].Job
+			j.Steps = slices.Clone(j.Steps)
+			s.run.fresh = append(s.run.fresh, j)
+		}
 	}
 	s.run.mu.Unlock()
 	s.Wake()

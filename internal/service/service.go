@@ -349,7 +349,7 @@ func (s *Service) Submit(ctx context.Context, spec berth.JobSpec) (berth.Job, bo
 		return berth.Job{}, false, fmt.Errorf("submit: %w", err)
 	}
 	if created {
-		s.submitted(job)
+		s.submitted(berth.Submitted{Job: job, Created: true})
 	} else if field := spec.Mismatch(&job); field != "" {
 		return berth.Job{}, false, berth.IdempotencyConflict(spec.IdempotencyKey, job.ID, field)
 	}
@@ -382,15 +382,7 @@ func (s *Service) SubmitBatch(ctx context.Context, specs []berth.JobSpec) ([]ber
 	if err != nil {
 		return nil, fmt.Errorf("submit batch: %w", err)
 	}
-	var created []berth.Job
-	for i := range out {
-		if out[i].Created {
-			created = append(created, out[i].Job)
-		}
-	}
-	if len(created) > 0 {
-		s.submitted(created...)
-	}
+	s.submitted(out...)
 	for i := range out {
 		s.annotate(&out[i].Job)
 	}

@@ -204,7 +204,7 @@ func scanJob(sc scanner) (berth.Job, error) {
 }
 
 // jobWriteCols are the columns CreateJob writes from a job, in the order
-// of jobWriteArgs: all but what only the store sets (seq, id, created_at
+// of appendJobWriteArgs: all but what only the store sets (seq, id, created_at
 // and cancel_requested).
 var jobWriteCols = []string{
 	"pool", "name", "steps", "priority", "affinity", "affinity_required",
@@ -213,14 +213,15 @@ var jobWriteCols = []string{
 	"user_failures", "infra_failures", "cost", "execution_role_arn", "then_hints",
 }
 
-// steps and labels come encoded: CreateJob needs their text too.
-func jobWriteArgs(e *encoder, j *berth.Job, steps string, labels any) []any {
-	return []any{
+// appendJobWriteArgs appends the values of jobWriteCols to args. Steps and
+// labels come encoded: CreateJob needs their text too.
+func appendJobWriteArgs(args []any, e *encoder, j *berth.Job, steps string, labels any) []any {
+	return append(args,
 		j.Pool, j.Name, steps, j.Priority, j.Affinity, j.AffinityRequired,
 		j.Retries, j.MaxInfraRetries, int64(j.Timeout), string(j.Resume), nullString(j.IdempotencyKey), labels,
 		string(j.State), j.ClusterID, string(j.Reason), e.time(j.StartedAt), e.time(j.EndedAt), e.time(j.NotBefore),
 		j.UserFailures, j.InfraFailures, j.Cost, j.ExecutionRoleArn, e.hints(j.Then),
-	}
+	)
 }
 
 // jobRunCols are the columns Commit writes: a job's run state, in the

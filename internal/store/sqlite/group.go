@@ -49,7 +49,9 @@ func (r *createReq) op() string {
 
 // newJob is one job of a call, encoded.
 type newJob struct {
-	job    berth.Job
+	// job is the caller's, or a copy where the store fills in its state:
+	// a batch's jobs are not copied again.
+	job    *berth.Job
 	steps  string // as stored
 	args   []any
 	labels any

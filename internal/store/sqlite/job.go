@@ -57,7 +57,7 @@ func (s *Store) CreateJobs(ctx context.Context, jobs []berth.Job, held func(int,
 			continue
 		}
 		seq := res[i].Job.Seq
-		res[i].Job = req.jobs[i].job
+		res[i].Job = *req.jobs[i].job
 		res[i].Job.Seq = seq
 		if err := normalizeNew(&res[i].Job, req.jobs[i].steps); err != nil {
 			return nil, fmt.Errorf("sqlite: create job %s: %w", res[i].Job.ID, err)
@@ -71,25 +71,29 @@ func (s *Store) CreateJobs(ctx context.Context, jobs []berth.Job, held func(int,
 func newCreateReq(ctx context.Context, jobs []berth.Job) (*createReq, error) {
 	req := &createReq{ctx: ctx, jobs: make([]newJob, len(jobs)), done: make(chan createResult, 1)}
 	var enc encoder
-	for i, job := range jobs {
+	for i := range jobs {
+		job := &jobs[i]
 		if job.ID == "" {
 			return nil, fmt.Errorf("sqlite: create job: %w: empty id", berth.ErrInvalid)
 		}
-		if err := store.CheckStarted(&job); err != nil {
+		if err := store.CheckStarted(job); err != nil {
 			return nil, fmt.Errorf("sqlite: create job: %w", err)
 		}
 		if job.State == "" {
-			job.State = berth.JobQueued
+			c := *job
+			c.State = berth.JobQueued
+			job = &c
 		}
 		labels, steps := enc.labels(job.Labels), enc.json(job.Steps)
+		args := make([]any, 0, 2+len(jobWriteCols))
 		nj := newJob{
 			job:    job,
 			steps:  steps,
-			args:   append([]any{job.ID, enc.time(job.CreatedAt)}, jobWriteArgs(&enc, &job, steps, labels)...),
+			args:   appendJobWriteArgs(append(args, job.ID, enc.time(job.CreatedAt)), &enc, job, steps, labels),
 			labels: labels,
 		}
 		if !job.State.Terminal() {
-			ev := store.QueuedEvent(&job)
+			ev := store.QueuedEvent(job)
 			nj.event = []any{enc.time(ev.At), ev.JobID, ev.ClusterID, ev.Kind, ev.Message}
 		}
 		for k := range job.Attempts {

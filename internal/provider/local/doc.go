@@ -30,7 +30,6 @@
 //	                                   runs the command (empty; created by the wrapper)
 //	        stdout, stderr             the process's output
 //	        exit                       "<code> <token>", written by the wrapper
-//	                                   (exit.tmp + rename)
 //	        cancelled                  marker: when CancelStep was asked
 //	        start_error                why the process could not be started
 //	<Dir>/workdirs/<clusterID>/<stepID>/ the working directory of a step whose spec

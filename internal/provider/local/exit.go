@@ -48,7 +48,7 @@ func tokenHash(token string) string {
 // exitRecord is what readExit makes of a step's exit file.
 type exitRecord struct {
 	code int
-	// at is the file's time: when the wrapper renamed it into place.
+	// at is the file's time: when the wrapper wrote it.
 	at time.Time
 	// ok says the file holds an exit code and the token of that outcome,
 	// so the step's wrapper wrote it and the code is the step's.
@@ -71,7 +71,7 @@ func readExit(dir string, pr procRecord) (exitRecord, error) {
 	}
 	r := exitRecord{at: fi.ModTime().UTC()}
 	if !fi.Mode().IsRegular() {
-		// The wrapper renames a file it wrote; a directory or a link
+		// The wrapper writes a regular file; a directory or a link
 		// there is someone else's.
 		r.forged = true
 		return r, nil

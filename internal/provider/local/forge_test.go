@@ -22,7 +22,8 @@ import (
 // the fence (it writes only under it: the provider's Dir), how it looks
 // (see TestStepCannotForgeItsExit), a file to list what it forged in, and
 // a file whose appearance lets it end. An exit file it forges also gets an
-// exit.tmp directory beside it, which keeps the wrapper from replacing it.
+// exit.tmp directory beside it, which kept the wrapper of an earlier
+// version, which wrote exit.tmp and renamed it, from replacing it.
 const forger = `fence=$1 how=$2 marker=$3 release=$4 forged=
 forge() {
 	case $1 in "$fence"|"$fence"/*) ;; *) return 0 ;; esac
@@ -92,18 +93,20 @@ func TestStepCannotForgeItsExit(t *testing.T) {
 			name: "in its working directory, the ones above it and the paths of its environment", how: "near",
 			code: 1, message: "exited with code 1",
 		},
+		// A forgery that comes before the step's end is written over by
+		// the wrapper's own record: the step's true code.
 		{
 			// What it may find out: its output goes to its record dir.
 			name: "in its record directory, found through its stdout", how: "records",
-			reaches: true, code: -1, message: local.MessageForgedExit,
+			reaches: true, code: 1, message: "exited with code 1",
 		},
 		{
 			name: "with the token hash from its record", how: "hash",
-			reaches: true, code: -1, message: local.MessageForgedExit,
+			reaches: true, code: 1, message: "exited with code 1",
 		},
 		{
 			name: "in every directory under the provider's", how: "everything",
-			reaches: true, code: -1, message: local.MessageForgedExit,
+			reaches: true, code: 1, message: "exited with code 1",
 		},
 		{
 			name: "after the wrapper, with the token the wrapper wrote", how: "later",
@@ -223,5 +226,37 @@ func TestStepIsNotToldWhereItsRecordsAre(t *testing.T) {
 		if h := hex.EncodeToString(sum[:]); h == hashes.OK || h == hashes.Fail {
 			t.Fatalf("the step saw an exit token in its environment:\n%s", logs.Stdout)
 		}
+	}
+}
+
+// TestStepCannotRedirectOrBlockItsExit: a step that puts a link or a pipe
+// where its wrapper writes the exit file, and then succeeds, is reported
+// failed: the wrapper writes through neither, so it neither blocks on the
+// pipe nor writes into the file the link names.
+func TestStepCannotRedirectOrBlockItsExit(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ name, make string }{
+		{"a link", `ln -s "$2" "$records/exit"`},
+		{"a pipe", `mkfifo "$records/exit"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			p := newProvider(t, local.Options{Dir: dir})
+			cluster := providertest.CreateReady(t, p, deadline)
+			target := filepath.Join(t.TempDir(), "target")
+			if err := os.WriteFile(target, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			script := `records=$(dirname "$(readlink /proc/$$/fd/1)"); ` + tt.make + ` || exit 3; exit 0`
+			id := submit(t, p, cluster, providertest.NewStepName(), sh(script, "step", target))
+			s := providertest.WaitStep(t, p, cluster, id, deadline, "ended", providertest.Terminal)
+			if s.State != berth.StepFailed || !strings.HasPrefix(s.Message, local.MessageForgedExit) {
+				t.Fatalf("the step ended %s, want failed: %s", providertest.Format(s), local.MessageForgedExit)
+			}
+			if b, err := os.ReadFile(target); err != nil || len(b) != 0 {
+				t.Fatalf("the link's target holds %q (err %v), want it untouched", b, err)
+			}
+		})
 	}
 }

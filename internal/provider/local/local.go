@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync/atomic"
 	"syscall"
@@ -75,9 +74,6 @@ type Provider struct {
 	pollInterval     time.Duration
 	clock            clock.Clock
 	log              *slog.Logger
-	// mv is the absolute path of mv, resolved once from the server's PATH
-	// so that a step's own PATH cannot break the wrapper's final rename.
-	mv string
 	// procfs is false where /proc is missing: liveness then rests on
 	// signal 0 alone.
 	procfs bool
@@ -129,7 +125,6 @@ func New(opts Options) (*Provider, error) {
 		pollInterval:     opts.PollInterval,
 		clock:            opts.Clock,
 		log:              opts.Log,
-		mv:               "mv",
 		startTimeout:     startTimeout,
 		stepLockWait:     stepLockWait,
 		finished:         newFinishedSteps(),
@@ -145,11 +140,6 @@ func New(opts Options) (*Provider, error) {
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
-	}
-	if mv, err := exec.LookPath("mv"); err == nil {
-		if abs, err := filepath.Abs(mv); err == nil {
-			p.mv = abs
-		}
 	}
 	if _, err := os.Stat("/proc/self/stat"); err == nil {
 		p.procfs = true

@@ -23,10 +23,10 @@ import (
 	"github.com/berthhq/berth/internal/provider"
 )
 
-// wrapper runs a step's argv behind a start gate and records its exit code
-// atomically. Its arguments are the step's record directory, the path of
-// mv, then the argv; it starts in the step's working directory, which is
-// never the record directory (see doc.go).
+// wrapper runs a step's argv behind a start gate and records its exit code.
+// Its arguments are the step's record directory, then the argv; it starts
+// in the step's working directory, which is never the record directory
+// (see doc.go).
 //
 // The gate: the wrapper's stdin is a pipe from the server, and it runs
 // nothing until it reads the line "go <ok> <fail>", which the server writes
@@ -44,9 +44,19 @@ import (
 // same, because one the step's environment already had (or a shell option
 // such as allexport) would be exported. The wrapper's variables have names
 // of their own (_berth_*), so that unsetting them takes nothing from the
-// step's environment that a step would miss, and it keeps its other
-// values (the record directory, mv) in positional parameters, which never
-// reach the step's environment.
+// step's environment that a step would miss, and it keeps the record
+// directory in a positional parameter, which never reaches the step's
+// environment.
+//
+// The exit file is written in place by the shell itself, with no mv: a
+// step then starts two programs (the shell and the argv), not three, and
+// starting a program is most of what a short step costs. A reader can
+// meet the file half written, but only while the wrapper lives, and while
+// it lives an exit file that does not check out counts as none (see
+// exitTokens); once the wrapper has ended, the file is whole. What a step
+// puts at that path first cannot turn into a success either: the write
+// replaces a regular file's text, and the wrapper writes through nothing
+// else (a link, a pipe it would block on), which reads as forged.
 //
 // The argv runs in a subshell that execs it, so that it is a process of
 // its own (a builtin such as exit or exec cannot end the wrapper before it
@@ -54,9 +64,10 @@ import (
 // shell's "not found" on stderr.
 const wrapper = `IFS=' ' read -r _berth_go _berth_ok _berth_fail && [ "$_berth_go" = go ] || exit 125; ` +
 	`: >"$1/ran" || exit 125; exec 3>&-; ` +
-	`(unset _berth_go _berth_ok _berth_fail; shift 2; exec "$@") </dev/null; _berth_c=$?; ` +
+	`(unset _berth_go _berth_ok _berth_fail; shift; exec "$@") </dev/null; _berth_c=$?; ` +
 	`if [ "$_berth_c" = 0 ]; then _berth_t=$_berth_ok; else _berth_t=$_berth_fail; fi; ` +
-	`printf '%d %s\n' "$_berth_c" "$_berth_t" >"$1/exit.tmp" && "$2" -f "$1/exit.tmp" "$1/exit"; exit "$_berth_c"`
+	`if [ ! -h "$1/exit" ] && { [ ! -e "$1/exit" ] || [ -f "$1/exit" ]; }; then ` +
+	`printf '%d %s\n' "$_berth_c" "$_berth_t" >"$1/exit"; fi; exit "$_berth_c"`
 
 // startTimeout bounds how long the server waits for a wrapper to take the
 // go line and answer: a shell reading one line takes milliseconds, so a
@@ -428,7 +439,7 @@ func (p *Provider) start(clusterID, id, dir string, lock *os.File, spec *stepSpe
 	defer ackR.Close()
 	tokens := newExitTokens()
 
-	args := append([]string{"-c", wrapper, "berth-step", dir, p.mv}, spec.Argv...)
+	args := append([]string{"-c", wrapper, "berth-step", dir}, spec.Argv...)
 	cmd := exec.Command("/bin/sh", args...)
 	// Never the record directory: what the step writes where it runs must
 	// not be able to stand for what the wrapper records.
@@ -885,8 +896,9 @@ func (p *Provider) deriveStep(c *clusterRecord, id string) stepView {
 		if !alive {
 			// The wrapper writes the code and then exits: look again, or
 			// a step that just finished would read as vanished. An
-			// exit.tmp seen first is a rename that a dead wrapper's mv
-			// may still make; without one, no exit file can ever come.
+			// exit.tmp seen first is a rename that the mv of a dead
+			// wrapper of an earlier version may still make; without one,
+			// no exit file can ever come.
 			pending = exists(filepath.Join(dir, "exit.tmp"))
 			exit, exitErr = readExit(dir, pr)
 		}

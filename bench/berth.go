@@ -16,7 +16,7 @@ const backlogBatch = 1000
 // startServer starts a berth serve of these pools and waits until each has
 // its min_clusters ready.
 func (s *suite) startServer(ctx context.Context, name string, pools ...pool) (*server, error) {
-	srv, err := newServer(s.root, s.bin, s.pids, name, pools...)
+	srv, err := newServer(s.work, s.bin, s.pids, name, pools...)
 	if err != nil {
 		return nil, err
 	}

@@ -55,7 +55,12 @@ var quickOptions = options{
 
 // suite is one run: where it works, the berth binary, and what it found.
 type suite struct {
-	root string // temporary; every server and database gets a directory in it
+	// work gets a directory for every server and database, all deleted
+	// together once the last measurement is done: deleting a run's
+	// thousands of files makes the file system slower at creating files
+	// for a while (ext4 walks past recently freed inodes), which the next
+	// measurement would pay for.
+	work string
 	bin  string
 	pids string // a file per running server, named by its pid, for bench/run's trap
 	opt  options
@@ -129,10 +134,14 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	s := &suite{root: root, bin: abs, pids: filepath.Join(root, "pids"), opt: o, res: newResults()}
+	s := &suite{bin: abs, pids: filepath.Join(root, "pids"), opt: o, res: newResults()}
 	if err := os.MkdirAll(s.pids, 0o755); err != nil {
 		return err
 	}
+	if s.work, err = os.MkdirTemp(root, "work-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(s.work)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -39,8 +39,7 @@ func (noopWorker) Work(context.Context, *river.Job[noop]) error { return nil }
 // own (internal/store/sqlite: WAL, synchronous=FULL, busy_timeout 10s,
 // foreign keys, IMMEDIATE transactions), with River's migrations applied.
 type riverDB struct {
-	dir string
-	db  *sql.DB
+	db *sql.DB
 }
 
 func openRiver(ctx context.Context, root, name string) (*riverDB, error) {
@@ -60,7 +59,7 @@ func openRiver(ctx context.Context, root, name string) (*riverDB, error) {
 	// connection, or its concurrent maintenance work fails with SQLITE_BUSY.
 	// Berth too writes through one connection.
 	db.SetMaxOpenConns(1)
-	r := &riverDB{dir: dir, db: db}
+	r := &riverDB{db: db}
 	// A pragma the driver did not apply would make River's commits cheaper
 	// than Berth's: check the ones that cost.
 	var mode string
@@ -89,10 +88,8 @@ func openRiver(ctx context.Context, root, name string) (*riverDB, error) {
 	return r, nil
 }
 
-func (r *riverDB) close() {
-	_ = r.db.Close()
-	_ = os.RemoveAll(r.dir)
-}
+// close closes the database; its directory goes with the suite's work.
+func (r *riverDB) close() { _ = r.db.Close() }
 
 // client is a River client of the database; with workers > 0 it works the
 // default queue with that many workers once started.
@@ -130,7 +127,7 @@ func insertMany(ctx context.Context, c *river.Client[*sql.Tx], n int) error {
 func (s *suite) riverBurnDown(ctx context.Context, workers int) error {
 	key := fmt.Sprintf("river.burn%d", workers)
 	n := s.opt.burnJobs
-	r, err := openRiver(ctx, s.root, "river-burn")
+	r, err := openRiver(ctx, s.work, "river-burn")
 	if err != nil {
 		return err
 	}
@@ -226,7 +223,7 @@ func (s *suite) riverInserts(ctx context.Context) error {
 }
 
 func (s *suite) withRiverClient(ctx context.Context, name string, f func(*river.Client[*sql.Tx]) error) error {
-	r, err := openRiver(ctx, s.root, name)
+	r, err := openRiver(ctx, s.work, name)
 	if err != nil {
 		return err
 	}

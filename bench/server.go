@@ -183,12 +183,11 @@ func (s *server) kill() {
 
 // close stops the server and removes its directory: a million jobs' store
 // is not worth keeping on disk once measured.
+// close stops the server; its directory goes with the suite's work.
 func (s *server) close() {
 	if _, err := s.stop(); err != nil {
 		s.kill()
 	}
-
-	_ = os.RemoveAll(s.dir)
 }
 
 // pid is the running server's process id.

@@ -93,17 +93,9 @@ func (s *Service) stored() {
 // own, since the loop changes their states; the rest of a submission never
 // changes.
 func (s *Service) submitted(out ...berth.Submitted) {
-	n := 0
-	for i := range out {
-		if out[i].Created {
-			n++
-		}
-	}
-	if n == 0 {
-		return
-	}
 	s.run.mu.Lock()
-	s.run.fresh = slices.Grow(s.run.fresh, n)
+	s.run.fresh = slices.Grow(s.run.fresh, len(out))
+	had := len(s.run.fresh)
 	for i := range out {
 		if out[i].Created {
 			j := out[i].Job
@@ -111,8 +103,11 @@ func (s *Service) submitted(out ...berth.Submitted) {
 			s.run.fresh = append(s.run.fresh, j)
 		}
 	}
+	added := len(s.run.fresh) > had
 	s.run.mu.Unlock()
-	s.Wake()
+	if added {
+		s.Wake()
+	}
 }
 
 // takeFresh hands the loop the jobs the API stored since it last took

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,6 +25,7 @@ type looks struct {
 
 	mu        sync.Mutex
 	submitted bool
+	once      sync.Once
 	looked    chan struct{} // closed by that ListSteps
 }
 
@@ -52,11 +54,7 @@ func (p *looks) SubmitStep(ctx context.Context, clusterID string, req provider.S
 func (p *looks) ListSteps(ctx context.Context, clusterID string) ([]provider.Step, error) {
 	p.mu.Lock()
 	if p.submitted {
-		select {
-		case <-p.looked:
-		default:
-			close(p.looked)
-		}
+		p.once.Do(func() { close(p.looked) })
 	}
 	p.mu.Unlock()
 	return p.Provider.ListSteps(ctx, clusterID)
@@ -72,16 +70,12 @@ type holdsSubmissions struct {
 }
 
 func (s holdsSubmissions) Commit(ctx context.Context, b store.Batch) error {
-	for _, ev := range b.Events {
-		if ev.Kind != "step_submitted" {
-			continue
-		}
+	if slices.ContainsFunc(b.Events, func(ev berth.Event) bool { return ev.Kind == "step_submitted" }) {
 		select {
 		case <-s.looked:
 		case <-time.After(deadline / 2):
 			s.late.Store(true)
 		}
-		break
 	}
 	return s.Store.Commit(ctx, b)
 }
